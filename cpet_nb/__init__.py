@@ -1,0 +1,30 @@
+"""cpet_nb: batch analysis of cardiopulmonary exercise test (CPET) files.
+
+The public API::
+
+    import cpet_nb
+    result = cpet_nb.analyze("test.csv")        # one test -> FileResult
+    record = cpet_nb.read("test.csv")           # one file -> CPETRecord (canonical units)
+    table = cpet_nb.results_table([result])     # results -> pandas DataFrame
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from . import datasets
+from .analysis import analyze, analyze_record
+from .domains import DomainCurves
+from .findings import CODES, CPETError, Finding, Severity, UnsupportedFormat
+from .io import read, readers
+from .record import CANONICAL_UNITS, CPETRecord, Metadata
+from .result import RESULT_COLUMNS, FileResult, Threshold, results_table
+
+try:
+    __version__ = version("cpet-nb")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0+unknown"
+
+__all__ = [
+    "CANONICAL_UNITS", "CODES", "CPETError", "CPETRecord", "DomainCurves", "FileResult",
+    "Finding", "Metadata", "RESULT_COLUMNS", "Severity", "Threshold", "UnsupportedFormat",
+    "analyze", "analyze_record", "datasets", "read", "readers", "results_table",
+]

@@ -1,0 +1,100 @@
+"""``analyze``: one test in, one :class:`~cpet_nb.result.FileResult` out."""
+
+from __future__ import annotations
+
+import os
+
+from .findings import CPETError, Finding, Severity, has_errors
+from .io import DEFAULT_MAX_FILE_BYTES, read
+from .measures import VO2PEAK_WINDOW_S, vo2peak_ml_min
+from .model import OxynetModel, get_model
+from .pipeline import model_thresholds
+from .record import CPETRecord
+from .result import FileResult
+from .validate import screen_values, threshold_blockers
+
+
+def analyze(source: str | os.PathLike | CPETRecord, *, model: OxynetModel | None = None,
+            format: str | None = None, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+            vo2peak_window_s: int = VO2PEAK_WINDOW_S) -> FileResult:
+    """Analyse one CPET test: thresholds, domain curves, VO2peak and findings.
+
+    Input problems never raise: they come back as a result with ``status="error"`` and a
+    finding that says what is wrong.
+
+    Parameters
+    ----------
+    source : str, path-like or CPETRecord
+        A file in any supported format (see :func:`cpet_nb.io.readers`) or a record.
+    model : OxynetModel, optional
+        Defaults to the process-wide model (:func:`cpet_nb.model.get_model`).
+    format : str, optional
+        Reader name, to skip content detection.
+    max_file_bytes : int
+        Larger files are refused.
+    vo2peak_window_s : int
+        Moving-average window for VO2peak (s).
+
+    Returns
+    -------
+    FileResult
+
+    Examples
+    --------
+    >>> import cpet_nb
+    >>> result = cpet_nb.analyze(cpet_nb.datasets.pyoxynet_tests()[0])
+    >>> result.status, result.vt1.time_s < result.vt2.time_s
+    ('ok', True)
+    """
+    if isinstance(source, CPETRecord):
+        record, file = source, source.name
+    else:
+        file = os.fspath(source)
+        try:
+            record = read(source, format=format, max_file_bytes=max_file_bytes)
+        except CPETError as exc:
+            return FileResult.failed(file, [exc.finding])
+    return analyze_record(record, file=file, model=model, vo2peak_window_s=vo2peak_window_s)
+
+
+def analyze_record(record: CPETRecord, *, file: str | None = None,
+                   model: OxynetModel | None = None,
+                   vo2peak_window_s: int = VO2PEAK_WINDOW_S) -> FileResult:
+    """:func:`analyze` for a record already read."""
+    file = file or record.name
+    record, screen_findings = screen_values(record)
+    findings = list(record.findings) + screen_findings
+    if has_errors(findings):
+        return FileResult.failed(file, findings, record.metadata)
+    model = model or get_model()
+    result = FileResult(file=file, status="ok", metadata=record.metadata,
+                        duration_s=record.duration_s, model_version=model.info.version)
+    result.vo2peak_ml_min = vo2peak_ml_min(record.data["t"].to_numpy(),
+                                           record.data["VO2"].to_numpy(), vo2peak_window_s)
+    blockers = threshold_blockers(record)
+    findings += blockers
+    if not blockers:
+        try:
+            result.curves, result.vt1, result.vt2, model_findings = model_thresholds(record, model)
+            findings += model_findings
+        except CPETError as exc:
+            findings.append(exc.finding)
+    result.findings = findings
+    result.status = FileResult.status_for(findings)
+    return result
+
+
+def analyze_isolated(source: str | os.PathLike | CPETRecord, **kwargs) -> FileResult:
+    """:func:`analyze`, with any unexpected exception turned into an ``internal-error`` result.
+
+    For batch work: one file's bug must not stop the others. Input problems are already
+    findings in :func:`analyze`; what this catches is a defect, reported with its type and
+    message so it can be fixed.
+    """
+    try:
+        return analyze(source, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - isolation is the point
+        file = source.name if isinstance(source, CPETRecord) else os.fspath(source)
+        finding = Finding("internal-error", Severity.ERROR,
+                          f"{type(exc).__name__}: {exc}", file=file)
+        return FileResult.failed(file, [finding])

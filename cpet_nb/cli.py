@@ -1,0 +1,122 @@
+"""The ``cpet-nb`` command line: a thin shell over the Python API."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__, datasets
+from .analysis import analyze_isolated
+from .export import write_table
+from .inputs import expand_inputs
+from .io import DEFAULT_MAX_FILE_BYTES, readers
+from .model import RuntimeMissing, get_model
+from .result import FileResult, results_table
+
+
+def _analyze_many(paths: Sequence[str], output: Path, max_file_bytes: int, quiet: bool
+                  ) -> tuple[list[FileResult], int]:
+    """Analyse ``paths``; write the table; return results and the exit code."""
+    inputs = expand_inputs(paths, max_file_bytes)
+    if not inputs.files:
+        print(f"cpet-nb: no CPET files found in {' '.join(paths)}"
+              + (f" ({len(inputs.skipped)} unrecognised file(s) skipped)" if inputs.skipped
+                 else ""), file=sys.stderr)
+        return [], 1
+    try:
+        get_model()  # fail once, clearly, rather than once per file
+    except RuntimeMissing as exc:
+        print(f"cpet-nb: {exc}", file=sys.stderr)
+        return [], 1
+    results = []
+    start = time.perf_counter()
+    for i, item in enumerate(inputs.files, 1):
+        result = analyze_isolated(item.path, max_file_bytes=max_file_bytes)
+        results.append(result)
+        if not quiet:
+            print(f"[{i}/{len(inputs.files)}] {result.status:7s} {item.path}", file=sys.stderr)
+            for finding in result.findings:
+                if finding.severity.value != "info":
+                    print(f"          {finding}", file=sys.stderr)
+    write_table(results_table(results), output)
+    counts = Counter(r.status for r in results)
+    elapsed = time.perf_counter() - start
+    summary = (f"{len(results)} file(s) in {elapsed:.1f} s: {counts['ok']} ok, "
+               f"{counts['warning']} warning, {counts['error']} error")
+    if inputs.skipped:
+        summary += f"; skipped {len(inputs.skipped)} unrecognised file(s) found in folders"
+    print(f"{summary}. Results: {output}", file=sys.stderr)
+    if counts["error"] == len(results):
+        print("cpet-nb: no file could be analysed; see the findings above", file=sys.stderr)
+        return results, 1
+    return results, 0
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    _, code = _analyze_many(args.paths, Path(args.output), args.max_file_mb * 1_000_000,
+                            args.quiet)
+    return code
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    tests = datasets.pyoxynet_tests()
+    if args.limit:
+        tests = tests[: args.limit]
+    results, code = _analyze_many([str(p) for p in tests], out / "results.csv",
+                                  DEFAULT_MAX_FILE_BYTES, args.quiet)
+    if results:
+        from .plots import save_report
+
+        report = save_report(results, out / "report.html",
+                             title="cpet_nb demo: pyoxynet's bundled real tests")
+        print(f"Plot: {report} (open it in a browser; works offline)", file=sys.stderr)
+    return code
+
+
+def _cmd_formats(args: argparse.Namespace) -> int:
+    for reader in readers():
+        print(f"{reader.name:16s} {reader.description}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``cpet-nb``."""
+    parser = argparse.ArgumentParser(
+        prog="cpet-nb", description="Batch analysis of CPET files (VT1/VT2, VO2peak, findings).")
+    parser.add_argument("--version", action="version", version=f"cpet-nb {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    analyze = sub.add_parser("analyze", help="analyse files, folders or globs into a table")
+    analyze.add_argument("paths", nargs="+", help="files, folders (searched recursively) or globs")
+    analyze.add_argument("-o", "--output", default="results.csv",
+                         help="results table, .csv or .json (default: results.csv)")
+    analyze.add_argument("--max-file-mb", type=float, default=DEFAULT_MAX_FILE_BYTES / 1e6,
+                         help="refuse larger files (default: %(default)g MB)")
+    analyze.add_argument("-q", "--quiet", action="store_true", help="only the summary")
+    analyze.set_defaults(func=_cmd_analyze)
+
+    demo = sub.add_parser("demo", help="analyse pyoxynet's 139 bundled real tests")
+    demo.add_argument("--out", default="demo-output",
+                      help="folder for results.csv and report.html (default: demo-output)")
+    demo.add_argument("--limit", type=int, default=0, help="only the first N tests")
+    demo.add_argument("-q", "--quiet", action="store_true", help="only the summary")
+    demo.set_defaults(func=_cmd_demo)
+
+    formats = sub.add_parser("formats", help="list the formats cpet-nb reads")
+    formats.set_defaults(func=_cmd_formats)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``cpet-nb``; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

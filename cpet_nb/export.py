@@ -1,0 +1,48 @@
+"""Writing results tables to files safely."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+#: First characters that make a spreadsheet treat a cell as a formula (OWASP CSV injection).
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise_formulas(table: pd.DataFrame) -> pd.DataFrame:
+    """A copy in which text cells that a spreadsheet would run as formulas start with ``'``.
+
+    Only text cells change; numbers (including negative ones) are left alone.
+    """
+    out = table.copy()
+    for column in out.columns:
+        if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
+            out[column] = out[column].map(
+                lambda v: "'" + v if isinstance(v, str) and v.startswith(FORMULA_PREFIXES) else v)
+    return out
+
+
+def write_table(table: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Write a results table as CSV (``.csv``) or JSON records (``.json``).
+
+    The file is written to a temporary name and renamed, so a reader never sees half a table.
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".json"):
+        raise ValueError(f"cannot write {path.name}: use a .csv or .json file name")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    if suffix == ".csv":
+        neutralise_formulas(table).to_csv(tmp, index=False)
+    else:
+        table.to_json(tmp, orient="records", indent=1)
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,116 @@
+"""Validation findings: what is wrong (or worth knowing) about one input file.
+
+A :class:`Finding` names the file, and where it can the column and row, and says what was
+expected and what was found. Findings travel with records and results; an ``error`` finding
+means the file was not analysed (or a part of it could not be computed), never that the
+batch stopped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from enum import Enum
+from typing import Any
+
+
+class Severity(str, Enum):
+    """How serious a finding is. ``error`` stops the analysis of that file (or measure)."""
+
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+#: Every finding code cpet_nb emits, with what it means. Codes are stable: results tables,
+#: job stores and user scripts may filter on them.
+CODES: dict[str, str] = {
+    "file-not-found": "the path does not exist or is not a regular file",
+    "file-too-large": "the file is larger than the configured size limit",
+    "unsupported-format": "no reader recognised the file's content",
+    "unreadable": "a reader recognised the file but could not parse it",
+    "empty": "the file has a header but no data rows",
+    "unknown-column": "a column that the format does not define was ignored",
+    "non-numeric": "a numeric column holds text that is not a number",
+    "missing-channel": "a channel needed for a measure is absent or entirely missing",
+    "device-zero-missing": "device zeros that mean 'not measured' were turned into missing values",
+    "duplicate-time": "rows with a time already seen were dropped (the first was kept)",
+    "non-monotonic-time": "time goes backwards; rows were sorted by time",
+    "implausible-values": "values are outside the documented physiological range",
+    "constant-channel": "a channel never changes, so the model cannot use it",
+    "too-short": "the test is too short for the requested analysis",
+    "gaps-trimmed": "leading or trailing seconds without all model channels were left out",
+    "vt1-not-found": "the model's heavy-domain probability never reaches the moderate one",
+    "vt2-not-found": "the model's severe-domain probability is never at or below the heavy one",
+    "vt-too-early": "a domain transition lies before the model's first full 40 s window",
+    "vt-order": "VT2 is not after VT1 (the heavy and severe outputs look swapped)",
+    "domain-mapping-ambiguous": "the same model output dominates both the start and the end",
+    "internal-error": "an unexpected exception while processing the file (a bug: please report)",
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing found about one file.
+
+    Parameters
+    ----------
+    code : str
+        Stable identifier, one of :data:`CODES`.
+    severity : Severity
+        ``info``, ``warning`` or ``error``.
+    message : str
+        Human-readable sentence saying what was expected and what was found.
+    file : str, optional
+        The file's name (or path as given).
+    column : str, optional
+        The column concerned, as named in the file or in the canonical record.
+    row : int, optional
+        The 1-based row in the file (data rows), when one row is concerned.
+    """
+
+    code: str
+    severity: Severity
+    message: str
+    file: str | None = None
+    column: str | None = None
+    row: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.code not in CODES:
+            raise ValueError(f"unknown finding code {self.code!r}")
+        object.__setattr__(self, "severity", Severity(self.severity))
+
+    def with_file(self, file: str) -> Finding:
+        """The same finding, naming ``file`` (kept when one is already named)."""
+        if self.file is not None:
+            return self
+        return Finding(self.code, self.severity, self.message, file, self.column, self.row)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary."""
+        out = asdict(self)
+        out["severity"] = self.severity.value
+        return out
+
+    def __str__(self) -> str:
+        where = "".join(
+            f" [{k} {v}]" for k, v in (("column", self.column), ("row", self.row)) if v is not None
+        )
+        return f"{self.severity.value} {self.code}{where}: {self.message}"
+
+
+def has_errors(findings: list[Finding]) -> bool:
+    """Whether any of ``findings`` is an error."""
+    return any(f.severity is Severity.ERROR for f in findings)
+
+
+class CPETError(Exception):
+    """An input problem that stops one file, carrying the :class:`Finding` that says why."""
+
+    def __init__(self, finding: Finding) -> None:
+        super().__init__(str(finding))
+        self.finding = finding
+
+
+class UnsupportedFormat(CPETError):
+    """No registered reader recognised the file."""

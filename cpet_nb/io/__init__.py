@@ -1,0 +1,85 @@
+"""Reading CPET exports into :class:`~cpet_nb.record.CPETRecord`.
+
+:func:`read` checks the file, picks a reader by content (:mod:`.registry`) and returns a
+clean canonical record, or raises :class:`~cpet_nb.findings.CPETError` carrying a finding.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..findings import CPETError, Finding, Severity
+from ..record import CPETRecord
+from .registry import SNIFF_BYTES, Reader, detect_reader, reader_by_name, readers
+
+#: Default largest file accepted, in bytes (10 MB); a 60-minute breath-by-breath export with
+#: every column a cart can write stays well below it.
+DEFAULT_MAX_FILE_BYTES = 10_000_000
+
+__all__ = ["DEFAULT_MAX_FILE_BYTES", "Reader", "detect_format", "read", "readers"]
+
+
+def _checked_head(path: Path, max_file_bytes: int) -> bytes:
+    if not path.is_file():
+        raise CPETError(Finding("file-not-found", Severity.ERROR,
+                                "no such file (or not a regular file)", file=str(path)))
+    size = path.stat().st_size
+    if size > max_file_bytes:
+        raise CPETError(Finding(
+            "file-too-large", Severity.ERROR,
+            f"{size:,} bytes, more than the limit of {max_file_bytes:,} bytes "
+            "(raise max_file_bytes if this file is genuine)", file=str(path)))
+    with open(path, "rb") as fh:
+        return fh.read(SNIFF_BYTES)
+
+
+def detect_format(path: str | os.PathLike, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> Reader:
+    """The reader that recognises ``path`` by content.
+
+    Raises
+    ------
+    CPETError
+        ``file-not-found``, ``file-too-large`` or ``unsupported-format``.
+    """
+    path = Path(path)
+    return detect_reader(path, _checked_head(path, max_file_bytes))
+
+
+def read(path: str | os.PathLike, *, format: str | None = None,
+         max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> CPETRecord:
+    """Read one CPET export into a canonical record.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file.
+    format : str, optional
+        A reader name (see :func:`readers`) to skip content detection.
+    max_file_bytes : int
+        Files larger than this are refused with a ``file-too-large`` finding.
+
+    Returns
+    -------
+    CPETRecord
+        Canonical columns and units; reader findings in ``record.findings``.
+
+    Raises
+    ------
+    CPETError
+        With a finding that names the file and says what was expected and found.
+
+    Examples
+    --------
+    >>> import cpet_nb
+    >>> record = cpet_nb.read(cpet_nb.datasets.pyoxynet_tests()[0])
+    >>> record.metadata.format, record.metadata.sampling
+    ('pyoxynet-csv', '1 s grid')
+    """
+    path = Path(path)
+    head = _checked_head(path, max_file_bytes)
+    reader = reader_by_name(format) if format else detect_reader(path, head)
+    try:
+        return reader.read(path)
+    except CPETError as exc:
+        raise CPETError(exc.finding.with_file(str(path))) from None

@@ -1,0 +1,154 @@
+"""Shared steps for turning a parsed table into a clean canonical record."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..findings import CPETError, Finding, Severity
+from ..record import CANONICAL_UNITS, CPETRecord, Metadata, detect_sampling
+
+#: Channels in which a device writes 0 for "not measured".
+ZERO_MEANS_MISSING = ("HR", "RF")
+
+
+def read_bytes_checked(path: Path) -> bytes:
+    """The file's bytes (the caller has already checked size and existence)."""
+    return Path(path).read_bytes()
+
+
+def sha256_hex(data: bytes) -> str:
+    """sha256 of ``data`` as hex."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def decode_text(data: bytes, file: str) -> str:
+    """Decode text as UTF-8 (BOM allowed), else Latin-1 only if it has no NUL bytes."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        if b"\x00" in data:
+            raise CPETError(
+                Finding("unreadable", Severity.ERROR,
+                        "text is neither UTF-8 nor a single-byte encoding (NUL bytes found)",
+                        file=file)
+            ) from None
+        return data.decode("latin-1")
+
+
+def read_csv_text(text: str, file: str, **kwargs) -> pd.DataFrame:
+    """``pandas.read_csv`` on text, with parse failures turned into an ``unreadable`` finding."""
+    try:
+        return pd.read_csv(io.StringIO(text), **kwargs)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+        raise CPETError(
+            Finding("unreadable", Severity.ERROR, f"could not parse as CSV: {exc}", file=file)
+        ) from None
+
+
+def to_numeric_columns(frame: pd.DataFrame, file: str, source_names: dict[str, str]) -> list[Finding]:
+    """Convert every canonical numeric column to float in place, reporting text cells.
+
+    A cell that is not a number becomes missing, and the first such cell of each column is
+    reported (never turned into 0).
+    """
+    findings = []
+    for column in frame.columns:
+        if column in ("phase", "domain_label"):
+            continue
+        values = pd.to_numeric(frame[column], errors="coerce")
+        bad = values.isna() & frame[column].notna()
+        if bad.any():
+            first = int(np.flatnonzero(bad.to_numpy())[0])
+            findings.append(Finding(
+                "non-numeric", Severity.WARNING,
+                f"{int(bad.sum())} cell(s) are not numbers and were left missing; "
+                f"the first is {frame[column].iloc[first]!r}",
+                file=file, column=source_names.get(column, column), row=first + 1,
+            ))
+        frame[column] = values.astype(float)
+    return findings
+
+
+def clean_time(frame: pd.DataFrame, file: str, time_name: str) -> tuple[pd.DataFrame, list[Finding]]:
+    """Drop rows without time, sort backward steps, drop duplicate times (keep the first).
+
+    Policy: a row whose time equals an earlier row's time is dropped, because two samples
+    at one instant cannot both be breaths; rows that go back in time are sorted, because
+    exports that do this have appended blocks. Both are reported.
+    """
+    findings = []
+    frame = frame[frame["t"].notna()]
+    t = frame["t"].to_numpy()
+    if len(t) > 1 and np.any(np.diff(t) < 0):
+        first = int(np.flatnonzero(np.diff(t) < 0)[0]) + 2
+        findings.append(Finding(
+            "non-monotonic-time", Severity.WARNING,
+            f"time goes backwards {int(np.sum(np.diff(t) < 0))} time(s); rows were sorted by time",
+            file=file, column=time_name, row=first,
+        ))
+        frame = frame.sort_values("t", kind="stable")
+    duplicated = frame["t"].duplicated(keep="first")
+    if duplicated.any():
+        findings.append(Finding(
+            "duplicate-time", Severity.WARNING,
+            f"{int(duplicated.sum())} row(s) repeat an earlier time and were dropped "
+            "(the first row at each time was kept)",
+            file=file, column=time_name,
+        ))
+        frame = frame[~duplicated.to_numpy()]
+    return frame.reset_index(drop=True), findings
+
+
+def zeros_to_missing(frame: pd.DataFrame, file: str, source_names: dict[str, str]) -> list[Finding]:
+    """Turn device zeros that mean 'not measured' (e.g. HR = 0) into missing values."""
+    findings = []
+    for column in ZERO_MEANS_MISSING:
+        if column in frame:
+            zero = frame[column] == 0
+            if zero.any():
+                frame.loc[zero, column] = np.nan
+                findings.append(Finding(
+                    "device-zero-missing", Severity.INFO,
+                    f"{int(zero.sum())} of {len(frame)} value(s) were 0 (not measured) "
+                    "and are now missing",
+                    file=file, column=source_names.get(column, column),
+                ))
+    return findings
+
+
+def build_record(frame: pd.DataFrame, metadata: Metadata, source_names: dict[str, str],
+                 findings: list[Finding] | None = None) -> CPETRecord:
+    """Finish a reader's work: numeric columns, clean time, device zeros, sampling.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Columns already renamed to canonical names and converted to canonical units.
+    metadata : Metadata
+    source_names : dict
+        Canonical name -> the column's name in the file, for findings.
+    findings : list of Finding, optional
+        What the reader found so far.
+    """
+    file = metadata.source_name
+    findings = list(findings or [])
+    unknown = [c for c in frame.columns if c not in CANONICAL_UNITS and c != "domain_label"]
+    if unknown:
+        raise ValueError(f"reader bug: non-canonical columns {unknown}")
+    if frame.empty:
+        raise CPETError(Finding("empty", Severity.ERROR, "the file has no data rows", file=file))
+    frame = frame.copy()
+    findings += to_numeric_columns(frame, file, source_names)
+    if frame["t"].isna().all():
+        raise CPETError(Finding("unreadable", Severity.ERROR, "no row has a numeric time",
+                                file=file, column=source_names.get("t", "t")))
+    frame, time_findings = clean_time(frame, file, source_names.get("t", "t"))
+    findings += time_findings
+    findings += zeros_to_missing(frame, file, source_names)
+    metadata.sampling = detect_sampling(frame["t"].to_numpy())
+    return CPETRecord(frame, metadata, findings)

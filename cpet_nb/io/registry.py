@@ -1,0 +1,92 @@
+"""Reader registry: which reader claims a file, decided by its content.
+
+A reader is any object with ``name``, ``description``, ``sniff(head, path)`` and
+``read(path)``. Built-in readers are listed in :data:`BUILTIN_READERS`; a lab adds its own
+through the ``cpet_nb.readers`` entry-point group (the entry point names a reader object)::
+
+    [project.entry-points."cpet_nb.readers"]
+    my_cart = "my_lab.readers:MyCartReader"
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from ..findings import Finding, Severity, UnsupportedFormat
+from ..record import CPETRecord
+
+#: Bytes read from the start of a file for sniffing.
+SNIFF_BYTES = 64 * 1024
+
+
+@runtime_checkable
+class Reader(Protocol):
+    """What every reader provides."""
+
+    name: str
+    description: str
+
+    def sniff(self, head: bytes, path: Path) -> bool:
+        """Whether this reader can read a file that starts with ``head``."""
+
+    def read(self, path: Path) -> CPETRecord:
+        """Read ``path`` into a canonical record; raise :class:`~cpet_nb.CPETError` if not."""
+
+
+@lru_cache(maxsize=1)
+def readers() -> tuple[Reader, ...]:
+    """All readers: built-in first, then those registered as entry points."""
+    from . import canonical_csv, pyoxynet_csv
+
+    found: list[Reader] = [pyoxynet_csv.READER, canonical_csv.READER]
+    for ep in entry_points(group="cpet_nb.readers"):
+        reader = ep.load()
+        if not isinstance(reader, Reader):
+            raise TypeError(f"entry point {ep.name!r} ({ep.value}) is not a cpet_nb reader")
+        found.append(reader)
+    return tuple(found)
+
+
+def reader_by_name(name: str) -> Reader:
+    """The registered reader called ``name``."""
+    for reader in readers():
+        if reader.name == name:
+            return reader
+    known = ", ".join(r.name for r in readers())
+    raise ValueError(f"no reader named {name!r}; known readers: {known}")
+
+
+def describe_head(head: bytes) -> str:
+    """A short, printable account of what a file starts with, for error messages."""
+    if not head:
+        return "the file is empty"
+    text = head[:200]
+    if b"\x00" in text[:64] and not text.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return f"binary content starting with bytes {text[:8].hex(' ')}"
+    first_line = text.decode("utf-8", errors="replace").splitlines()[0] if text.strip() else ""
+    return f"first line {first_line[:120]!r}"
+
+
+def detect_reader(path: Path, head: bytes) -> Reader:
+    """The first reader whose ``sniff`` accepts ``head``.
+
+    Raises
+    ------
+    UnsupportedFormat
+        When none does; the message says what the file starts with and which formats exist.
+    """
+    for reader in readers():
+        if reader.sniff(head, path):
+            return reader
+    known = "; ".join(f"{r.name} ({r.description})" for r in readers())
+    raise UnsupportedFormat(
+        Finding(
+            "unsupported-format",
+            Severity.ERROR,
+            f"not a recognised CPET export: {describe_head(head)}. Supported formats: {known}",
+            file=str(path),
+        )
+    )

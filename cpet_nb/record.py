@@ -1,0 +1,133 @@
+"""The canonical CPET record every reader produces and every analysis consumes."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .findings import Finding
+
+#: Canonical columns and their units. Readers convert to these; nothing downstream converts.
+CANONICAL_UNITS: dict[str, str] = {
+    "t": "s",  # from test start, strictly increasing after cleaning
+    "VO2": "mL/min",  # absolute, never per kg
+    "VCO2": "mL/min",
+    "VE": "L/min",  # BTPS
+    "PetO2": "mmHg",  # end-tidal only; mixed-expired PeO2 is not end-tidal
+    "PetCO2": "mmHg",
+    "HR": "1/min",
+    "RF": "1/min",
+    "VT": "L",  # tidal volume
+    "load": "W",
+    "speed": "km/h",
+    "grade": "%",
+    "phase": "text",  # REST / WARMUP / EXERCISE / RECOVERY when the file says so
+}
+
+#: Channels the Oxynet model reads, in the order of its input tensor.
+MODEL_CHANNELS: tuple[str, ...] = ("VO2", "VCO2", "VE", "PetO2", "PetCO2")
+
+
+@dataclass
+class Metadata:
+    """What is known about a test besides its data. Unknown stays ``None``: never a default.
+
+    Attributes
+    ----------
+    source_name : str
+        File name as given by the user.
+    source_sha256 : str, optional
+        sha256 of the file's bytes.
+    device, format : str, optional
+        Cart family and reader name (e.g. ``"pyoxynet-csv"``).
+    sampling : str, optional
+        ``"breath-by-breath"``, ``"1 s grid"`` or ``"averaged N s"`` (see :func:`detect_sampling`).
+    weight_kg, height_cm, age_years : float, optional
+        Subject body mass (kg), height (cm) and age (years).
+    sex : str, optional
+        ``"female"`` or ``"male"``.
+    test_date : str, optional
+        ISO 8601 date of the test.
+    extra : dict
+        Format-specific items worth keeping (no names, birth dates or IDs).
+    """
+
+    source_name: str
+    source_sha256: str | None = None
+    device: str | None = None
+    format: str | None = None
+    sampling: str | None = None
+    weight_kg: float | None = None
+    height_cm: float | None = None
+    age_years: float | None = None
+    sex: str | None = None
+    test_date: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary."""
+        return asdict(self)
+
+
+@dataclass
+class CPETRecord:
+    """One test in canonical columns and units (:data:`CANONICAL_UNITS`).
+
+    Attributes
+    ----------
+    data : pandas.DataFrame
+        One row per breath (or per averaging interval); canonical columns only, plus
+        ``domain_label`` (-1/0/1 = moderate/heavy/severe) where the file carries labels.
+    metadata : Metadata
+    findings : list of Finding
+        What the reader noticed (warnings travel with the record).
+    """
+
+    data: pd.DataFrame
+    metadata: Metadata
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        """The source file's name."""
+        return self.metadata.source_name
+
+    @property
+    def duration_s(self) -> float:
+        """Time from the first to the last row, in seconds."""
+        t = self.data["t"].to_numpy()
+        return float(t[-1] - t[0]) if len(t) else 0.0
+
+    def channels(self) -> list[str]:
+        """Canonical channels that are present with at least one value."""
+        return [c for c in CANONICAL_UNITS if c in self.data and self.data[c].notna().any()]
+
+
+def detect_sampling(t_s: np.ndarray) -> str | None:
+    """Say how a test was sampled, from its time steps.
+
+    Parameters
+    ----------
+    t_s : numpy.ndarray
+        Sample times in seconds, increasing.
+
+    Returns
+    -------
+    str or None
+        ``"1 s grid"`` when every step is one second, ``"averaged N s"`` when steps are
+        regular (90 % within 10 % of the median) and at least 2 s, otherwise
+        ``"breath-by-breath"``; ``None`` with fewer than three samples.
+    """
+    steps = np.diff(np.asarray(t_s, dtype=float))
+    if len(steps) < 2:
+        return None
+    median = float(np.median(steps))
+    if np.allclose(steps, 1.0):
+        return "1 s grid"
+    regular = np.mean(np.abs(steps - median) <= 0.1 * median) >= 0.9
+    if regular and median >= 2.0:
+        return f"averaged {median:g} s"
+    return "breath-by-breath"

@@ -1,0 +1,138 @@
+"""Results of analysing one test, and the results table built from many."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from .domains import DomainCurves
+from .findings import Finding, Severity
+from .record import Metadata
+
+
+@dataclass
+class Threshold:
+    """A ventilatory threshold and the values there (NaN where a channel is missing)."""
+
+    time_s: float
+    vo2_ml_min: float
+    vco2_ml_min: float
+    ve_l_min: float
+    peto2_mmhg: float
+    petco2_mmhg: float
+    hr_bpm: float
+
+    def to_dict(self) -> dict[str, float | None]:
+        """JSON-ready dictionary (NaN becomes None)."""
+        return {k: _json_number(v) for k, v in self.__dict__.items()}
+
+
+THRESHOLD_FIELDS = tuple(Threshold.__dataclass_fields__)
+
+#: Columns of the results table, in order. Units are in the names.
+RESULT_COLUMNS: tuple[str, ...] = (
+    "file", "status", "format", "sampling", "duration_s",
+    *(f"vt1_{f}" for f in THRESHOLD_FIELDS),
+    *(f"vt2_{f}" for f in THRESHOLD_FIELDS),
+    "vo2peak_ml_min", "vo2peak_ml_kg_min", "weight_kg",
+    "n_findings", "findings", "model_version", "source_sha256",
+)
+
+
+@dataclass
+class FileResult:
+    """Everything cpet_nb found for one input file.
+
+    Attributes
+    ----------
+    file : str
+        The input as given (path or name).
+    status : str
+        ``"ok"`` (analysed, nothing to report), ``"warning"`` (analysed; read the findings)
+        or ``"error"`` (not analysed; the findings say why).
+    vt1, vt2 : Threshold or None
+    vo2peak_ml_min : float
+        Highest 30 s moving average of VO2 (NaN when unavailable).
+    findings : list of Finding
+    curves : DomainCurves or None
+        The smoothed domain probabilities (for plots).
+    metadata : Metadata or None
+    duration_s : float
+    model_version : str or None
+    """
+
+    file: str
+    status: str
+    vt1: Threshold | None = None
+    vt2: Threshold | None = None
+    vo2peak_ml_min: float = math.nan
+    findings: list[Finding] = field(default_factory=list)
+    curves: DomainCurves | None = None
+    metadata: Metadata | None = None
+    duration_s: float = math.nan
+    model_version: str | None = None
+
+    @classmethod
+    def failed(cls, file: str, findings: list[Finding], metadata: Metadata | None = None
+               ) -> FileResult:
+        """A result for a file that could not be analysed."""
+        return cls(file=file, status="error", findings=list(findings), metadata=metadata)
+
+    @staticmethod
+    def status_for(findings: list[Finding]) -> str:
+        """``error`` / ``warning`` / ``ok`` from the most severe finding."""
+        severities = {f.severity for f in findings}
+        if Severity.ERROR in severities:
+            return "error"
+        return "warning" if Severity.WARNING in severities else "ok"
+
+    def to_row(self) -> dict[str, Any]:
+        """One row of the results table (see :data:`RESULT_COLUMNS`)."""
+        meta = self.metadata
+        weight = meta.weight_kg if meta and meta.weight_kg else None
+        row: dict[str, Any] = {
+            "file": self.file,
+            "status": self.status,
+            "format": meta.format if meta else None,
+            "sampling": meta.sampling if meta else None,
+            "duration_s": self.duration_s,
+        }
+        for label, vt in (("vt1", self.vt1), ("vt2", self.vt2)):
+            for name in THRESHOLD_FIELDS:
+                row[f"{label}_{name}"] = getattr(vt, name) if vt else math.nan
+        row["vo2peak_ml_min"] = self.vo2peak_ml_min
+        row["vo2peak_ml_kg_min"] = self.vo2peak_ml_min / weight if weight else math.nan
+        row["weight_kg"] = weight if weight else math.nan
+        shown = [f for f in self.findings if f.severity is not Severity.INFO]
+        row["n_findings"] = len(shown)
+        row["findings"] = "; ".join(str(f) for f in shown)
+        row["model_version"] = self.model_version
+        row["source_sha256"] = meta.source_sha256 if meta else None
+        return row
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready nested dictionary: thresholds, findings, metadata and curves."""
+        return {
+            "file": self.file,
+            "status": self.status,
+            "vt1": self.vt1.to_dict() if self.vt1 else None,
+            "vt2": self.vt2.to_dict() if self.vt2 else None,
+            "vo2peak_ml_min": _json_number(self.vo2peak_ml_min),
+            "duration_s": _json_number(self.duration_s),
+            "findings": [f.to_dict() for f in self.findings],
+            "metadata": self.metadata.to_dict() if self.metadata else None,
+            "model_version": self.model_version,
+            "curves": self.curves.to_frame().to_dict(orient="list") if self.curves else None,
+        }
+
+
+def results_table(results: list[FileResult]) -> pd.DataFrame:
+    """The results table: one row per result, columns :data:`RESULT_COLUMNS`."""
+    return pd.DataFrame([r.to_row() for r in results], columns=list(RESULT_COLUMNS))
+
+
+def _json_number(value: float) -> float | None:
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value

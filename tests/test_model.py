@@ -1,0 +1,64 @@
+import hashlib
+import importlib
+import json
+from importlib import resources
+
+import numpy as np
+import pytest
+
+from cpet_nb.model import RuntimeMissing, get_model, interpreter_class
+from cpet_nb.model import runtime as runtime_module
+
+
+def test_shipped_model_matches_its_provenance_record():
+    package = resources.files("cpet_nb.model")
+    provenance = json.loads(package.joinpath("oxynet_cnn.provenance.json").read_text())
+    data = package.joinpath("oxynet_cnn.tflite").read_bytes()
+    assert hashlib.sha256(data).hexdigest() == provenance["output_sha256"]
+    assert len(data) == provenance["output_bytes"]
+    assert provenance["source_version"] == "0.1.12"
+    assert provenance["check"]["max_abs_difference_vs_tensorflow"] < 1e-5
+
+
+def test_batched_inference_equals_one_window_at_a_time():
+    model = get_model()
+    rng = np.random.default_rng(0)
+    windows = rng.uniform(0, 1, (37, 40, 5)).astype(np.float32)
+    batched = model.predict(windows)
+    single = np.concatenate([model.predict(w[None]) for w in windows])
+    assert batched.shape == (37, 3)
+    np.testing.assert_allclose(batched, single, atol=1e-6)
+    assert np.all((batched >= 0) & (batched <= 1))  # sigmoid outputs
+    assert model.predict(np.empty((0, 40, 5))).shape == (0, 3)
+
+
+def test_model_is_loaded_once_per_process():
+    assert get_model() is get_model()
+    assert get_model().info.version.startswith("oxynet-cnn@")
+
+
+def test_rejects_wrong_window_shape():
+    with pytest.raises(ValueError, match=r"\[n, 40, 5\]"):
+        get_model().predict(np.zeros((3, 30, 5)))
+
+
+def test_missing_runtime_names_what_to_install(monkeypatch):
+    real_import = importlib.import_module
+
+    def no_tflite(name, *args):
+        if name.endswith(".interpreter"):
+            raise ImportError(f"No module named {name!r}")
+        return real_import(name, *args)
+
+    monkeypatch.setattr(runtime_module.importlib, "import_module", no_tflite)
+    with pytest.raises(RuntimeMissing, match="pip install ai-edge-litert"):
+        interpreter_class()
+
+
+def test_runtime_can_be_forced_by_environment(monkeypatch):
+    monkeypatch.setenv("CPET_NB_TFLITE_RUNTIME", "no-such-runtime")
+    with pytest.raises(ValueError, match="unknown TFLite runtime"):
+        interpreter_class()
+    monkeypatch.setenv("CPET_NB_TFLITE_RUNTIME", "ai-edge-litert")
+    name, cls = interpreter_class()
+    assert name == "ai-edge-litert" and cls.__name__ == "Interpreter"

@@ -116,8 +116,9 @@ def threshold_rows(curves: DomainCurves, file: str) -> tuple[int | None, int | N
     )
     for label, missing_code, hits, pick in crossings:
         if len(hits) == 0:
-            findings.append(Finding(missing_code, Severity.WARNING,
-                                    f"{label} not found: {_crossing_text(label)} never happens", file=file))
+            findings.append(Finding(
+                missing_code, Severity.WARNING,
+                f"{label} not found: {_crossing_text(label)} never happens", file=file))
             rows.append(None)
             continue
         row = int(hits[pick]) - N_PAST_POINTS

@@ -27,6 +27,11 @@ def _bokeh():
     return bokeh
 
 
+def _columns(frame: pd.DataFrame) -> dict:
+    """Plain column arrays for a ColumnDataSource (no DataFrame index column)."""
+    return {column: frame[column].to_numpy() for column in frame.columns}
+
+
 def domain_figure(result: FileResult, width: int = 520, height: int = 260):
     """Domain probabilities over time for one test, with VT1 and VT2 marked.
 
@@ -43,10 +48,13 @@ def domain_figure(result: FileResult, width: int = 520, height: int = 260):
         raise ValueError(f"{result.file}: no domain curves (status {result.status})")
     bokeh = _bokeh()
     frame = result.curves.to_frame()
+    marks = [f"{label} {vt.time_s:.0f} s, {vt.vo2_ml_min:.0f} mL/min"
+             for label, vt in (("VT1", result.vt1), ("VT2", result.vt2)) if vt is not None]
     fig = bokeh.plotting.figure(
-        title=Path(result.file).name, width=width, height=height, x_axis_label="time (s)",
+        title=" | ".join([Path(result.file).name, *marks]), width=width, height=height,
+        x_axis_label="time (s)",
         y_axis_label="domain score", tools="pan,box_zoom,wheel_zoom,reset,save")
-    source = bokeh.models.ColumnDataSource(frame)
+    source = bokeh.models.ColumnDataSource(_columns(frame))
     for domain, colour in DOMAIN_COLOURS.items():
         fig.line("time_s", f"p_{domain}", source=source, color=colour, line_width=2,
                  legend_label=domain)
@@ -54,11 +62,11 @@ def domain_figure(result: FileResult, width: int = 520, height: int = 260):
         if vt is not None:
             fig.add_layout(bokeh.models.Span(location=vt.time_s, dimension="height",
                                              line_dash="dashed", line_color="#444"))
-            fig.add_layout(bokeh.models.Label(
-                x=vt.time_s, y=1.02, text=f"{label} {vt.time_s:.0f} s, {vt.vo2_ml_min:.0f} mL/min",
-                text_font_size="9pt", x_offset=3))
-    fig.y_range = bokeh.models.Range1d(-0.05, 1.15)
-    fig.legend.location = "center_left"
+            fig.add_layout(bokeh.models.Label(x=vt.time_s, y=0.5, text=label,
+                                              text_font_size="9pt", x_offset=3))
+    fig.y_range = bokeh.models.Range1d(-0.05, 1.08)
+    fig.legend.orientation = "horizontal"
+    fig.add_layout(fig.legend[0], "below")  # keep the curves' ends visible
     fig.legend.click_policy = "hide"
     return fig
 
@@ -81,8 +89,9 @@ def batch_figure(table: pd.DataFrame, width: int = 520, height: int = 380):
         data = pd.DataFrame({"x": table["vo2peak_ml_min"], "y": table[f"{label}_vo2_ml_min"],
                              "file": table["file"].map(lambda f: Path(f).name),
                              "status": table["status"]}).dropna(subset=["x", "y"])
-        fig.scatter("x", "y", source=bokeh.models.ColumnDataSource(data), size=7, alpha=0.7,
-                    color=colour, legend_label=label.upper())
+        source = bokeh.models.ColumnDataSource(_columns(data))
+        fig.scatter("x", "y", source=source, size=7, alpha=0.7, color=colour,
+                    legend_label=label.upper())
     fig.legend.location = "top_left"
     return fig
 

@@ -100,7 +100,7 @@ def minmax_scale(values: np.ndarray, names: tuple[str, ...], file: str) -> np.nd
     """
     low = values.min(axis=0)
     span = values.max(axis=0) - low
-    constant = [name for name, s in zip(names, span) if not s > 0]
+    constant = [name for name, s in zip(names, span, strict=True) if not s > 0]
     if constant:
         raise CPETError(Finding(
             "constant-channel", Severity.ERROR,

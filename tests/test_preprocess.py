@@ -1,10 +1,10 @@
 import numpy as np
 import pandas as pd
 import pytest
+from synthetic import ramp_test
 
 from cpet_nb.findings import CPETError
 from cpet_nb.preprocess import minmax_scale, model_windows, resample_1s, trim_to_complete
-from synthetic import ramp_test
 
 
 def test_resample_matches_pandas_resample_mean_interpolate():

@@ -33,9 +33,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
 import pyoxynet  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
 N_PAST_POINTS = 40
 INPUT_CHANNELS = ["VO2_I", "VCO2_I", "VE_I", "PetO2_I", "PetCO2_I"]

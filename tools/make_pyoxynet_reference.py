@@ -25,7 +25,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 warnings.filterwarnings("ignore")
 
 import pandas as pd  # noqa: E402
-
 import pyoxynet  # noqa: E402
 
 OUT_DIR = Path(__file__).resolve().parents[1] / "tests" / "data"

@@ -10,8 +10,10 @@ def head_lines(head: bytes, n: int = 40) -> list[str]:
     try:
         text = head.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        # the 64 KiB cut may split a multi-byte character: keep what decoded cleanly
-        text = head[: exc.start].decode("utf-8-sig") if exc.start > len(head) - 4 else head.decode("latin-1")
+        if exc.start > len(head) - 4:  # the 64 KiB cut split a multi-byte character
+            text = head[: exc.start].decode("utf-8-sig")
+        else:
+            text = head.decode("latin-1")
     return text.splitlines()[:n]
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,11 +13,6 @@ from ..record import CANONICAL_UNITS, CPETRecord, Metadata, detect_sampling
 
 #: Channels in which a device writes 0 for "not measured".
 ZERO_MEANS_MISSING = ("HR", "RF")
-
-
-def read_bytes_checked(path: Path) -> bytes:
-    """The file's bytes (the caller has already checked size and existence)."""
-    return Path(path).read_bytes()
 
 
 def sha256_hex(data: bytes) -> str:
@@ -50,7 +44,8 @@ def read_csv_text(text: str, file: str, **kwargs) -> pd.DataFrame:
         ) from None
 
 
-def to_numeric_columns(frame: pd.DataFrame, file: str, source_names: dict[str, str]) -> list[Finding]:
+def to_numeric_columns(frame: pd.DataFrame, file: str, source_names: dict[str, str]
+                       ) -> list[Finding]:
     """Convert every canonical numeric column to float in place, reporting text cells.
 
     A cell that is not a number becomes missing, and the first such cell of each column is
@@ -58,7 +53,7 @@ def to_numeric_columns(frame: pd.DataFrame, file: str, source_names: dict[str, s
     """
     findings = []
     for column in frame.columns:
-        if column in ("phase", "domain_label"):
+        if column == "phase":
             continue
         values = pd.to_numeric(frame[column], errors="coerce")
         bad = values.isna() & frame[column].notna()
@@ -74,7 +69,8 @@ def to_numeric_columns(frame: pd.DataFrame, file: str, source_names: dict[str, s
     return findings
 
 
-def clean_time(frame: pd.DataFrame, file: str, time_name: str) -> tuple[pd.DataFrame, list[Finding]]:
+def clean_time(frame: pd.DataFrame, file: str, time_name: str
+               ) -> tuple[pd.DataFrame, list[Finding]]:
     """Drop rows without time, sort backward steps, drop duplicate times (keep the first).
 
     Policy: a row whose time equals an earlier row's time is dropped, because two samples
@@ -122,7 +118,7 @@ def zeros_to_missing(frame: pd.DataFrame, file: str, source_names: dict[str, str
 
 
 def build_record(frame: pd.DataFrame, metadata: Metadata, source_names: dict[str, str],
-                 findings: list[Finding] | None = None) -> CPETRecord:
+                 findings: list[Finding] | None = None, *, file: str) -> CPETRecord:
     """Finish a reader's work: numeric columns, clean time, device zeros, sampling.
 
     Parameters
@@ -134,8 +130,9 @@ def build_record(frame: pd.DataFrame, metadata: Metadata, source_names: dict[str
         Canonical name -> the column's name in the file, for findings.
     findings : list of Finding, optional
         What the reader found so far.
+    file : str
+        The path as given, named in findings.
     """
-    file = metadata.source_name
     findings = list(findings or [])
     unknown = [c for c in frame.columns if c not in CANONICAL_UNITS and c != "domain_label"]
     if unknown:

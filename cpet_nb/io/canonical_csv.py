@@ -59,7 +59,7 @@ class CanonicalCSVReader:
                     f"not a canonical column and ignored (expected one of "
                     f"{', '.join(CANONICAL_UNITS)})", file=file, column=column))
         frame = raw[[c for c in raw.columns if c in CANONICAL_UNITS]]
-        return build_record(frame, metadata, {}, findings)
+        return build_record(frame, metadata, {}, findings, file=file)
 
 
 def _parse_metadata(text: str, metadata: Metadata, file: str) -> list[Finding]:

@@ -66,7 +66,7 @@ class PyoxynetCSVReader:
             age_years=_constant(raw, "age"),
         )
         source_names = {dst: src for src, dst in present.items()}
-        return build_record(frame, metadata, source_names, findings)
+        return build_record(frame, metadata, source_names, findings, file=file)
 
 
 def _constant(raw: pd.DataFrame, column: str) -> float | None:

@@ -13,7 +13,7 @@ import hashlib
 import json
 import threading
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from typing import Any
 
@@ -103,7 +103,7 @@ class OxynetModel:
             return self._interpreter.get_tensor(self._output).copy()
 
 
-@lru_cache(maxsize=None)
+@cache
 def get_model(runtime: str | None = None) -> OxynetModel:
     """The process-wide model for ``runtime`` (loaded on first use, then reused)."""
     return OxynetModel(runtime)

@@ -1,0 +1,114 @@
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from synthetic import ramp_test, write_canonical_csv
+
+import cpet_nb
+from cpet_nb.measures import vo2peak_ml_min
+
+
+def test_canonical_copy_of_a_real_test_gives_the_same_result(tmp_path, bundled_tests,
+                                                               bundled_results):
+    source = bundled_tests[1]
+    raw = pd.read_csv(source)
+    frame = raw.rename(columns={"time": "t", "VO2_I": "VO2", "VCO2_I": "VCO2", "VE_I": "VE",
+                                "PetO2_I": "PetO2", "PetCO2_I": "PetCO2", "HR_I": "HR"})
+    path = tmp_path / "copy.csv"
+    write_canonical_csv(frame[["t", "VO2", "VCO2", "VE", "PetO2", "PetCO2", "HR"]], path,
+                        weight_kg=88)
+    ours, original = cpet_nb.analyze(path), bundled_results[source.name]
+    assert ours.vt1 == original.vt1 and ours.vt2 == original.vt2
+    assert ours.vo2peak_ml_min == original.vo2peak_ml_min
+
+
+def test_result_row_has_the_documented_columns(bundled_results):
+    result = bundled_results["ramp_real_test_1.csv"]
+    row = result.to_row()
+    assert list(row) == list(cpet_nb.RESULT_COLUMNS)
+    for column in ("file", "status", "vt1_time_s", "vt2_time_s", "vt1_vo2_ml_min",
+                   "vt2_vo2_ml_min", "vo2peak_ml_min", "findings"):
+        assert column in row
+    assert row["vo2peak_ml_kg_min"] == pytest.approx(row["vo2peak_ml_min"] / 88.0)
+    nested = result.to_dict()
+    assert nested["vt1"]["time_s"] == row["vt1_time_s"]
+    assert len(nested["curves"]["time_s"]) == len(result.curves)
+
+
+def test_breath_by_breath_test_is_analysed(ramp_csv):
+    result = cpet_nb.analyze(ramp_csv)
+    assert result.status in ("ok", "warning")
+    assert result.curves is not None and len(result.curves) > 500
+    assert result.metadata.sampling == "breath-by-breath"
+    assert 3000 < result.vo2peak_ml_min < 4000
+
+
+def test_without_end_tidal_gases_other_measures_remain(tmp_path):
+    path = tmp_path / "no_pet.csv"
+    write_canonical_csv(ramp_test().drop(columns=["PetO2", "PetCO2"]), path)
+    result = cpet_nb.analyze(path)
+    assert result.status == "warning" and result.vt1 is None and result.curves is None
+    finding = next(f for f in result.findings if f.code == "missing-channel")
+    assert "PetO2, PetCO2" in finding.message and "thresholds unavailable" in finding.message
+    assert 3000 < result.vo2peak_ml_min < 4000
+
+
+def test_vo2_in_litres_is_an_error_not_a_number(tmp_path):
+    frame = ramp_test()
+    frame["VO2"] /= 1000
+    path = tmp_path / "litres.csv"
+    write_canonical_csv(frame, path)
+    result = cpet_nb.analyze(path)
+    assert result.status == "error" and math.isnan(result.vo2peak_ml_min)
+    finding = next(f for f in result.findings if f.code == "implausible-values")
+    assert finding.column == "VO2" and "100-7000 mL/min" in finding.message
+
+
+def test_constant_channel_and_short_test(tmp_path):
+    frame = ramp_test()
+    frame["PetCO2"] = 40.0
+    path = tmp_path / "flat.csv"
+    write_canonical_csv(frame, path)
+    result = cpet_nb.analyze(path)
+    assert [f.code for f in result.findings if f.severity.value == "error"] == ["constant-channel"]
+    assert result.status == "error"
+
+    short = tmp_path / "short.csv"
+    write_canonical_csv(ramp_test(duration_s=90), short)
+    result = cpet_nb.analyze(short)
+    assert result.status == "warning" and "too-short" in {f.code for f in result.findings}
+
+
+def test_unreadable_input_returns_an_error_result(tmp_path):
+    result = cpet_nb.analyze(tmp_path / "missing.csv")
+    assert result.status == "error" and result.findings[0].code == "file-not-found"
+    assert result.to_row()["findings"].startswith("error file-not-found")
+
+
+def test_internal_errors_are_isolated(monkeypatch, ramp_csv):
+    from cpet_nb import analysis
+
+    def explode(*args, **kwargs):
+        raise ZeroDivisionError("boom")
+
+    monkeypatch.setattr(analysis, "model_thresholds", explode)
+    result = analysis.analyze_isolated(ramp_csv)
+    assert result.status == "error"
+    assert result.findings[0].code == "internal-error" and "ZeroDivisionError: boom" in str(
+        result.findings[0])
+
+
+def test_vo2peak_is_the_highest_30_s_average_on_a_1_s_interpolation():
+    t = np.array([0.0, 100.0, 130.0, 200.0])
+    vo2 = np.array([1000.0, 1000.0, 4000.0, 4000.0])
+    # linear 1000 -> 4000 over 100..130 s, then flat: the best 30 s window is [170, 200)
+    assert vo2peak_ml_min(t, vo2, 30) == pytest.approx(4000.0)
+    # a 60 s window reaches back into the ramp: mean of seconds 141..200 all 4000? no, 141 > 130
+    assert vo2peak_ml_min(t, vo2, 60) == pytest.approx(4000.0)
+    # 100 s window [101, 200]: ramp seconds 101..129 average (1100+...+3900)/29 = 2500
+    expected = (np.interp(np.arange(101, 201), t, vo2)).mean()
+    assert vo2peak_ml_min(t, vo2, 100) == pytest.approx(expected)
+    assert math.isnan(vo2peak_ml_min(t[:2], vo2[:2], 300))
+    with pytest.raises(ValueError):
+        vo2peak_ml_min(t, vo2, 0)

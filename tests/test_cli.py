@@ -1,0 +1,94 @@
+import json
+import shutil
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+from synthetic import ramp_test, write_canonical_csv
+
+import cpet_nb
+from cpet_nb.cli import main
+
+
+@pytest.mark.slow
+def test_analyze_pyoxynet_folder_writes_139_rows(tmp_path):
+    out = tmp_path / "results.csv"
+    folder = cpet_nb.datasets.pyoxynet_data_dir()
+    proc = subprocess.run([sys.executable, "-m", "cpet_nb", "analyze", str(folder), "-o", str(out),
+                           "-q"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    table = pd.read_csv(out)
+    assert len(table) == 139 and table["file"].is_unique
+    assert list(table.columns) == list(cpet_nb.RESULT_COLUMNS)
+    assert (table["status"] != "error").all()
+    assert table["vt1_time_s"].notna().all() and table["vt2_time_s"].notna().all()
+    # the two statistics tables, the pickle and __init__.py are not tests
+    assert "skipped 4 unrecognised file(s)" in proc.stderr
+
+
+def test_bad_explicit_file_gets_an_error_row_and_batch_continues(tmp_path, ramp_csv, capsys):
+    bad = tmp_path / "garbage.csv"
+    bad.write_bytes(b"\x00\x01\x02 binary")
+    out = tmp_path / "r.csv"
+    gone = tmp_path / "gone.csv"
+    assert main(["analyze", str(ramp_csv), str(bad), str(gone), "-o", str(out)]) == 0
+    table = pd.read_csv(out).set_index("file")
+    assert table.loc[str(ramp_csv), "status"] in ("ok", "warning")
+    assert table.loc[str(bad), "status"] == "error"
+    assert "unsupported-format" in table.loc[str(bad), "findings"]
+    assert "file-not-found" in table.loc[str(tmp_path / "gone.csv"), "findings"]
+    assert pd.isna(table.loc[str(bad), "vt1_time_s"])  # no numbers from a file with none
+    assert "3 file(s)" in capsys.readouterr().err
+
+
+def test_exit_code_is_non_zero_when_nothing_could_be_analysed(tmp_path, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("t,VO2\n")
+    assert main(["analyze", str(bad), "-o", str(tmp_path / "r.csv")]) == 1
+    assert "no file could be analysed" in capsys.readouterr().err
+    empty = tmp_path / "empty_dir"
+    empty.mkdir()
+    assert main(["analyze", str(empty), "-o", str(tmp_path / "r2.csv")]) == 1
+    assert "no CPET files found" in capsys.readouterr().err
+
+
+def test_globs_folders_and_duplicates(tmp_path):
+    for i in range(3):
+        write_canonical_csv(ramp_test(seed=i), tmp_path / f"t{i}.csv")
+    (tmp_path / "notes.txt").write_text("not a test")
+    (tmp_path / ".hidden.csv").write_text("t,VO2\n")
+    out = tmp_path / "out" / "r.json"
+    assert main(["analyze", str(tmp_path / "t*.csv"), str(tmp_path), "-o", str(out), "-q"]) == 0
+    rows = json.loads(out.read_text())
+    assert sorted(r["file"].rsplit("/", 1)[1] for r in rows) == ["t0.csv", "t1.csv", "t2.csv"]
+
+
+def test_formula_like_file_names_are_neutralised_in_csv(tmp_path, ramp_csv):
+    evil = tmp_path / "=HYPERLINK(1).csv"
+    shutil.copy(ramp_csv, evil)
+    out = tmp_path / "r.csv"
+    assert main(["analyze", str(evil), "-o", str(out), "-q"]) == 0
+    assert pd.read_csv(out)["file"].iloc[0] == str(evil)  # an absolute path starts with "/"
+    rel = subprocess.run([sys.executable, "-m", "cpet_nb", "analyze", evil.name, "-o", "r2.csv",
+                          "-q"], cwd=tmp_path, capture_output=True, text=True)
+    assert rel.returncode == 0, rel.stderr
+    assert pd.read_csv(tmp_path / "r2.csv")["file"].iloc[0] == "'=HYPERLINK(1).csv"
+
+
+def test_unknown_output_suffix_is_refused(tmp_path, ramp_csv):
+    with pytest.raises(ValueError, match=".csv or .json"):
+        main(["analyze", str(ramp_csv), "-o", str(tmp_path / "r.xlsx")])
+
+
+def test_demo_writes_table_and_offline_plot(tmp_path):
+    assert main(["demo", "--out", str(tmp_path), "--limit", "3", "-q"]) == 0
+    assert len(pd.read_csv(tmp_path / "results.csv")) == 3
+    html = (tmp_path / "report.html").read_text()
+    assert "Bokeh" in html and "cdn.bokeh.org" not in html  # inline resources, works offline
+    assert "data_test.csv" in html
+
+
+def test_formats_lists_readers(capsys):
+    assert main(["formats"]) == 0
+    assert "pyoxynet-csv" in capsys.readouterr().out

@@ -1,0 +1,135 @@
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+from synthetic import ramp_test, write_canonical_csv
+
+import cpet_nb
+from cpet_nb.findings import CPETError, UnsupportedFormat
+from cpet_nb.io import detect_format, readers
+from cpet_nb.record import CANONICAL_UNITS
+
+
+def assert_conforms(record: cpet_nb.CPETRecord) -> None:
+    """What every reader's output must satisfy."""
+    data = record.data
+    assert set(data.columns) <= set(CANONICAL_UNITS) | {"domain_label"}
+    assert "t" in data and np.all(np.diff(data["t"].to_numpy()) > 0)
+    for column in data.columns:
+        if column != "phase":
+            assert data[column].dtype == float, column
+    assert record.metadata.format in {r.name for r in readers()}
+    assert len(record.metadata.source_sha256) == 64
+    for f in record.findings:
+        assert f.file is not None
+    clone = pickle.loads(pickle.dumps(record))
+    pd.testing.assert_frame_equal(clone.data, data)
+
+
+def test_pyoxynet_csv_values_and_metadata(bundled_tests):
+    record = cpet_nb.read(bundled_tests[1])  # ramp_real_test_1.csv
+    assert_conforms(record)
+    meta = record.metadata
+    assert (meta.format, meta.sampling) == ("pyoxynet-csv", "1 s grid")
+    assert (meta.weight_kg, meta.height_cm, meta.age_years) == (88.0, 174.0, 32.0)
+    assert meta.sex is None  # pyoxynet's gender code is undocumented: stays missing
+    # checked by hand against the file's first row: 0,0,1126.0,1024.0,32.4,116.0,23.9,89.0,37.0
+    first = record.data.iloc[0]
+    assert (first.t, first.VO2, first.VCO2, first.VE, first.HR, first.PetO2) == (
+        0.0, 1126.0, 1024.0, 32.4, 116.0, 89.0)
+    assert set(record.data["domain_label"].unique()) == {-1.0, 0.0, 1.0}
+
+
+def test_hr_zero_becomes_missing_with_a_finding(bundled_tests):
+    path = next(p for p in bundled_tests if p.name == "ramp_real_test_8.csv")
+    record = cpet_nb.read(path)
+    assert record.data["HR"].isna().all()
+    finding = next(f for f in record.findings if f.code == "device-zero-missing")
+    assert finding.column == "HR_I" and "821 of 821" in finding.message
+
+
+def test_canonical_csv_roundtrip_with_metadata(ramp_csv):
+    record = cpet_nb.read(ramp_csv)
+    assert_conforms(record)
+    meta = record.metadata
+    assert (meta.weight_kg, meta.height_cm, meta.age_years, meta.sex) == (72.5, 178.0, 34.0,
+                                                                          "female")
+    assert meta.sampling == "breath-by-breath"
+    expected = ramp_test()
+    np.testing.assert_allclose(record.data["VO2"], expected["VO2"])
+
+
+def test_canonical_csv_problems_are_findings_not_zeros(tmp_path):
+    path = tmp_path / "messy.csv"
+    path.write_text("# weight_kg: heavy\n# sex: x\nt,VO2,VCO2,Foo\n0,500,400,1\n1,abc,410,1\n"
+                    "1,520,420,1\n0.5,510,405,1\n2,530,430,1\n")
+    record = cpet_nb.read(path)
+    codes = {f.code: f for f in record.findings}
+    assert record.metadata.weight_kg is None and record.metadata.sex is None
+    assert codes["non-numeric"].column in {"weight_kg", "sex", "VO2"}
+    text_cell = [f for f in record.findings if f.code == "non-numeric" and f.column == "VO2"][0]
+    assert text_cell.row == 2 and "'abc'" in text_cell.message
+    assert codes["unknown-column"].column == "Foo"
+    assert "duplicate-time" in codes and "non-monotonic-time" in codes
+    assert record.data["t"].tolist() == [0.0, 0.5, 1.0, 2.0]
+    assert np.isnan(record.data.loc[record.data.t == 1.0, "VO2"]).all()  # not 0
+    assert_conforms(record)
+
+
+@pytest.mark.parametrize("content, code, words", [
+    (b"", "unsupported-format", "empty"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "unsupported-format", "binary content"),
+    (b"name;age\nalice;3\n", "unsupported-format", "'name;age'"),
+    (b"t,VO2,VCO2\n", "empty", "no data rows"),
+    (b"t,VO2\n\xff\xfe\x00\x00garbage\x00\n", "unsupported-format", "binary content"),
+])
+def test_bad_files_get_specific_findings(tmp_path, content, code, words):
+    path = tmp_path / "bad.csv"
+    path.write_bytes(content)
+    with pytest.raises(CPETError) as err:
+        cpet_nb.read(path)
+    assert err.value.finding.code == code
+    assert words in err.value.finding.message
+    assert err.value.finding.file == str(path)
+
+
+def test_binary_content_in_a_forced_text_format_is_unreadable(tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_bytes(b"t,VO2\n\xff\xfe\x00\x00garbage\x00\n")
+    with pytest.raises(CPETError) as err:
+        cpet_nb.read(path, format="canonical-csv")
+    assert err.value.finding.code == "unreadable" and "NUL" in err.value.finding.message
+
+
+def test_unsupported_format_lists_known_formats(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("hello\n")
+    with pytest.raises(UnsupportedFormat, match="pyoxynet-csv"):
+        detect_format(path)
+
+
+def test_missing_and_too_large_files(tmp_path):
+    with pytest.raises(CPETError) as err:
+        cpet_nb.read(tmp_path / "nope.csv")
+    assert err.value.finding.code == "file-not-found"
+    big = tmp_path / "big.csv"
+    big.write_bytes(b"t,VO2\n" + b"1,2\n" * 1000)
+    with pytest.raises(CPETError) as err:
+        cpet_nb.read(big, max_file_bytes=100)
+    assert err.value.finding.code == "file-too-large" and "4,006 bytes" in err.value.finding.message
+
+
+def test_format_can_be_forced(ramp_csv):
+    with pytest.raises(CPETError):
+        cpet_nb.read(ramp_csv, format="pyoxynet-csv")  # wrong reader: clear failure, no numbers
+    with pytest.raises(ValueError, match="known readers"):
+        cpet_nb.read(ramp_csv, format="nope")
+
+
+def test_latin1_text_is_read(tmp_path):
+    frame = ramp_test()
+    path = tmp_path / "latin1.csv"
+    write_canonical_csv(frame, path, device="Gerät Zürich")
+    path.write_bytes(path.read_text(encoding="utf-8").encode("latin-1"))
+    assert cpet_nb.read(path).metadata.device == "Gerät Zürich"

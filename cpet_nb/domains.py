@@ -30,7 +30,6 @@ from .smoothing import optimal_filter
 SMOOTHING_LAMBDA_S2 = 100.0
 #: Windows averaged at each end of the test to decide which output is which domain.
 MAPPING_WINDOWS = 5
-DOMAINS = ("moderate", "heavy", "severe")
 
 
 @dataclass

@@ -101,10 +101,6 @@ class CPETRecord:
         t = self.data["t"].to_numpy()
         return float(t[-1] - t[0]) if len(t) else 0.0
 
-    def channels(self) -> list[str]:
-        """Canonical channels that are present with at least one value."""
-        return [c for c in CANONICAL_UNITS if c in self.data and self.data[c].notna().any()]
-
 
 def detect_sampling(t_s: np.ndarray) -> str | None:
     """Say how a test was sampled, from its time steps.

@@ -55,6 +55,8 @@ def to_numeric_columns(frame: pd.DataFrame, file: str, source_names: dict[str, s
     for column in frame.columns:
         if column == "phase":
             continue
+        if pd.api.types.is_float_dtype(frame[column]):
+            continue  # parsed as numbers already: nothing to report or convert
         values = pd.to_numeric(frame[column], errors="coerce")
         bad = values.isna() & frame[column].notna()
         if bad.any():

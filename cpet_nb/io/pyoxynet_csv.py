@@ -30,6 +30,8 @@ COLUMNS = {
     "PetCO2_I": "PetCO2",
     "domain": "domain_label",
 }
+#: Subject columns read into metadata.
+SUBJECT_COLUMNS = ("age", "height", "weight")
 #: Columns pyoxynet writes that cpet_nb does not need (derived, or group codes).
 IGNORED = {"", "Unnamed: 0", "VEVO2_I", "VEVCO2_I", "VCO2VO2_I", "age", "height", "weight",
            "gender", "age_group", "fitness_group"}
@@ -48,12 +50,15 @@ class PyoxynetCSVReader:
     def read(self, path: Path) -> CPETRecord:
         data = Path(path).read_bytes()
         file = str(path)
-        raw = read_csv_text(decode_text(data, file), file)
+        text = decode_text(data, file)
+        header = read_csv_text(text, file, nrows=0).columns
         findings = [
             Finding("unknown-column", Severity.INFO, "column not used by cpet_nb", file=file,
                     column=str(c))
-            for c in raw.columns if c not in COLUMNS and c not in IGNORED
+            for c in header if c not in COLUMNS and c not in IGNORED
         ]
+        wanted = [c for c in header if c in COLUMNS or c in SUBJECT_COLUMNS]
+        raw = read_csv_text(text, file, usecols=wanted)
         present = {src: dst for src, dst in COLUMNS.items() if src in raw.columns}
         frame = raw[list(present)].rename(columns=present)
         metadata = Metadata(

@@ -1,6 +1,7 @@
 import hashlib
 import importlib
 import json
+import os
 from importlib import resources
 
 import numpy as np
@@ -30,6 +31,12 @@ def test_batched_inference_equals_one_window_at_a_time():
     np.testing.assert_allclose(batched, single, atol=1e-6)
     assert np.all((batched >= 0) & (batched <= 1))  # sigmoid outputs
     assert model.predict(np.empty((0, 40, 5))).shape == (0, 3)
+
+
+def test_model_runs_on_the_requested_runtime():
+    """CI runs this file once per runtime, selected with CPET_NB_TFLITE_RUNTIME."""
+    wanted = os.environ.get("CPET_NB_TFLITE_RUNTIME", "ai-edge-litert")
+    assert get_model().info.runtime == wanted
 
 
 def test_model_is_loaded_once_per_process():

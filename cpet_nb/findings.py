@@ -31,6 +31,8 @@ CODES: dict[str, str] = {
     "empty": "the file has a header but no data rows",
     "unknown-column": "a column that the format does not define was ignored",
     "non-numeric": "a numeric column holds text that is not a number",
+    "malformed-row": "a data row with the wrong number of values (or not a data row) was skipped",
+    "derived-channel": "a channel was computed from others (e.g. PetO2 from FO2et and PB)",
     "missing-channel": "a channel needed for a measure is absent or entirely missing",
     "device-zero-missing": "device zeros that mean 'not measured' were turned into missing values",
     "duplicate-time": "rows with a time already seen were dropped (the first was kept)",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -32,6 +33,37 @@ def decode_text(data: bytes, file: str) -> str:
                         file=file)
             ) from None
         return data.decode("latin-1")
+
+
+def load_text(path: Path, format_name: str) -> tuple[str, Metadata]:
+    """A text export's decoded content and the metadata that identifies its source.
+
+    Returns
+    -------
+    (str, Metadata)
+        The text, and metadata with ``source_name``, ``source_sha256`` and ``format`` set.
+    """
+    data = Path(path).read_bytes()
+    metadata = Metadata(source_name=Path(path).name, source_sha256=sha256_hex(data),
+                        format=format_name)
+    return decode_text(data, str(path)), metadata
+
+
+def positive_number(text: str, label: str, file: str, findings: list[Finding]) -> float | None:
+    """A positive number from a metadata cell (decimal comma allowed), else None and a finding.
+
+    ``label`` names the cell in the finding, e.g. ``"[person] gewicht"``.
+    """
+    try:
+        number = float(text.strip().replace(",", "."))
+    except ValueError:
+        number = float("nan")
+    if np.isfinite(number) and number > 0:
+        return number
+    findings.append(Finding("non-numeric", Severity.WARNING,
+                            f"{label} = {text!r} is not a positive number; left missing",
+                            file=file, column=label.split()[-1]))
+    return None
 
 
 def read_csv_text(text: str, file: str, **kwargs) -> pd.DataFrame:

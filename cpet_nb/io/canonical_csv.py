@@ -20,13 +20,12 @@ mmHg, ``HR`` in 1/min, ...). Other columns are ignored with an ``unknown-column`
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 from ..findings import Finding, Severity
 from ..record import CANONICAL_UNITS, CPETRecord, Metadata
 from ._sniff import header_fields
-from ._tabular import build_record, decode_text, read_csv_text, sha256_hex
+from ._tabular import build_record, load_text, positive_number, read_csv_text
 
 NUMERIC_METADATA = ("weight_kg", "height_cm", "age_years")
 TEXT_METADATA = ("device", "test_date")
@@ -44,11 +43,8 @@ class CanonicalCSVReader:
         return "t" in fields and "VO2" in fields
 
     def read(self, path: Path) -> CPETRecord:
-        data = Path(path).read_bytes()
         file = str(path)
-        text = decode_text(data, file)
-        metadata = Metadata(source_name=Path(path).name, source_sha256=sha256_hex(data),
-                            format=self.name)
+        text, metadata = load_text(path, self.name)
         findings = _parse_metadata(text, metadata, file)
         raw = read_csv_text(text, file, comment="#", skipinitialspace=True)
         raw.columns = [str(c).strip() for c in raw.columns]
@@ -75,16 +71,7 @@ def _parse_metadata(text: str, metadata: Metadata, file: str) -> list[Finding]:
         if not sep or not value:
             continue
         if key in NUMERIC_METADATA:
-            try:
-                number = float(value)
-            except ValueError:
-                number = math.nan
-            if math.isfinite(number) and number > 0:
-                setattr(metadata, key, number)
-            else:
-                findings.append(Finding("non-numeric", Severity.WARNING,
-                                        f"metadata {key} = {value!r} is not a positive number; "
-                                        "left missing", file=file, column=key))
+            setattr(metadata, key, positive_number(value, f"metadata {key}", file, findings))
         elif key == "sex":
             sex = SEXES.get(value.lower())
             if sex is None:

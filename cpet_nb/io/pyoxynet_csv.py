@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 
 from ..findings import Finding, Severity
-from ..record import CPETRecord, Metadata
+from ..record import CPETRecord
 from ._sniff import header_fields
-from ._tabular import build_record, decode_text, read_csv_text, sha256_hex
+from ._tabular import build_record, load_text, read_csv_text
 
 COLUMNS = {
     "time": "t",
@@ -48,9 +48,8 @@ class PyoxynetCSVReader:
         return "time" in fields and "VO2_I" in fields
 
     def read(self, path: Path) -> CPETRecord:
-        data = Path(path).read_bytes()
         file = str(path)
-        text = decode_text(data, file)
+        text, metadata = load_text(path, self.name)
         header = read_csv_text(text, file, nrows=0).columns
         findings = [
             Finding("unknown-column", Severity.INFO, "column not used by cpet_nb", file=file,
@@ -61,15 +60,10 @@ class PyoxynetCSVReader:
         raw = read_csv_text(text, file, usecols=wanted)
         present = {src: dst for src, dst in COLUMNS.items() if src in raw.columns}
         frame = raw[list(present)].rename(columns=present)
-        metadata = Metadata(
-            source_name=Path(path).name,
-            source_sha256=sha256_hex(data),
-            device="unknown (pyoxynet CSV)",
-            format=self.name,
-            weight_kg=_constant(raw, "weight"),
-            height_cm=_height_cm(_constant(raw, "height")),
-            age_years=_constant(raw, "age"),
-        )
+        metadata.device = "unknown (pyoxynet CSV)"
+        metadata.weight_kg = _constant(raw, "weight")
+        metadata.height_cm = _height_cm(_constant(raw, "height"))
+        metadata.age_years = _constant(raw, "age")
         source_names = {dst: src for src, dst in present.items()}
         return build_record(frame, metadata, source_names, findings, file=file)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from . import __version__, datasets
 from .analysis import analyze_isolated
 from .export import write_table
-from .inputs import expand_inputs
+from .inputs import Inputs, expand_inputs
 from .io import DEFAULT_MAX_FILE_BYTES, readers
 from .model import RuntimeMissing, get_model
 from .result import FileResult, results_table
@@ -21,12 +21,20 @@ from .result import FileResult, results_table
 def _analyze_many(paths: Sequence[str], output: Path, max_file_bytes: int, quiet: bool
                   ) -> tuple[list[FileResult], int]:
     """Analyse ``paths``; write the table; return results and the exit code."""
-    inputs = expand_inputs(paths, max_file_bytes)
-    if not inputs.files:
-        print(f"cpet-nb: no CPET files found in {' '.join(paths)}"
-              + (f" ({len(inputs.skipped)} unrecognised file(s) skipped)" if inputs.skipped
-                 else ""), file=sys.stderr)
-        return [], 1
+    with expand_inputs(paths, max_file_bytes) as inputs:
+        for finding in inputs.findings:  # refused archives and members: always shown
+            print(f"cpet-nb: {finding}", file=sys.stderr)
+        if not inputs.files:
+            print(f"cpet-nb: no CPET files found in {' '.join(paths)}"
+                  + (f" ({len(inputs.skipped)} unrecognised file(s) skipped)" if inputs.skipped
+                     else ""), file=sys.stderr)
+            return [], 1
+        return _run(inputs, output, max_file_bytes, quiet)
+
+
+def _run(inputs: Inputs, output: Path, max_file_bytes: int, quiet: bool
+         ) -> tuple[list[FileResult], int]:
+    """Analyse expanded inputs, write the table, print the summary."""
     try:
         get_model()  # fail once, clearly, rather than once per file
     except RuntimeMissing as exc:
@@ -35,10 +43,10 @@ def _analyze_many(paths: Sequence[str], output: Path, max_file_bytes: int, quiet
     results = []
     start = time.perf_counter()
     for i, item in enumerate(inputs.files, 1):
-        result = analyze_isolated(item.path, max_file_bytes=max_file_bytes)
+        result = analyze_isolated(item.path, max_file_bytes=max_file_bytes).renamed(item.label)
         results.append(result)
         if not quiet:
-            print(f"[{i}/{len(inputs.files)}] {result.status:7s} {item.path}", file=sys.stderr)
+            print(f"[{i}/{len(inputs.files)}] {result.status:7s} {item.label}", file=sys.stderr)
             for finding in result.findings:
                 if finding.severity.value != "info":
                     print(f"          {finding}", file=sys.stderr)
@@ -49,6 +57,8 @@ def _analyze_many(paths: Sequence[str], output: Path, max_file_bytes: int, quiet
                f"{counts['warning']} warning, {counts['error']} error")
     if inputs.skipped:
         summary += f"; skipped {len(inputs.skipped)} unrecognised file(s) found in folders"
+    if inputs.findings:
+        summary += f"; {len(inputs.findings)} archive problem(s) reported above"
     print(f"{summary}. Results: {output}", file=sys.stderr)
     if counts["error"] == len(results):
         print("cpet-nb: no file could be analysed; see the findings above", file=sys.stderr)

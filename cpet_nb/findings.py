@@ -47,6 +47,12 @@ CODES: dict[str, str] = {
     "vt-order": "VT2 is not after VT1 (the heavy and severe outputs look swapped)",
     "domain-mapping-ambiguous": "the same model output dominates both the start and the end",
     "internal-error": "an unexpected exception while processing the file (a bug: please report)",
+    "unsafe-archive": "a ZIP archive was not expanded: too many entries or too many bytes in total",
+    "corrupt-archive": "a ZIP archive, or one of its members, could not be read or extracted",
+    "unsafe-archive-member": "an archive member was not extracted: unsafe name, link or special "
+                             "file, compression method, size or compression ratio over the limit",
+    "encrypted-archive-member": "an archive member is password-protected; not extracted",
+    "nested-archive": "a ZIP archive inside a ZIP archive was not expanded",
 }
 
 

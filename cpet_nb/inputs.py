@@ -1,21 +1,36 @@
-"""Turn what a user names (files, folders, globs) into the list of files to analyse.
+"""Turn what a user names (files, folders, globs, ZIP archives) into the list of files to analyse.
 
 Policy: a file named explicitly always gets a row in the results (an error row if it cannot
 be read). Files found by walking a folder or expanding a glob are first sniffed, and those
 that no reader recognises (a README, a pickle, a statistics table) are skipped and listed,
 not reported as failed tests. Hidden files and folders (``.name``), ``__MACOSX`` and
 ``__pycache__`` are never walked into.
+
+A ZIP archive (by its magic bytes, whether named, matched by a glob or found in a folder;
+see :func:`cpet_nb.intake.is_archive`) is a container, not a file: its members are extracted
+safely into a temporary folder (:mod:`cpet_nb.intake`: size, ratio and entry limits, no path
+traversal, links or encrypted members) and then treated like files found in a folder. The
+archive itself gets no row; what was refused is in :attr:`Inputs.findings`. The temporary
+folders live as long as the :class:`Inputs`: use it as a context manager (or call
+:meth:`Inputs.cleanup`) once the files have been analysed::
+
+    with expand_inputs(paths) as inputs:
+        for item in inputs.files:
+            analyze(item.path)
 """
 
 from __future__ import annotations
 
 import glob
 import os
+import shutil
+import weakref
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from .findings import CPETError, UnsupportedFormat
+from .findings import CPETError, Finding, UnsupportedFormat
+from .intake import ArchiveLimits, extract_zip, is_archive
 from .io import DEFAULT_MAX_FILE_BYTES, detect_format
 
 SKIPPED_DIRS = {"__MACOSX", "__pycache__"}
@@ -24,18 +39,69 @@ GLOB_CHARS = set("*?[")
 
 @dataclass(frozen=True)
 class InputFile:
-    """One file to analyse; ``explicit`` when the user named it rather than a folder/glob."""
+    """One file to analyse; ``explicit`` when the user named it rather than a folder/glob.
+
+    For a member extracted from a ZIP archive, ``path`` is the extracted copy (in a
+    temporary folder), ``archive`` the archive as given and ``member`` its name inside.
+    """
 
     path: Path
     explicit: bool
+    archive: Path | None = None
+    member: str | None = None
+
+    @property
+    def label(self) -> str:
+        """How to name the file to the user: its path, or ``archive/member``."""
+        if self.archive is None:
+            return str(self.path)
+        return f"{self.archive}/{self.member}"
 
 
 @dataclass
 class Inputs:
-    """Files to analyse and files skipped because no reader recognised them."""
+    """Files to analyse, files skipped because no reader recognised them, archive findings.
+
+    Attributes
+    ----------
+    files : list of InputFile
+    skipped : list of Path
+        Discovered files (in folders, globs or archives) that no reader recognised; for an
+        archive member, ``archive / member`` (its name, not the temporary copy).
+    findings : list of Finding
+        Archives and archive members that were refused or not expanded (codes
+        ``unsafe-archive``, ``corrupt-archive``, ``unsafe-archive-member``,
+        ``encrypted-archive-member``, ``nested-archive``). These inputs have no entry in
+        ``files``.
+    temp_dirs : list of Path
+        Temporary folders holding extracted archive members. :meth:`cleanup` (or leaving a
+        ``with`` block) removes them; so does garbage collection of this object, or the end
+        of the interpreter, as a safety net.
+    """
 
     files: list[InputFile]
     skipped: list[Path]
+    findings: list[Finding] = field(default_factory=list)
+    temp_dirs: list[Path] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._finalizer = weakref.finalize(self, _remove_dirs, self.temp_dirs)
+
+    def cleanup(self) -> None:
+        """Remove the temporary folders of extracted archive members (safe to call twice)."""
+        self._finalizer()
+
+    def __enter__(self) -> Inputs:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.cleanup()
+
+
+def _remove_dirs(dirs: list[Path]) -> None:
+    for folder in dirs:
+        shutil.rmtree(folder, ignore_errors=True)
+    dirs.clear()
 
 
 def _walk(folder: Path) -> list[Path]:
@@ -47,23 +113,32 @@ def _walk(folder: Path) -> list[Path]:
 
 
 def expand_inputs(inputs: Iterable[str | os.PathLike],
-                  max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> Inputs:
-    """Expand files, folders (recursively) and glob patterns, in the order given.
+                  max_file_bytes: int = DEFAULT_MAX_FILE_BYTES, *,
+                  archive_limits: ArchiveLimits | None = None,
+                  temp_dir: str | os.PathLike | None = None) -> Inputs:
+    """Expand files, folders (recursively), glob patterns and ZIP archives, in the order given.
 
     Parameters
     ----------
     inputs : iterable of str or path-like
     max_file_bytes : int
-        Used when sniffing discovered files (too-large files are kept, to be reported).
+        Used when sniffing discovered files (too-large files are kept, to be reported), and
+        as the per-member limit of archives unless ``archive_limits`` is given.
+    archive_limits : ArchiveLimits, optional
+        Limits for ZIP archives (default: :class:`~cpet_nb.intake.ArchiveLimits` with
+        ``max_member_bytes=max_file_bytes``).
+    temp_dir : str or path-like, optional
+        Where to create the temporary folders for archive members (default: the system's).
 
     Returns
     -------
     Inputs
-        Each file once (first mention wins), and the discovered files that were skipped.
+        Each file once (first mention wins), the discovered files that were skipped and the
+        archive findings. Remove its temporary folders when done (``with`` or ``cleanup()``).
     """
+    limits = archive_limits or ArchiveLimits(max_member_bytes=max_file_bytes)
     seen: set[Path] = set()
-    files: list[InputFile] = []
-    skipped: list[Path] = []
+    result = Inputs([], [])
     for item in inputs:
         text = os.fspath(item)
         path = Path(text)
@@ -80,11 +155,26 @@ def expand_inputs(inputs: Iterable[str | os.PathLike],
             if key in seen:
                 continue
             seen.add(key)
-            if not explicit and not _recognised(candidate, max_file_bytes):
-                skipped.append(candidate)
-                continue
-            files.append(InputFile(candidate, explicit))
-    return Inputs(files, skipped)
+            if is_archive(candidate, limits):
+                _add_archive(candidate, result, limits, temp_dir, max_file_bytes)
+            elif not explicit and not _recognised(candidate, max_file_bytes):
+                result.skipped.append(candidate)
+            else:
+                result.files.append(InputFile(candidate, explicit))
+    return result
+
+
+def _add_archive(archive: Path, result: Inputs, limits: ArchiveLimits,
+                 temp_dir: str | os.PathLike | None, max_file_bytes: int) -> None:
+    extraction = extract_zip(archive, limits, temp_dir)
+    if extraction.folder is not None:
+        result.temp_dirs.append(extraction.folder)
+    result.findings += extraction.findings
+    for member in sorted(extraction.files, key=lambda m: m.path):
+        if _recognised(member.path, max_file_bytes):
+            result.files.append(InputFile(member.path, False, archive, member.member))
+        else:
+            result.skipped.append(archive / member.member)  # its name: the copy is temporary
 
 
 def _recognised(path: Path, max_file_bytes: int) -> bool:

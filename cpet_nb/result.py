@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pandas as pd
@@ -88,6 +88,12 @@ class FileResult:
         if Severity.ERROR in severities:
             return "error"
         return "warning" if Severity.WARNING in severities else "ok"
+
+    def renamed(self, label: str) -> FileResult:
+        """The same result naming the input ``label`` (e.g. ``archive.zip/member.csv`` for a
+        file analysed from a temporary copy), in ``file`` and in the findings about it."""
+        findings = [replace(f, file=label) if f.file == self.file else f for f in self.findings]
+        return replace(self, file=label, findings=findings)
 
     def to_row(self) -> dict[str, Any]:
         """One row of the results table (see :data:`RESULT_COLUMNS`)."""

@@ -1,0 +1,493 @@
+"""Readers for COSMED Excel exports: Omnia (``Data``/``Daten`` sheet) and Quark/PFT Suite.
+
+Both layouts put everything on the first sheet, side by side (sheet rows 1-based, columns as
+in Excel)::
+
+    A            B       D             E        G                     H      J   K   L ...
+    ID1          999999  Test date     2025-..  Barometric Pr. (mmHg) 754    t   Rf  VT ...
+    Last Name    ...     Test Time     ...      Ambient Temp. (°C)    22     s   1/min L(btps)
+    First Name   ...     Test Duration ...      ...                   ...
+    Gender       Male    ...                                                 00:00:30  25.3 ...
+    Age          64      ...                                                 00:00:40  25.7 ...
+    Height (cm)  182
+    Weight (kg)  85.5    ...
+
+- label/value pairs in columns A/B (subject), D/E (test) and G/H (environment);
+- column J onward: parameter names in row 1, their units in row 2, row 3 empty, data from
+  row 4 until the first row whose ``t`` cell (column J) is empty. Anything below that row in
+  columns J onward (markers, summaries) is never read as data and is reported.
+
+The two layouts differ in detail, and each has its reader so the record says which it was:
+
+==================  =========================================  ==================================
+                    Omnia (``cosmed-omnia``)                   Quark/PFT Suite (``cosmed-quark``)
+==================  =========================================  ==================================
+detected by         A1 starts with ``ID``, no colon (``ID1``); A1 starts with ``ID`` and ends with
+                    J1 = ``t``; row 1 has ``VO2``              a colon (``ID code:``); J1 = ``t``;
+                                                               row 1 has ``VO2``
+sheets              ``Data``/``Results`` (English),            one sheet (``Sheet1``)
+                    ``Daten``/``Ergebnisse`` (German); only
+                    the first is read
+labels              no colon, English or German                end with a colon (``Weight (Kg):``)
+``t``               unit cell ``s`` but stored as Excel time   ``hh:mm:ss`` text
+                    values (10 s averages in the samples)      (breath by breath)
+end-tidal gases     only ``PeO2``/``PeCO2`` (mixed-expired),   ``PetO2``/``PetCO2`` (mmHg)
+                    never used as PetO2/PetCO2
+phase               ``Phase`` text: REST/WARMUP/EXERCISE/...   ``Phase`` numeric code (0 in the
+                                                               sample), meaning undocumented:
+                                                               not used
+==================  =========================================  ==================================
+
+Columns used (names matched case-insensitively; the first column of that name whose unit is
+accepted is used, so a per-kg column of the same name, unit ``mL/min/Kg``, is never taken as
+absolute VO2):
+
+=============  ===================  ===================================  ======================
+COSMED name    canonical            units accepted (unit cell, row 2)    conversion
+=============  ===================  ===================================  ======================
+``t``          ``t`` s              ``s`` (numbers in s); ``hh:mm:ss``,  :func:`parse_time_s`:
+                                    ``h:mm:ss`` (numbers are Excel day   Excel time values and
+                                    fractions)                           clock text in any unit
+``VO2``        ``VO2`` mL/min       mL/min, L/min                        :func:`to_canonical`
+``VCO2``       ``VCO2`` mL/min      mL/min, L/min                        :func:`to_canonical`
+``VE``         ``VE`` L/min         L/min, mL/min                        :func:`to_canonical`
+``VT``         ``VT`` L             L, mL, ``L(btps)``                   :func:`to_canonical`
+``PetO2``      ``PetO2`` mmHg       mmHg, Torr, kPa                      :func:`to_canonical`
+``PetCO2``     ``PetCO2`` mmHg      mmHg, Torr, kPa                      :func:`to_canonical`
+``HR``/``HF``  ``HR`` 1/min         bpm, 1/min, b/min                    none; 0 -> missing
+``Rf``/``Af``  ``RF`` 1/min         1/min, b/min, bpm                    none
+``Power``,     ``load`` W           Watt, W                              none; left out when
+``Load1``                                                                every value is 0
+``Speed``      ``speed`` km/h       ``Kmh`` (km/h), ``Kmh*10`` (km/h x   ``Kmh`` as km/h, then
+                                    10), km/h, mph, m/s                  :func:`to_canonical`
+``Grade``      ``grade`` %          %                                    none; left out when
+                                                                         every value is 0
+``Phase``      ``phase``            text                                 see below
+=============  ===================  ===================================  ======================
+
+A column found by name whose unit is not accepted is left out with a ``missing-channel``
+finding that names the unit: units are read from the file, never guessed from magnitudes.
+``PeO2``/``PeCO2`` are mixed-expired partial pressures: when a file has them but no
+``PetO2``/``PetCO2``, those channels stay missing and a ``missing-channel`` finding says why.
+``FetO2``/``FetCO2`` (Quark, end-tidal fractions) are not needed because the same file has
+the pressures. Everything else (ratios, per-kg values, metabolic and ECG columns, ``Marker``,
+``Load2``/``Load3``, ``t Rel``, ``Phase time``) is not used.
+
+Phases (``Phase`` text, compared upper-case without spaces, ``-`` or ``_``): ``REST`` ->
+REST, ``WARMUP`` -> WARMUP, ``EXERCISE`` -> EXERCISE, ``RECOVERY`` -> RECOVERY. Any other
+label stays missing and is listed in ``metadata.extra["unmapped_phase_labels"]``. A ``Phase``
+column without text (Quark's numeric codes) is not used.
+
+Metadata (labels compared case-insensitively without a trailing colon): ``Weight (kg)`` /
+``Gewicht (kg)`` -> ``weight_kg``; ``Height (cm)`` / ``Größe (cm)`` -> ``height_cm`` (only
+with these units in the label); ``Age`` / ``Alter`` -> ``age_years``; ``Sex`` / ``Gender`` /
+``Geschlecht`` (Male/Männlich/M, Female/Weiblich/F/W) -> ``sex``; ``Test date`` (ISO
+``YYYY-MM-DD`` text or an Excel date) / ``Test-Datum`` (also ``DDMMYYYY``, written as a
+number in German exports: 11042015 is 2015-04-11) -> ``test_date``. Into ``extra``:
+the sheet's name (``sheet``), barometric pressure (label ending ``(mmHg)``), ``Ergometer``,
+``Protocol``/``Protokoll`` and Quark's ``LT:``/``RC:`` times in s when set (``--:--:--``
+means not set). Names, birth date (``D.O.B.``/``Geburtsdatum``) and ID are never read; an
+empty cell stays missing. The Omnia ``Results`` sheet (the device's own AT/RC and peak
+values) is not read.
+
+There is no reader for COSMED K5 CSV exports: no sample was available to describe that
+layout from.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import numbers
+import os
+import re
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..findings import CPETError, Finding, Severity
+from ..record import CANONICAL_UNITS, CPETRecord, Metadata
+from ._excel import is_workbook, read_sheet, sheet_names
+from ._tabular import build_record, positive_number, sha256_hex
+from .parsing import UNIT_FACTORS, parse_number, parse_time_s, to_canonical
+
+#: Column (0-based) of ``t``, where the data block starts (Excel column J).
+TIME_COLUMN = 9
+#: Label (column A) and value columns (B, E, H) of the metadata pairs, 0-based.
+METADATA_PAIRS = ((0, 1), (3, 4), (6, 7))
+#: Canonical column -> COSMED parameter names (row 1), compared case-insensitively.
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "VO2": ("VO2",),
+    "VCO2": ("VCO2",),
+    "VE": ("VE",),
+    "VT": ("VT",),
+    "PetO2": ("PetO2",),
+    "PetCO2": ("PetCO2",),
+    "HR": ("HR", "HF"),
+    "RF": ("Rf", "Af"),
+    "load": ("Power", "Load1"),
+    "speed": ("Speed",),
+    "grade": ("Grade",),
+}
+#: Mixed-expired columns that must never stand in for the end-tidal ones.
+MIXED_EXPIRED = {"PetO2": "PeO2", "PetCO2": "PeCO2"}
+#: COSMED unit spellings -> (unit :func:`to_canonical` accepts, factor applied before it).
+UNIT_ALIASES: dict[str, tuple[str, float]] = {
+    "kmh": ("km/h", 1.0),
+    "kmh*10": ("km/h", 0.1),
+    "km/h*10": ("km/h", 0.1),
+}
+#: Accepted units (lower case, no spaces) of channels without unit conversions.
+PLAIN_UNITS: dict[str, set[str]] = {
+    "HR": {"bpm", "1/min", "b/min"},
+    "RF": {"1/min", "b/min", "bpm"},
+    "load": {"watt", "w"},
+    "grade": {"%"},
+}
+#: Time unit cells meaning clock time; plain numbers in such a column are Excel day fractions.
+CLOCK_UNITS = {"hh:mm:ss", "h:mm:ss"}
+#: Channels left out when every value is 0 (not recorded).
+DROP_IF_ALL_ZERO = ("load", "speed", "grade")
+#: ``Phase`` labels (upper case, no spaces/-/_) -> canonical phase.
+PHASES = {"REST": "REST", "WARMUP": "WARMUP", "EXERCISE": "EXERCISE", "RECOVERY": "RECOVERY"}
+SEXES = {"male": "male", "m": "male", "männlich": "male", "female": "female", "f": "female",
+         "weiblich": "female", "w": "female"}
+#: Metadata labels (lower case, no trailing colon) -> Metadata attribute.
+NUMBER_LABELS = {
+    "weight (kg)": "weight_kg", "gewicht (kg)": "weight_kg",
+    "height (cm)": "height_cm", "größe (cm)": "height_cm", "groesse (cm)": "height_cm",
+    "age": "age_years", "alter": "age_years",
+}
+SEX_LABELS = ("sex", "gender", "geschlecht")
+#: Test-date labels -> whether an all-digit date is day first (``None``: ISO or Excel only).
+DATE_LABELS: dict[str, bool | None] = {"test date": None, "test-datum": True,
+                                       "testdatum": True}
+TEXT_EXTRA = {"ergometer": "ergometer", "protocol": "protocol", "protokoll": "protocol"}
+THRESHOLD_EXTRA = {"lt": "device_lt_s", "rc": "device_rc_s"}
+
+_PRESSURE_LABEL = re.compile(r"^barometri\w*\s+(?:press\w*\.?|druck)\s*\(mmhg\)$")
+_ISO_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
+_DAY_FIRST = re.compile(r"^(\d{1,2})\.(\d{1,2})\.(\d{4})$|^(\d{2})(\d{2})(\d{4})$")
+
+
+class _CosmedReader:
+    """One COSMED Excel layout; ``layout`` is what :func:`_layout` says for it."""
+
+    layout = ""
+    device = ""
+
+    def sniff(self, head: bytes, path: Path) -> bool:
+        return _layout(head, path) == self.layout
+
+    def read(self, path: Path) -> CPETRecord:
+        file = str(path)
+        data = Path(path).read_bytes()
+        metadata = Metadata(source_name=Path(path).name, source_sha256=sha256_hex(data),
+                            format=self.name, device=self.device)
+        first_sheet = sheet_names(path)[0]  # an 'unreadable' finding if the file is damaged
+        metadata.extra["sheet"] = first_sheet
+        sheet = read_sheet(path, first_sheet)
+        if (sheet.shape[0] < 2 or sheet.shape[1] <= TIME_COLUMN
+                or _text(sheet.iat[0, TIME_COLUMN]) != "t"):
+            raise CPETError(Finding(
+                "unreadable", Severity.ERROR,
+                "cell J1 is not 't': not the COSMED layout (parameter names in row 1 from "
+                "column J)", file=file))
+        findings: list[Finding] = []
+        unmapped_phases: list[str] = []
+        frame, source_names = _data(sheet, file, findings, unmapped_phases)
+        _metadata(sheet, metadata, file, findings)
+        if unmapped_phases:
+            metadata.extra["unmapped_phase_labels"] = unmapped_phases
+        frame = frame[[c for c in CANONICAL_UNITS if c in frame]]
+        return build_record(frame, metadata, source_names, findings, file=file)
+
+
+class OmniaReader(_CosmedReader):
+    """COSMED Omnia export: ``Data``/``Daten`` sheet, labels without colons."""
+
+    name = "cosmed-omnia"
+    description = ("COSMED Omnia Excel export (first sheet Data/Daten: label/value pairs in "
+                   "A/B, D/E, G/H; parameters from column J with a units row)")
+    layout = "omnia"
+    device = "COSMED Omnia"
+
+
+class QuarkReader(_CosmedReader):
+    """COSMED Quark / PFT Suite export: labels ending with a colon, ``t`` as ``hh:mm:ss``."""
+
+    name = "cosmed-quark"
+    description = ("COSMED Quark/PFT Suite Excel export (labels ending with ':' in A, D, G; "
+                   "parameters from column J with a units row, t as hh:mm:ss)")
+    layout = "quark"
+    device = "COSMED Quark (PFT Suite)"
+
+
+def _layout(head: bytes, path: Path) -> str | None:
+    """``"omnia"``, ``"quark"`` or None, from the first two rows of the first sheet."""
+    if not is_workbook(head, path):
+        return None
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return _layout_of(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+@lru_cache(maxsize=16)
+def _layout_of(path: str, size: int, mtime_ns: int) -> str | None:
+    """:func:`_layout` for one version of a file (both readers sniff it: read it once)."""
+    try:
+        top = read_sheet(Path(path), 0, nrows=2)
+    except CPETError:
+        return None
+    if top.shape[0] < 2 or top.shape[1] <= TIME_COLUMN:
+        return None
+    first = _text(top.iat[0, 0])
+    names = {_text(cell).lower() for cell in top.iloc[0, TIME_COLUMN:]}
+    if not first.startswith("ID") or _text(top.iat[0, TIME_COLUMN]) != "t" or "vo2" not in names:
+        return None
+    return "quark" if first.endswith(":") else "omnia"
+
+
+def _text(cell: object) -> str:
+    """A cell as stripped text; '' when empty."""
+    if cell is None or (isinstance(cell, float) and np.isnan(cell)):
+        return ""
+    return str(cell).strip()
+
+
+def _unit_key(unit: str) -> str:
+    return re.sub(r"\s", "", unit).lower()
+
+
+def _data(sheet: pd.DataFrame, file: str, findings: list[Finding], unmapped_phases: list[str]
+          ) -> tuple[pd.DataFrame, dict[str, str]]:
+    """The data block (column J onward) as canonical columns in canonical units.
+
+    ``Phase`` labels that are not phases are added to ``unmapped_phases``.
+    """
+    names = [_text(cell) for cell in sheet.iloc[0, TIME_COLUMN:]]
+    units = [_text(cell) for cell in sheet.iloc[1, TIME_COLUMN:]] if len(sheet) > 1 else []
+    units += [""] * (len(names) - len(units))
+    time_cells = sheet.iloc[2:, TIME_COLUMN]
+    filled = np.flatnonzero(time_cells.notna().to_numpy())
+    if not len(filled):
+        raise CPETError(Finding("empty", Severity.ERROR,
+                                "no data rows: column J (t) is empty below the units row",
+                                file=file, column="t"))
+    start = 2 + int(filled[0])
+    gaps = np.flatnonzero(sheet.iloc[start:, TIME_COLUMN].isna().to_numpy())
+    end = start + int(gaps[0]) if len(gaps) else len(sheet)
+    block = sheet.iloc[start:end, TIME_COLUMN:].reset_index(drop=True)
+    block.columns = range(len(names))
+    _report_rows_after(sheet.iloc[end:, TIME_COLUMN:], start, end, file, findings)
+
+    frame = pd.DataFrame({"t": _time(block[0], units[0], file, findings)})
+    source_names = {"t": names[0]}
+    lower = [name.lower() for name in names]
+    for canonical, wanted in COLUMNS.items():
+        named = [j for j, name in enumerate(lower) if name in {w.lower() for w in wanted}]
+        accepted = [j for j in named if _convert(pd.Series([1.0]), canonical, units[j]) is not None]
+        if not accepted:
+            if named:
+                seen = ", ".join(f"{names[j]!r} in {units[j]!r}" for j in named)
+                findings.append(Finding(
+                    "missing-channel", Severity.WARNING,
+                    f"{canonical} left missing: no column in an accepted unit "
+                    f"({_accepted(canonical)}); found {seen}", file=file, column=canonical))
+            continue
+        chosen = accepted[0]
+        values = _numbers(block[chosen], names[chosen], file, findings)
+        frame[canonical] = _convert(values, canonical, units[chosen])
+        source_names[canonical] = names[chosen]
+        for j in accepted[1:]:
+            findings.append(Finding(
+                "unknown-column", Severity.INFO,
+                f"{names[j]!r} (unit {units[j]!r}) was ignored: {canonical} is read from the "
+                f"column before it, {names[chosen]!r} (unit {units[chosen]!r})", file=file,
+                column=names[j]))
+    for canonical in DROP_IF_ALL_ZERO:
+        if canonical in frame and frame[canonical].notna().any() and (
+                frame[canonical].dropna() == 0).all():
+            frame = frame.drop(columns=canonical)
+            findings.append(Finding(
+                "device-zero-missing", Severity.INFO,
+                f"{source_names[canonical]} is 0 in every row (not recorded); {canonical} "
+                "was left out", file=file, column=source_names.pop(canonical)))
+    for canonical, mixed in MIXED_EXPIRED.items():
+        if canonical not in frame and mixed.lower() in lower:
+            findings.append(Finding(
+                "missing-channel", Severity.WARNING,
+                f"{canonical} left missing: the file has only {mixed}, the mixed-expired "
+                "partial pressure, which is not end-tidal", file=file, column=canonical))
+    if "phase" in lower:
+        j = lower.index("phase")
+        phase, unmapped = _phases(block[j])
+        if phase is not None:
+            frame["phase"] = phase
+            source_names["phase"] = names[j]
+        if unmapped:
+            unmapped_phases.extend(unmapped)
+    return frame, source_names
+
+
+def _report_rows_after(after: pd.DataFrame, start: int, end: int, file: str,
+                       findings: list[Finding]) -> None:
+    """Report rows below the data block that hold something (markers, summaries)."""
+    used = after.notna().any(axis=1).to_numpy()
+    if used.any():
+        first = end + int(np.flatnonzero(used)[0])
+        findings.append(Finding(
+            "malformed-row", Severity.WARNING,
+            f"{int(used.sum())} row(s) below the data (after the first empty t cell, sheet row "
+            f"{end + 1}) hold values and were not read as data; the first is sheet row "
+            f"{first + 1}", file=file, row=first - start + 1))
+
+
+def _time(cells: pd.Series, unit: str, file: str, findings: list[Finding]) -> pd.Series:
+    """``t`` in seconds; cells that are not times are reported and left missing."""
+    unit_key = _unit_key(unit)
+    try:
+        seconds = parse_time_s(cells, unit="day" if unit_key in CLOCK_UNITS else unit)
+    except ValueError:
+        raise CPETError(Finding(
+            "unreadable", Severity.ERROR,
+            f"t has unit {unit!r}; accepted: s, ms, min, hh:mm:ss", file=file,
+            column="t")) from None
+    _report_bad_cells(cells, seconds, "t", file, findings)
+    return seconds
+
+
+def _numbers(cells: pd.Series, name: str, file: str, findings: list[Finding]) -> pd.Series:
+    """A column's cells as float; text that is not a number is reported and left missing."""
+    values = parse_number(cells)
+    _report_bad_cells(cells, values, name, file, findings)
+    return values
+
+
+def _report_bad_cells(cells: pd.Series, values: pd.Series, name: str, file: str,
+                      findings: list[Finding]) -> None:
+    bad = (values.isna() & cells.notna()).to_numpy()
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        findings.append(Finding(
+            "non-numeric", Severity.WARNING,
+            f"{int(bad.sum())} cell(s) could not be read and were left missing; the first is "
+            f"{cells.iloc[first]!r}", file=file, column=name, row=first + 1))
+
+
+def _convert(values: pd.Series, canonical: str, unit: str) -> pd.Series | None:
+    """``values`` in the canonical unit, or None when ``unit`` is not accepted."""
+    key = _unit_key(unit)
+    if canonical in UNIT_FACTORS:
+        source_unit, factor = UNIT_ALIASES.get(key, (unit, 1.0))
+        try:
+            return to_canonical(values * factor, canonical, source_unit)
+        except ValueError:
+            return None
+    if key in PLAIN_UNITS[canonical]:
+        return values.astype(float)
+    return None
+
+
+def _accepted(canonical: str) -> str:
+    if canonical in UNIT_FACTORS:
+        aliases = [alias for alias, (unit, _) in UNIT_ALIASES.items()
+                   if unit in UNIT_FACTORS[canonical]]
+        return ", ".join([*UNIT_FACTORS[canonical], *aliases])
+    return ", ".join(sorted(PLAIN_UNITS[canonical]))
+
+
+def _phases(cells: pd.Series) -> tuple[np.ndarray | None, list[str]]:
+    """Canonical phases from ``Phase`` text, and the labels that are not phases.
+
+    None when the column holds no text (Quark's numeric codes, whose meaning is undocumented).
+    """
+    texts = [cell.strip() if isinstance(cell, str) else None for cell in cells]
+    if not any(texts):
+        return None, []
+    keys = [re.sub(r"[\s_\-]", "", text).upper() if text else None for text in texts]
+    phase = np.array([PHASES.get(key) if key else None for key in keys], dtype=object)
+    unmapped = sorted({text for text, key in zip(texts, keys, strict=True)
+                       if key and key not in PHASES})
+    return phase, unmapped
+
+
+def _metadata(sheet: pd.DataFrame, metadata: Metadata, file: str,
+              findings: list[Finding]) -> None:
+    """Subject and test items from the label/value pairs (names, birth date, ID never read)."""
+    pairs: dict[str, object] = {}
+    for label_col, value_col in METADATA_PAIRS:
+        if sheet.shape[1] <= value_col:
+            continue
+        for label, value in zip(sheet.iloc[:, label_col], sheet.iloc[:, value_col], strict=True):
+            key = _text(label).rstrip(":").strip().lower()
+            if key and _text(value) and key not in pairs:
+                pairs[key] = value
+    for key, value in pairs.items():
+        if key in NUMBER_LABELS:
+            setattr(metadata, NUMBER_LABELS[key], _positive(value, key, file, findings))
+        elif key in SEX_LABELS:
+            metadata.sex = SEXES.get(_text(value).lower())
+            if metadata.sex is None:
+                findings.append(Finding("non-numeric", Severity.WARNING,
+                                        f"{key} = {_text(value)!r} is not male or female; left "
+                                        "missing", file=file, column=key))
+        elif key in DATE_LABELS:
+            metadata.test_date = _date(value, DATE_LABELS[key], key, file, findings)
+        elif _PRESSURE_LABEL.match(key):
+            pressure = _positive(value, key, file, findings)
+            if pressure is not None:
+                metadata.extra["barometric_pressure_mmHg"] = pressure
+        elif key in TEXT_EXTRA:
+            metadata.extra[TEXT_EXTRA[key]] = _text(value)
+        elif key in THRESHOLD_EXTRA:
+            seconds = float(parse_time_s(pd.Series([value], dtype=object), unit="day").iloc[0])
+            if np.isfinite(seconds):
+                metadata.extra[THRESHOLD_EXTRA[key]] = seconds
+
+
+def _positive(value: object, label: str, file: str, findings: list[Finding]) -> float | None:
+    """A positive number from a metadata cell, else None and a finding."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        value = repr(float(value))
+    return positive_number(str(value), label, file, findings)
+
+
+def _date(value: object, day_first: bool | None, label: str, file: str,
+          findings: list[Finding]) -> str | None:
+    """ISO date from a test-date cell, else None and a finding."""
+    if isinstance(value, dt.datetime):  # also pandas.Timestamp
+        return value.date().isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, numbers.Real) and float(value).is_integer():
+        text = str(int(value)).zfill(8)  # a number loses the leading zero of 01042015
+    else:
+        text = _text(value)
+    parts = None
+    if match := _ISO_DATE.match(text):
+        parts = int(match[1]), int(match[2]), int(match[3])
+    elif day_first and (match := _DAY_FIRST.match(text)):
+        day, month, year = (match[1], match[2], match[3]) if match[1] else match.group(4, 5, 6)
+        parts = int(year), int(month), int(day)
+    try:
+        return dt.date(*parts).isoformat() if parts else _no_date(text, label, file, findings)
+    except ValueError:
+        return _no_date(text, label, file, findings)
+
+
+def _no_date(text: str, label: str, file: str, findings: list[Finding]) -> None:
+    findings.append(Finding("non-numeric", Severity.WARNING,
+                            f"{label} = {text!r} is not a date this reader can read without "
+                            "guessing the day/month order; left missing", file=file,
+                            column=label))
+    return None
+
+
+OMNIA_READER = OmniaReader()
+QUARK_READER = QuarkReader()
+#: The COSMED readers, for :func:`cpet_nb.io.registry.readers`.
+READERS = (OMNIA_READER, QUARK_READER)

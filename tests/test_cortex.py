@@ -1,7 +1,6 @@
 """Cortex MetaSoft readers: real samples (skipped without them) and small files written here."""
 
 import io
-import time
 import zipfile
 from pathlib import Path
 from xml.sax.saxutils import escape
@@ -13,7 +12,7 @@ from test_readers import assert_conforms
 import cpet_nb
 from cpet_nb.findings import CPETError
 from cpet_nb.io import detect_format, registry
-from cpet_nb.io.cortex import READERS, XLSX_READER, XML_READER
+from cpet_nb.io.cortex import READERS
 
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "cpet-samples"
 CORTEX = SAMPLES / "cortex"
@@ -98,23 +97,6 @@ def test_metasoft_xlsx_hand_checked():
     assert "2 of 792" in zeros["V'O2 (STPD)"] and "2 of 792" in zeros["V'CO2"]
     # column 'W' (T53) has unit 'kcal' (T54): work, not power, so there is no load column
     assert "load" not in data and "phase" not in data
-
-
-@pytest.mark.parametrize("name, reader, limit", [
-    ("metasoft_de.xml", XML_READER, 0.05),
-    ("metasoft_step.xlsx", XLSX_READER, 0.15),
-])
-def test_real_cortex_parses_fast(name, reader, limit):
-    path = sample(name)
-    reader.read(path)
-    best = min(_timed(reader.read, path) for _ in range(5))
-    assert best < limit
-
-
-def _timed(function, *args) -> float:
-    start = time.perf_counter()
-    function(*args)
-    return time.perf_counter() - start
 
 
 # --- small MetaSoft-like files written by the tests -----------------------------------------
@@ -239,10 +221,8 @@ def test_doctype_and_entities_are_refused(tmp_path, doctype, reference):
     data = data.replace(b"weiblich", reference.encode())  # use the entity in a cell
     path = tmp_path / "entities.xml"
     path.write_bytes(data)
-    start = time.perf_counter()
-    with pytest.raises(CPETError) as err:
+    with pytest.raises(CPETError) as err:  # refused at the DOCTYPE, before any expansion
         cpet_nb.read(path)
-    assert time.perf_counter() - start < 1.0  # refused before any expansion
     finding = err.value.finding
     assert finding.code == "unreadable" and "DOCTYPE" in finding.message
 

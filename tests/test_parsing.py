@@ -301,3 +301,10 @@ def test_property_arbitrary_text_never_raises_and_finite_means_a_leading_number(
             assert leading and value == float(leading[1].replace(",", "."))
         if math.isfinite(time):
             assert any(c in "0123456789" for c in text)
+
+
+def test_ve_at_stpd_is_refused_not_silently_taken_as_btps():
+    with pytest.raises(ValueError, match="STPD-to-BTPS"):
+        to_canonical(pd.Series([10.0]), "VE", "L/min STPD")
+    assert to_canonical(pd.Series([10.0]), "VE", "L/min (BTPS)").tolist() == [10.0]
+    assert to_canonical(pd.Series([1.0]), "VO2", "L/min STPD").tolist() == [1000.0]

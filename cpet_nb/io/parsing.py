@@ -212,9 +212,10 @@ def to_canonical(values: pd.Series | npt.ArrayLike, quantity: str, unit: str) ->
     unit : str
         The unit as the export writes it. It is compared case-insensitively after spaces
         and brackets are removed and a trailing ``STPD`` or ``BTPS`` is dropped, so
-        ``"[L/min]"``, ``"l/min"`` and ``"L/min (STPD)"`` are all ``L/min``. The gas
-        conditions are not checked: every supported export gives VO2 and VCO2 at STPD and
-        VE at BTPS.
+        ``"[L/min]"``, ``"l/min"`` and ``"L/min (STPD)"`` are all ``L/min``. VO2 and VCO2
+        are STPD by definition; VE is canonical at BTPS, so a VE unit marked STPD is
+        refused (the reader must convert it with the file's STPD-to-BTPS factor, as the Parvo
+        reader does).
 
     Returns
     -------
@@ -254,7 +255,11 @@ def _factor(quantity: str, unit: str) -> float:
         raise ValueError(f"no unit conversions for quantity {quantity!r}; "
                          f"known quantities: {', '.join(UNIT_FACTORS)}")
     key = re.sub(r"[\s()\[\]{}]", "", unit).lower()
-    key = re.sub(r"(?:stpd|btps)\Z", "", key)
+    conditions = re.search(r"(stpd|btps)\Z", key)
+    if quantity == "VE" and conditions and conditions.group(1) == "stpd":
+        raise ValueError(f"VE: unit {unit!r} is STPD; canonical VE is BTPS, so it needs the "
+                         "export's STPD-to-BTPS factor, not a unit conversion")
+    key = key[: conditions.start()] if conditions else key
     factor = _UNIT_KEYS[quantity].get(key)
     if factor is None:
         raise ValueError(f"{quantity}: unit {unit!r} is not accepted; accepted units: "

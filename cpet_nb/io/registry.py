@@ -39,10 +39,10 @@ class Reader(Protocol):
 @lru_cache(maxsize=1)
 def readers() -> tuple[Reader, ...]:
     """All readers: built-in first, then those registered as entry points."""
-    from . import canonical_csv, cortex, cosmed, pyoxynet_csv, zan
+    from . import canonical_csv, cortex, cosmed, parvo, pyoxynet_csv, zan
 
     found: list[Reader] = [pyoxynet_csv.READER, canonical_csv.READER, zan.READER,
-                           *cosmed.READERS, *cortex.READERS]
+                           *cosmed.READERS, *cortex.READERS, *parvo.READERS]
     for ep in entry_points(group="cpet_nb.readers"):
         reader = ep.load()
         if not isinstance(reader, Reader):

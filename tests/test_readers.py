@@ -1,4 +1,5 @@
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -133,3 +134,67 @@ def test_latin1_text_is_read(tmp_path):
     write_canonical_csv(frame, path, device="Gerät Zürich")
     path.write_bytes(path.read_text(encoding="utf-8").encode("latin-1"))
     assert cpet_nb.read(path).metadata.device == "Gerät Zürich"
+
+
+@pytest.mark.parametrize("t, expected", [
+    (np.arange(0.0, 300.0), "1 s grid"),
+    (np.array([56.0, 60, 120, 180, 240, 300, 360]), "averaged 60 s"),  # one short first step
+    (np.arange(30.0, 1200.0, 10.0), "averaged 10 s"),
+    (np.cumsum(np.random.default_rng(0).uniform(1.5, 4.5, 300)), "breath-by-breath"),
+    (np.array([0.0, 1.0]), None),
+])
+def test_sampling_is_detected_from_time_steps(t, expected):
+    from cpet_nb.record import detect_sampling
+
+    assert detect_sampling(t) == expected
+
+
+SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "cpet-samples"
+#: Every real export in the shared samples and the reader that must claim it.
+SAMPLE_FORMATS = {
+    "breeze/breeze_bxb.txt": "breeze",
+    "cortex/metasoft_de.xml": "cortex-xml",
+    "cortex/metasoft_step.xlsx": "cortex-xlsx",
+    "cosmed/omnia_de_10s.xlsx": "cosmed-omnia",
+    "cosmed/omnia_en_10s.xlsx": "cosmed-omnia",
+    "cosmed/quark_ramp_bxb.xlsx": "cosmed-quark",
+    "parvo/parvo_bxb.CSV": "parvo-csv",
+    "parvo/parvo_excel.xlsx": "parvo-xlsx",
+    "vyntus/vyntus_no_60s.txt": "vyntus",
+    "zan/zan_ramp": "zan",
+    **{f"zan/ramptests/{i:02d}": "zan" for i in range(1, 13)},
+}
+
+
+@pytest.fixture()
+def samples() -> Path:
+    if not SAMPLES.is_dir():
+        pytest.skip(f"real CPET samples not available ({SAMPLES})")
+    return SAMPLES
+
+
+def test_every_sample_export_is_claimed_by_exactly_one_reader(samples):
+    from cpet_nb.io.registry import SNIFF_BYTES
+
+    for name, expected in SAMPLE_FORMATS.items():
+        path = samples / name
+        head = path.read_bytes()[:SNIFF_BYTES]
+        claimed = [r.name for r in readers() if r.sniff(head, path)]
+        assert claimed == [expected], name
+
+
+def test_analyze_over_the_samples_folder_gives_a_row_per_export(samples, tmp_path):
+    from cpet_nb.cli import main
+
+    out = tmp_path / "samples.csv"
+    assert main(["analyze", str(samples), "-o", str(out), "-q"]) == 0
+    table = pd.read_csv(out)
+    table["name"] = table["file"].str.replace(f"{samples}/", "", regex=False)
+    assert sorted(table["name"]) == sorted(SAMPLE_FORMATS)
+    assert dict(zip(table["name"], table["format"], strict=True)) == SAMPLE_FORMATS
+    assert (table["status"] != "error").all()
+    # each row has both thresholds or a finding that says why not
+    no_thresholds = table["vt1_time_s"].isna() | table["vt2_time_s"].isna()
+    assert table.loc[no_thresholds, "findings"].str.contains(
+        "thresholds unavailable|not found|left missing").all()
+    assert table["vo2peak_ml_min"].between(250, 6000).all()

@@ -39,10 +39,11 @@ class Reader(Protocol):
 @lru_cache(maxsize=1)
 def readers() -> tuple[Reader, ...]:
     """All readers: built-in first, then those registered as entry points."""
-    from . import canonical_csv, cortex, cosmed, parvo, pyoxynet_csv, zan
+    from . import breeze, canonical_csv, cortex, cosmed, parvo, pyoxynet_csv, vyntus, zan
 
     found: list[Reader] = [pyoxynet_csv.READER, canonical_csv.READER, zan.READER,
-                           *cosmed.READERS, *cortex.READERS, *parvo.READERS]
+                           *cosmed.READERS, *cortex.READERS, *parvo.READERS,
+                           vyntus.READER, breeze.READER]
     for ep in entry_points(group="cpet_nb.readers"):
         reader = ep.load()
         if not isinstance(reader, Reader):

@@ -11,7 +11,7 @@ from .model import OxynetModel, get_model
 from .pipeline import model_thresholds
 from .record import CPETRecord
 from .result import FileResult
-from .validate import screen_values, threshold_blockers
+from .validate import check_protocol, screen_values, threshold_blockers
 
 
 def analyze(source: str | os.PathLike | CPETRecord, *, model: OxynetModel | None = None,
@@ -71,6 +71,7 @@ def analyze_record(record: CPETRecord, *, file: str | None = None,
                         duration_s=record.duration_s, model_version=model.info.version)
     result.vo2peak_ml_min = vo2peak_ml_min(record.data["t"].to_numpy(),
                                            record.data["VO2"].to_numpy(), vo2peak_window_s)
+    findings += check_protocol(record)
     blockers = threshold_blockers(record)
     findings += blockers
     if not blockers:

@@ -40,6 +40,7 @@ CODES: dict[str, str] = {
     "implausible-values": "values are outside the documented physiological range",
     "constant-channel": "a channel never changes, so the model cannot use it",
     "too-short": "the test is too short for the requested analysis",
+    "averaged-data": "the export holds time averages, not breath-by-breath data",
     "gaps-trimmed": "leading or trailing seconds without all model channels were left out",
     "vt1-not-found": "the model's heavy-domain probability never reaches the moderate one",
     "vt2-not-found": "the model's severe-domain probability is never at or below the heavy one",

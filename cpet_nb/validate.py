@@ -72,6 +72,44 @@ def screen_values(record: CPETRecord) -> tuple[CPETRecord, list[Finding]]:
     return record, findings
 
 
+#: Exercise shorter than this (s) rarely reaches a maximal effort in an incremental test
+#: (recommended ramp durations are 8-12 min; Buchfuhrer et al. 1983, J Appl Physiol 55:1558).
+MIN_EXERCISE_S = 180.0
+#: Averages longer than this (s) blur breath-level events the threshold methods look for.
+MAX_AVERAGING_S = 5.0
+
+
+def check_protocol(record: CPETRecord) -> list[Finding]:
+    """Warnings about how the test was recorded: too little exercise, averaged data.
+
+    Exercise time is the span of rows in phase ``EXERCISE`` when the file marks phases,
+    otherwise the whole test.
+    """
+    file = record.name
+    findings = []
+    data = record.data
+    exercise = data[data["phase"] == "EXERCISE"] if "phase" in data else data
+    if "phase" in data and exercise.empty:
+        exercise = data
+    span_s = float(exercise["t"].iloc[-1] - exercise["t"].iloc[0]) if len(exercise) else 0.0
+    if span_s < MIN_EXERCISE_S:
+        where = "in the EXERCISE phase" if exercise is not data else "in all"
+        findings.append(Finding(
+            "too-short", Severity.WARNING,
+            f"{span_s:.0f} s of exercise {where}, less than {MIN_EXERCISE_S:.0f} s: peak values "
+            "are unlikely to reflect a maximal effort", file=file))
+    sampling = record.metadata.sampling or ""
+    if sampling.startswith("averaged"):
+        step_s = float(sampling.split()[1])
+        if step_s > MAX_AVERAGING_S:
+            findings.append(Finding(
+                "averaged-data", Severity.WARNING,
+                f"the data are {step_s:g} s averages, not breath-by-breath: VO2peak over a "
+                f"window shorter than {step_s:g} s is not meaningful and thresholds are coarser",
+                file=file))
+    return findings
+
+
 def threshold_blockers(record: CPETRecord) -> list[Finding]:
     """Why the model's thresholds cannot be computed (warnings; other measures still can)."""
     file = record.name

@@ -2,9 +2,28 @@
 
 from __future__ import annotations
 
+#: Byte-order marks of UTF-16 text (some Windows cart software exports it).
+UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
+def utf16_text(data: bytes) -> str | None:
+    """``data`` decoded as UTF-16 when it starts with a UTF-16 byte-order mark, else None.
+
+    An odd trailing byte (a cut after the first bytes of a file) is ignored.
+    """
+    if not data.startswith(UTF16_BOMS):
+        return None
+    return data[: len(data) - len(data) % 2].decode("utf-16", errors="replace")
+
 
 def head_lines(head: bytes, n: int = 40) -> list[str]:
-    """The first ``n`` lines of ``head`` as text (UTF-8 with BOM, else Latin-1); [] if binary."""
+    """The first ``n`` lines of ``head`` as text (UTF-16 with BOM, UTF-8, else Latin-1).
+
+    Returns ``[]`` for binary content (NUL bytes in text that is not UTF-16).
+    """
+    utf16 = utf16_text(head)
+    if utf16 is not None:
+        return utf16.splitlines()[:n]
     if b"\x00" in head[:4096]:
         return []
     try:

@@ -11,6 +11,7 @@ import pandas as pd
 
 from ..findings import CPETError, Finding, Severity
 from ..record import CANONICAL_UNITS, CPETRecord, Metadata, detect_sampling
+from ._sniff import utf16_text
 
 #: Channels in which a device writes 0 for "not measured".
 ZERO_MEANS_MISSING = ("HR", "RF")
@@ -22,7 +23,11 @@ def sha256_hex(data: bytes) -> str:
 
 
 def decode_text(data: bytes, file: str) -> str:
-    """Decode text as UTF-8 (BOM allowed), else Latin-1 only if it has no NUL bytes."""
+    """Decode text: UTF-16 with a byte-order mark, UTF-8 (BOM allowed), else Latin-1 when it
+    has no NUL bytes."""
+    utf16 = utf16_text(data)
+    if utf16 is not None:
+        return utf16
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:

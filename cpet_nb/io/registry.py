@@ -17,6 +17,7 @@ from typing import Protocol, runtime_checkable
 
 from ..findings import Finding, Severity, UnsupportedFormat
 from ..record import CPETRecord
+from ._sniff import UTF16_BOMS, head_lines
 
 #: Bytes read from the start of a file for sniffing.
 SNIFF_BYTES = 64 * 1024
@@ -66,9 +67,9 @@ def describe_head(head: bytes) -> str:
     if not head:
         return "the file is empty"
     text = head[:200]
-    if b"\x00" in text[:64] and not text.startswith((b"\xff\xfe", b"\xfe\xff")):
+    if b"\x00" in text[:64] and not text.startswith(UTF16_BOMS):
         return f"binary content starting with bytes {text[:8].hex(' ')}"
-    first_line = text.decode("utf-8", errors="replace").splitlines()[0] if text.strip() else ""
+    first_line = (head_lines(text, 1) or [""])[0]
     return f"first line {first_line[:120]!r}"
 
 

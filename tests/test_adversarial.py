@@ -1,0 +1,125 @@
+"""A hostile corpus the tests write themselves: every file gets its specific finding, nothing
+crashes or hangs, and no numbers come out of a file that has none."""
+
+import io
+import math
+import zipfile
+
+import pandas as pd
+import pytest
+from synthetic import ramp_test, write_canonical_csv
+from test_cortex import xlsx_bytes
+
+import cpet_nb
+from cpet_nb.cli import main
+
+
+def analyse(path) -> cpet_nb.FileResult:
+    result = cpet_nb.analyze(path)
+    if result.status == "error":  # a file that could not be analysed gives no numbers
+        assert result.vt1 is None and result.vt2 is None and math.isnan(result.vo2peak_ml_min)
+    return result
+
+
+def codes(result: cpet_nb.FileResult) -> set[str]:
+    return {f.code for f in result.findings}
+
+
+@pytest.fixture()
+def ramp_text() -> str:
+    buffer = io.StringIO()
+    ramp_test().to_csv(buffer, index=False)
+    return buffer.getvalue()
+
+
+def test_truncated_and_corrupted_workbooks(tmp_path):
+    good = xlsx_bytes([["t", "V'O2"], ["s", "L/min"], [0, 1.0]])
+    cut = tmp_path / "cut.xlsx"
+    cut.write_bytes(good[: len(good) // 2])
+    assert codes(analyse(cut)) == {"unsupported-format"}
+    scrambled = tmp_path / "scrambled.xlsx"
+    scrambled.write_bytes(good[:30] + bytes(range(256)) * 20)
+    assert codes(analyse(scrambled)) == {"unsupported-format"}
+
+
+def test_corrupted_zip_archive_is_reported_not_analysed(tmp_path, capsys):
+    archive = tmp_path / "batch.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("a.csv", "t,VO2\n0,300\n")
+    data = archive.read_bytes()
+    archive.write_bytes(data[:40] + b"\x00" * 30 + data[70:])
+    assert main(["analyze", str(archive), "-o", str(tmp_path / "r.csv")]) == 1
+    assert "corrupt-archive" in capsys.readouterr().err
+
+
+def test_binary_garbage_named_csv(tmp_path):
+    path = tmp_path / "garbage.csv"
+    path.write_bytes(bytes(range(256)) * 40)
+    result = analyse(path)
+    assert codes(result) == {"unsupported-format"} and "binary content" in str(result.findings[0])
+
+
+def test_utf16_text_is_read_like_utf8(tmp_path, ramp_text):
+    utf8 = tmp_path / "utf8.csv"
+    utf16 = tmp_path / "utf16.csv"
+    utf8.write_text(ramp_text, encoding="utf-8")
+    utf16.write_text(ramp_text, encoding="utf-16")  # with a byte-order mark
+    a, b = cpet_nb.read(utf8), cpet_nb.read(utf16)
+    pd.testing.assert_frame_equal(a.data, b.data)
+
+
+def test_latin1_and_header_only(tmp_path):
+    latin = tmp_path / "latin.csv"
+    write_canonical_csv(ramp_test(), latin, device="Spiroergometrie Größe")
+    latin.write_bytes(latin.read_text(encoding="utf-8").encode("latin-1"))
+    assert cpet_nb.read(latin).metadata.device == "Spiroergometrie Größe"
+    header_only = tmp_path / "header.csv"
+    header_only.write_text("t,VO2,VCO2,VE,PetO2,PetCO2\n")
+    assert codes(analyse(header_only)) == {"empty"}
+
+
+def test_text_in_numeric_columns_is_never_a_number(tmp_path):
+    frame = ramp_test().astype(object)
+    frame.loc[5, "VCO2"] = "n/a"  # an explicit missing marker: missing, no finding needed
+    frame.loc[10:20, "VO2"] = "calibrating"
+    frame.loc[30, "HR"] = "high"
+    path = tmp_path / "text.csv"
+    write_canonical_csv(frame, path)
+    record = cpet_nb.read(path)
+    assert record.data["VO2"].iloc[10:21].isna().all() and math.isnan(record.data["HR"][30])
+    assert math.isnan(record.data["VCO2"][5])
+    columns = {f.column for f in record.findings if f.code == "non-numeric"}
+    assert columns == {"VO2", "HR"}
+
+
+def test_litres_labelled_millilitres_is_an_error(tmp_path):
+    frame = ramp_test()
+    frame[["VO2", "VCO2"]] /= 1000  # L/min written in a file whose unit is mL/min
+    path = tmp_path / "litres.csv"
+    write_canonical_csv(frame, path)
+    result = analyse(path)
+    assert result.status == "error" and "implausible-values" in codes(result)
+
+
+def test_ten_million_row_csv_is_refused_by_size_without_reading(tmp_path):
+    path = tmp_path / "huge.csv"
+    with open(path, "wb") as fh:
+        fh.write(b"t,VO2\n")
+        block = b"1,2\n" * 100_000
+        for _ in range(100):  # 10,000,000 rows, 40 MB
+            fh.write(block)
+    result = analyse(path)
+    assert codes(result) == {"file-too-large"}
+    assert "40,000,006 bytes" in str(result.findings[0])
+
+
+def test_one_bad_file_does_not_stop_the_batch(tmp_path):
+    good = tmp_path / "good.csv"
+    write_canonical_csv(ramp_test(), good)
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(b"\xff\xfe\x00garbage")
+    out = tmp_path / "r.csv"
+    assert main(["analyze", str(bad), str(good), "-o", str(out), "-q"]) == 0
+    table = pd.read_csv(out).set_index("file")
+    assert table.loc[str(good), "status"] != "error"
+    assert table.loc[str(bad), "status"] == "error"

@@ -14,7 +14,8 @@ from . import datasets
 from .analysis import analyze, analyze_record
 from .domains import DomainCurves
 from .findings import CODES, CPETError, Finding, Severity, UnsupportedFormat
-from .io import read, readers
+from .io import ColumnMapping, read, readers
+from .profiles import list_profiles, load_profile, save_profile
 from .record import CANONICAL_UNITS, CPETRecord, Metadata
 from .result import RESULT_COLUMNS, FileResult, Threshold, results_table
 
@@ -24,7 +25,8 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
 
 __all__ = [
-    "CANONICAL_UNITS", "CODES", "CPETError", "CPETRecord", "DomainCurves", "FileResult",
-    "Finding", "Metadata", "RESULT_COLUMNS", "Severity", "Threshold", "UnsupportedFormat",
-    "analyze", "analyze_record", "datasets", "read", "readers", "results_table",
+    "CANONICAL_UNITS", "CODES", "CPETError", "CPETRecord", "ColumnMapping", "DomainCurves",
+    "FileResult", "Finding", "Metadata", "RESULT_COLUMNS", "Severity", "Threshold",
+    "UnsupportedFormat", "analyze", "analyze_record", "datasets", "list_profiles", "load_profile",
+    "read", "readers", "results_table", "save_profile",
 ]

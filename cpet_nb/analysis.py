@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from .findings import CPETError, Finding, Severity, has_errors
-from .io import DEFAULT_MAX_FILE_BYTES, read
+from .io import DEFAULT_MAX_FILE_BYTES, ColumnMapping, read
 from .measures import VO2PEAK_WINDOW_S, vo2peak_ml_min
 from .model import OxynetModel, get_model
 from .pipeline import model_thresholds
@@ -15,7 +15,8 @@ from .validate import check_protocol, screen_values, threshold_blockers
 
 
 def analyze(source: str | os.PathLike | CPETRecord, *, model: OxynetModel | None = None,
-            format: str | None = None, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+            format: str | None = None, mapping: ColumnMapping | None = None,
+            max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
             vo2peak_window_s: int = VO2PEAK_WINDOW_S) -> FileResult:
     """Analyse one CPET test: thresholds, domain curves, VO2peak and findings.
 
@@ -30,6 +31,9 @@ def analyze(source: str | os.PathLike | CPETRecord, *, model: OxynetModel | None
         Defaults to the process-wide model (:func:`cpet_nb.model.get_model`).
     format : str, optional
         Reader name, to skip content detection.
+    mapping : ColumnMapping, optional
+        Column mapping for a layout no built-in reader knows (e.g. a lab profile's:
+        ``cpet_nb.load_profile(name)``).
     max_file_bytes : int
         Larger files are refused.
     vo2peak_window_s : int
@@ -51,7 +55,8 @@ def analyze(source: str | os.PathLike | CPETRecord, *, model: OxynetModel | None
     else:
         file = os.fspath(source)
         try:
-            record = read(source, format=format, max_file_bytes=max_file_bytes)
+            record = read(source, format=format, mapping=mapping,
+                          max_file_bytes=max_file_bytes)
         except CPETError as exc:
             return FileResult.failed(file, [exc.finding])
     return analyze_record(record, file=file, model=model, vo2peak_window_s=vo2peak_window_s)

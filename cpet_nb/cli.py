@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections import Counter
@@ -13,15 +14,16 @@ from . import __version__, datasets
 from .analysis import analyze_isolated
 from .export import write_table
 from .inputs import Inputs, expand_inputs
-from .io import DEFAULT_MAX_FILE_BYTES, readers
+from .io import DEFAULT_MAX_FILE_BYTES, ColumnMapping, readers
 from .model import RuntimeMissing, get_model
+from .profiles import list_profiles, load_profile, profiles_folder, save_profile
 from .result import FileResult, results_table
 
 
-def _analyze_many(paths: Sequence[str], output: Path, max_file_bytes: int, quiet: bool
-                  ) -> tuple[list[FileResult], int]:
+def _analyze_many(paths: Sequence[str], output: Path, max_file_bytes: int, quiet: bool,
+                  mapping: ColumnMapping | None = None) -> tuple[list[FileResult], int]:
     """Analyse ``paths``; write the table; return results and the exit code."""
-    with expand_inputs(paths, max_file_bytes) as inputs:
+    with expand_inputs(paths, max_file_bytes, sniff=mapping is None) as inputs:
         for finding in inputs.findings:  # refused archives and members: always shown
             print(f"cpet-nb: {finding}", file=sys.stderr)
         if not inputs.files:
@@ -29,11 +31,11 @@ def _analyze_many(paths: Sequence[str], output: Path, max_file_bytes: int, quiet
                   + (f" ({len(inputs.skipped)} unrecognised file(s) skipped)" if inputs.skipped
                      else ""), file=sys.stderr)
             return [], 1
-        return _run(inputs, output, max_file_bytes, quiet)
+        return _run(inputs, output, max_file_bytes, quiet, mapping)
 
 
-def _run(inputs: Inputs, output: Path, max_file_bytes: int, quiet: bool
-         ) -> tuple[list[FileResult], int]:
+def _run(inputs: Inputs, output: Path, max_file_bytes: int, quiet: bool,
+         mapping: ColumnMapping | None) -> tuple[list[FileResult], int]:
     """Analyse expanded inputs, write the table, print the summary."""
     try:
         get_model()  # fail once, clearly, rather than once per file
@@ -43,7 +45,8 @@ def _run(inputs: Inputs, output: Path, max_file_bytes: int, quiet: bool
     results = []
     start = time.perf_counter()
     for i, item in enumerate(inputs.files, 1):
-        result = analyze_isolated(item.path, max_file_bytes=max_file_bytes).renamed(item.label)
+        result = analyze_isolated(item.path, max_file_bytes=max_file_bytes, mapping=mapping)
+        result = result.renamed(item.label)
         results.append(result)
         if not quiet:
             print(f"[{i}/{len(inputs.files)}] {result.status:7s} {item.label}", file=sys.stderr)
@@ -67,9 +70,33 @@ def _run(inputs: Inputs, output: Path, max_file_bytes: int, quiet: bool
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
+    mapping = None
+    if args.profile:
+        try:
+            mapping = load_profile(args.profile)
+        except ValueError as exc:
+            print(f"cpet-nb: {exc}", file=sys.stderr)
+            return 2
     _, code = _analyze_many(args.paths, Path(args.output), args.max_file_mb * 1_000_000,
-                            args.quiet)
+                            args.quiet, mapping)
     return code
+
+
+def _cmd_profile(args: argparse.Namespace) -> int:
+    try:
+        if args.action == "list":
+            print(f"# {profiles_folder()}")
+            for name in list_profiles():
+                print(name)
+        elif args.action == "show":
+            print(json.dumps(load_profile(args.name).to_dict(), indent=2))
+        else:
+            source = json.loads(Path(args.mapping_json).read_text(encoding="utf-8"))
+            print(save_profile(args.name, ColumnMapping.from_dict(source)))
+    except (ValueError, OSError) as exc:  # a bad name, file or mapping: say which
+        print(f"cpet-nb: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -108,7 +135,16 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--max-file-mb", type=float, default=DEFAULT_MAX_FILE_BYTES / 1e6,
                          help="refuse larger files (default: %(default)g MB)")
     analyze.add_argument("-q", "--quiet", action="store_true", help="only the summary")
+    analyze.add_argument("--profile", help="read every file with this lab profile's column "
+                         "mapping (see 'cpet-nb profile')")
     analyze.set_defaults(func=_cmd_analyze)
+
+    profile = sub.add_parser("profile", help="lab profiles: saved column mappings")
+    profile.add_argument("action", choices=["list", "show", "save"])
+    profile.add_argument("name", nargs="?", help="profile name (show, save)")
+    profile.add_argument("mapping_json", nargs="?",
+                         help="save: a JSON file with the mapping (ColumnMapping.to_dict form)")
+    profile.set_defaults(func=_cmd_profile)
 
     demo = sub.add_parser("demo", help="analyse pyoxynet's 139 bundled real tests")
     demo.add_argument("--out", default="demo-output",

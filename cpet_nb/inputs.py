@@ -115,7 +115,7 @@ def _walk(folder: Path) -> list[Path]:
 def expand_inputs(inputs: Iterable[str | os.PathLike],
                   max_file_bytes: int = DEFAULT_MAX_FILE_BYTES, *,
                   archive_limits: ArchiveLimits | None = None,
-                  temp_dir: str | os.PathLike | None = None) -> Inputs:
+                  temp_dir: str | os.PathLike | None = None, sniff: bool = True) -> Inputs:
     """Expand files, folders (recursively), glob patterns and ZIP archives, in the order given.
 
     Parameters
@@ -129,6 +129,10 @@ def expand_inputs(inputs: Iterable[str | os.PathLike],
         ``max_member_bytes=max_file_bytes``).
     temp_dir : str or path-like, optional
         Where to create the temporary folders for archive members (default: the system's).
+    sniff : bool
+        Skip discovered files that no reader recognises. Pass False when the files will be
+        read with a column mapping (which no sniffing can recognise): every discovered file
+        is then taken, hidden files and archives' junk still excepted.
 
     Returns
     -------
@@ -156,8 +160,8 @@ def expand_inputs(inputs: Iterable[str | os.PathLike],
                 continue
             seen.add(key)
             if is_archive(candidate, limits):
-                _add_archive(candidate, result, limits, temp_dir, max_file_bytes)
-            elif not explicit and not _recognised(candidate, max_file_bytes):
+                _add_archive(candidate, result, limits, temp_dir, max_file_bytes, sniff)
+            elif not explicit and sniff and not _recognised(candidate, max_file_bytes):
                 result.skipped.append(candidate)
             else:
                 result.files.append(InputFile(candidate, explicit))
@@ -165,13 +169,13 @@ def expand_inputs(inputs: Iterable[str | os.PathLike],
 
 
 def _add_archive(archive: Path, result: Inputs, limits: ArchiveLimits,
-                 temp_dir: str | os.PathLike | None, max_file_bytes: int) -> None:
+                 temp_dir: str | os.PathLike | None, max_file_bytes: int, sniff: bool) -> None:
     extraction = extract_zip(archive, limits, temp_dir)
     if extraction.folder is not None:
         result.temp_dirs.append(extraction.folder)
     result.findings += extraction.findings
     for member in sorted(extraction.files, key=lambda m: m.path):
-        if _recognised(member.path, max_file_bytes):
+        if not sniff or _recognised(member.path, max_file_bytes):
             result.files.append(InputFile(member.path, False, archive, member.member))
         else:
             result.skipped.append(archive / member.member)  # its name: the copy is temporary

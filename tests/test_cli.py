@@ -92,3 +92,47 @@ def test_demo_writes_table_and_offline_plot(tmp_path):
 def test_formats_lists_readers(capsys):
     assert main(["formats"]) == 0
     assert "pyoxynet-csv" in capsys.readouterr().out
+
+
+def test_lab_profile_saved_then_used_for_a_folder(tmp_path, monkeypatch, capsys):
+    """A lab's own layout: semicolons, decimal commas, L/min and kPa, German headers."""
+    monkeypatch.setenv("CPET_NB_PROFILES", str(tmp_path / "profiles"))
+    lab = tmp_path / "lab"
+    lab.mkdir()
+    for i in range(2):
+        frame = ramp_test(seed=i)
+        export = pd.DataFrame({"Zeit": frame["t"], "VO2": frame["VO2"] / 1000,
+                               "VCO2": frame["VCO2"] / 1000, "VE": frame["VE"],
+                               "PetO2": frame["PetO2"] / 7.50062,
+                               "PetCO2": frame["PetCO2"] / 7.50062})
+        export.to_csv(lab / f"test{i}.txt", sep=";", decimal=",", index=False)
+    mapping = {"channels": {"t": {"column": "Zeit", "unit": "s"},
+                            "VO2": {"column": "VO2", "unit": "L/min"},
+                            "VCO2": {"column": "VCO2", "unit": "L/min"},
+                            "VE": {"column": "VE", "unit": "L/min"},
+                            "PetO2": {"column": "PetO2", "unit": "kPa"},
+                            "PetCO2": {"column": "PetCO2", "unit": "kPa"}},
+               "delimiter": ";", "decimal": ","}
+    mapping_file = tmp_path / "mapping.json"
+    mapping_file.write_text(json.dumps(mapping))
+    assert main(["profile", "save", "our_lab", str(mapping_file)]) == 0
+    assert main(["profile", "list"]) == 0
+    assert "our_lab" in capsys.readouterr().out
+    # without the profile the folder holds nothing recognisable
+    assert main(["analyze", str(lab), "-o", str(tmp_path / "none.csv"), "-q"]) == 1
+    out = tmp_path / "r.csv"
+    assert main(["analyze", str(lab), "--profile", "our_lab", "-o", str(out), "-q"]) == 0
+    table = pd.read_csv(out)
+    assert len(table) == 2 and set(table["format"]) == {"generic"}
+    expected = cpet_nb.analyze_record(_canonical_copy(ramp_test(seed=0)))
+    row = table.sort_values("file").iloc[0]
+    assert row["vo2peak_ml_min"] == pytest.approx(expected.vo2peak_ml_min, rel=1e-9)
+    assert main(["analyze", str(lab), "--profile", "nope", "-o", str(out)]) == 2
+    assert "our_lab" in capsys.readouterr().err  # the known profiles are listed
+
+
+def _canonical_copy(frame):
+    from cpet_nb.record import CPETRecord, Metadata
+
+    return CPETRecord(frame[["t", "VO2", "VCO2", "VE", "PetO2", "PetCO2"]].copy(),
+                      Metadata(source_name="expected"))

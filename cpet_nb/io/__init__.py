@@ -11,13 +11,15 @@ from pathlib import Path
 
 from ..findings import CPETError, Finding, Severity
 from ..record import CPETRecord
+from .generic import ColumnMapping, read_mapped
 from .registry import SNIFF_BYTES, Reader, detect_reader, reader_by_name, readers
 
 #: Default largest file accepted, in bytes (10 MB); a 60-minute breath-by-breath export with
 #: every column a cart can write stays well below it.
 DEFAULT_MAX_FILE_BYTES = 10_000_000
 
-__all__ = ["DEFAULT_MAX_FILE_BYTES", "Reader", "detect_format", "read", "readers"]
+__all__ = ["DEFAULT_MAX_FILE_BYTES", "ColumnMapping", "Reader", "detect_format", "read",
+           "readers"]
 
 
 def _checked_head(path: Path, max_file_bytes: int) -> bytes:
@@ -47,6 +49,7 @@ def detect_format(path: str | os.PathLike, max_file_bytes: int = DEFAULT_MAX_FIL
 
 
 def read(path: str | os.PathLike, *, format: str | None = None,
+         mapping: ColumnMapping | None = None,
          max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> CPETRecord:
     """Read one CPET export into a canonical record.
 
@@ -56,6 +59,9 @@ def read(path: str | os.PathLike, *, format: str | None = None,
         The file.
     format : str, optional
         A reader name (see :func:`readers`) to skip content detection.
+    mapping : ColumnMapping, optional
+        Read a CSV/XLSX layout no built-in reader knows, with this column mapping (see
+        :mod:`cpet_nb.io.generic`; saved mappings are lab profiles, :mod:`cpet_nb.profiles`).
     max_file_bytes : int
         Files larger than this are refused with a ``file-too-large`` finding.
 
@@ -76,10 +82,14 @@ def read(path: str | os.PathLike, *, format: str | None = None,
     >>> record.metadata.format, record.metadata.sampling
     ('pyoxynet-csv', '1 s grid')
     """
+    if format and mapping:
+        raise ValueError("give either format or mapping, not both")
     path = Path(path)
     head = _checked_head(path, max_file_bytes)
-    reader = reader_by_name(format) if format else detect_reader(path, head)
     try:
+        if mapping is not None:
+            return read_mapped(path, mapping)
+        reader = reader_by_name(format) if format else detect_reader(path, head)
         return reader.read(path)
     except CPETError as exc:
         raise CPETError(exc.finding.with_file(str(path))) from None

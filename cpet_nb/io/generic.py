@@ -427,18 +427,18 @@ def _text_table(data: bytes, mapping: ColumnMapping, file: str, findings: list[F
     records = list(csv.reader(lines[mapping.header_row:], delimiter=delimiter))
     header = [name.strip() for name in records[0]]
     good: list[list[str]] = []
-    numbers_: list[int] = []
+    row_numbers: list[int] = []
     bad: list[tuple[int, int]] = []
-    for fields_ in records[1 + mapping.skip_rows:]:
-        if not any(value.strip() for value in fields_):
+    for record in records[1 + mapping.skip_rows:]:
+        if not any(value.strip() for value in record):
             continue
-        while len(fields_) > len(header) and not fields_[-1].strip():
-            fields_.pop()
-        if len(fields_) == len(header):
-            good.append(fields_)
-            numbers_.append(len(good) + len(bad))
+        while len(record) > len(header) and not record[-1].strip():
+            record.pop()
+        if len(record) == len(header):
+            good.append(record)
+            row_numbers.append(len(good) + len(bad))
         else:
-            bad.append((len(good) + len(bad) + 1, len(fields_)))
+            bad.append((len(good) + len(bad) + 1, len(record)))
     if bad:
         where = f"{len(header)} {delimiter!r}-separated fields of the header"
         if not good:
@@ -451,7 +451,7 @@ def _text_table(data: bytes, mapping: ColumnMapping, file: str, findings: list[F
             f"{len(bad)} row(s) do not have the {where} and were skipped; the first has "
             f"{bad[0][1]}", file=file, row=bad[0][0]))
     cells = pd.DataFrame(good, columns=range(len(header)), dtype=object)
-    return header, cells, np.asarray(numbers_, dtype=int)
+    return header, cells, np.asarray(row_numbers, dtype=int)
 
 
 def _decode(data: bytes, encoding: str | None, file: str) -> str:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 
+import pandas as pd
+
+from .companion import merge_hr, read_hr
 from .findings import CPETError, Finding, Severity, has_errors
 from .io import DEFAULT_MAX_FILE_BYTES, ColumnMapping, read
 from .measures import VO2PEAK_WINDOW_S, vo2peak_ml_min
@@ -11,11 +14,15 @@ from .model import OxynetModel, get_model
 from .pipeline import model_thresholds
 from .record import CPETRecord
 from .result import FileResult
+from .subjects import SubjectTable
 from .validate import check_protocol, screen_values, threshold_blockers
 
 
 def analyze(source: str | os.PathLike | CPETRecord, *, model: OxynetModel | None = None,
             format: str | None = None, mapping: ColumnMapping | None = None,
+            subjects: SubjectTable | None = None,
+            hr_file: str | os.PathLike | pd.DataFrame | None = None,
+            hr_offset_s: float | None = None,
             max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
             vo2peak_window_s: int = VO2PEAK_WINDOW_S) -> FileResult:
     """Analyse one CPET test: thresholds, domain curves, VO2peak and findings.
@@ -34,6 +41,14 @@ def analyze(source: str | os.PathLike | CPETRecord, *, model: OxynetModel | None
     mapping : ColumnMapping, optional
         Column mapping for a layout no built-in reader knows (e.g. a lab profile's:
         ``cpet_nb.load_profile(name)``).
+    subjects : SubjectTable, optional
+        A participants table whose row for this file overrides the file's weight, height,
+        age and sex (:mod:`cpet_nb.subjects`).
+    hr_file : str, path-like or DataFrame, optional
+        A heart-rate recording (TCX or CSV, or what :func:`cpet_nb.companion.read_hr`
+        returns) to fill HR the cart did not record (:func:`cpet_nb.companion.merge_hr`).
+    hr_offset_s : float, optional
+        The companion's time (s) at the test's t = 0; see :func:`~cpet_nb.companion.merge_hr`.
     max_file_bytes : int
         Larger files are refused.
     vo2peak_window_s : int
@@ -59,6 +74,11 @@ def analyze(source: str | os.PathLike | CPETRecord, *, model: OxynetModel | None
                           max_file_bytes=max_file_bytes)
         except CPETError as exc:
             return FileResult.failed(file, [exc.finding])
+    if subjects is not None:
+        record = subjects.apply(record)
+    if hr_file is not None:
+        hr = hr_file if isinstance(hr_file, pd.DataFrame) else read_hr(hr_file)
+        record = merge_hr(record, hr, hr_offset_s)
     return analyze_record(record, file=file, model=model, vo2peak_window_s=vo2peak_window_s)
 
 

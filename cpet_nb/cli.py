@@ -9,21 +9,29 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from . import __version__, datasets
 from .analysis import analyze_isolated
 from .export import write_table
+from .findings import has_errors
 from .inputs import Inputs, expand_inputs
 from .io import DEFAULT_MAX_FILE_BYTES, ColumnMapping, readers
 from .model import RuntimeMissing, get_model
 from .profiles import list_profiles, load_profile, profiles_folder, save_profile
 from .result import FileResult, results_table
+from .subjects import SubjectTable
 
 
 def _analyze_many(paths: Sequence[str], output: Path, max_file_bytes: int, quiet: bool,
-                  mapping: ColumnMapping | None = None) -> tuple[list[FileResult], int]:
-    """Analyse ``paths``; write the table; return results and the exit code."""
-    with expand_inputs(paths, max_file_bytes, sniff=mapping is None) as inputs:
+                  **options: Any) -> tuple[list[FileResult], int]:
+    """Analyse ``paths``; write the table; return results and the exit code.
+
+    ``options`` are passed to :func:`cpet_nb.analyze` for every file (``mapping``,
+    ``subjects``, ``hr_file``, ``hr_offset_s``).
+    """
+    sniff = options.get("mapping") is None
+    with expand_inputs(paths, max_file_bytes, sniff=sniff) as inputs:
         for finding in inputs.findings:  # refused archives and members: always shown
             print(f"cpet-nb: {finding}", file=sys.stderr)
         if not inputs.files:
@@ -31,11 +39,15 @@ def _analyze_many(paths: Sequence[str], output: Path, max_file_bytes: int, quiet
                   + (f" ({len(inputs.skipped)} unrecognised file(s) skipped)" if inputs.skipped
                      else ""), file=sys.stderr)
             return [], 1
-        return _run(inputs, output, max_file_bytes, quiet, mapping)
+        if options.get("hr_file") is not None and len(inputs.files) != 1:
+            print("cpet-nb: --hr-file belongs to one test: give exactly one input file",
+                  file=sys.stderr)
+            return [], 2
+        return _run(inputs, output, max_file_bytes, quiet, options)
 
 
 def _run(inputs: Inputs, output: Path, max_file_bytes: int, quiet: bool,
-         mapping: ColumnMapping | None) -> tuple[list[FileResult], int]:
+         options: dict[str, Any]) -> tuple[list[FileResult], int]:
     """Analyse expanded inputs, write the table, print the summary."""
     try:
         get_model()  # fail once, clearly, rather than once per file
@@ -45,7 +57,7 @@ def _run(inputs: Inputs, output: Path, max_file_bytes: int, quiet: bool,
     results = []
     start = time.perf_counter()
     for i, item in enumerate(inputs.files, 1):
-        result = analyze_isolated(item.path, max_file_bytes=max_file_bytes, mapping=mapping)
+        result = analyze_isolated(item.path, max_file_bytes=max_file_bytes, **options)
         result = result.renamed(item.label)
         results.append(result)
         if not quiet:
@@ -70,15 +82,22 @@ def _run(inputs: Inputs, output: Path, max_file_bytes: int, quiet: bool,
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
-    mapping = None
+    options: dict[str, Any] = {"hr_file": args.hr_file, "hr_offset_s": args.hr_offset}
     if args.profile:
         try:
-            mapping = load_profile(args.profile)
+            options["mapping"] = load_profile(args.profile)
         except ValueError as exc:
             print(f"cpet-nb: {exc}", file=sys.stderr)
             return 2
+    if args.participants:
+        table = SubjectTable.from_csv(args.participants)
+        for finding in table.findings:
+            print(f"cpet-nb: {finding}", file=sys.stderr)
+        if has_errors(table.findings):
+            return 2
+        options["subjects"] = table
     _, code = _analyze_many(args.paths, Path(args.output), args.max_file_mb * 1_000_000,
-                            args.quiet, mapping)
+                            args.quiet, **options)
     return code
 
 
@@ -137,6 +156,14 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("-q", "--quiet", action="store_true", help="only the summary")
     analyze.add_argument("--profile", help="read every file with this lab profile's column "
                          "mapping (see 'cpet-nb profile')")
+    analyze.add_argument("--participants", metavar="CSV",
+                         help="participants table (key by file name or number; weight, "
+                         "height, age, sex) overriding the files' subject data")
+    analyze.add_argument("--hr-file", metavar="TCX_OR_CSV",
+                         help="heart-rate recording to merge onto a single test")
+    analyze.add_argument("--hr-offset", type=float, metavar="SECONDS",
+                         help="the HR recording's time at the test's start (default: the "
+                         "recording's clock, else its first sample; see docs)")
     analyze.set_defaults(func=_cmd_analyze)
 
     profile = sub.add_parser("profile", help="lab profiles: saved column mappings")

@@ -41,6 +41,12 @@ CODES: dict[str, str] = {
     "constant-channel": "a channel never changes, so the model cannot use it",
     "too-short": "the test is too short for the requested analysis",
     "averaged-data": "the export holds time averages, not breath-by-breath data",
+    "subject-table-applied": "a participants-table row replaced the file's subject metadata",
+    "subject-table-no-row": "no row of the participants table matches the file",
+    "subject-table-ambiguous": "several participants-table rows match (or a key repeats): "
+                               "nothing was applied",
+    "hr-merged": "HR was filled from a companion recording (TCX or CSV)",
+    "hr-alignment-assumed": "the companion recording's start was assumed to be the test's start",
     "gaps-trimmed": "leading or trailing seconds without all model channels were left out",
     "vt1-not-found": "the model's heavy-domain probability never reaches the moderate one",
     "vt2-not-found": "the model's severe-domain probability is never at or below the heavy one",

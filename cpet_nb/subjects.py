@@ -15,16 +15,18 @@ that are not letters or digits become ``_`` (``Body mass`` -> ``body_mass``).
 normalised header                          field         rule
 =========================================  ============  ==========================================
 ``file``, ``filename``, ``file_name``,     key           text matched to the record's file name
-``id``, ``subject``, ``subject_id``,                     (see below); when several key columns
-``participant``, ``p``                                   exist, the first in this order is used
+``datei``, ``id``, ``subject``,                          (see below); when several key columns
+``subject_id``, ``participant``, ``p``                   exist, the first in this order is used
 ``weight``, ``weight_kg``, ``bodymass``,   weight_kg     kg
 ``bodymass_kg``, ``body_mass``,
-``body_mass_kg``, ``mass``, ``mass_kg``
-``height``                                 height_cm     m when every number in the column is below
+``body_mass_kg``, ``mass``, ``mass_kg``,
+``gewicht``, ``gewicht_kg``
+``height``, ``größe``, ``groesse``         height_cm     m when every number in the column is below
                                                          3, else cm (m x 100)
-``height_cm`` / ``height_m``               height_cm     cm / m (x 100), as the header says
-``age``, ``age_years``                     age_years     years
-``sex``, ``gender``                        sex           ``m``, ``male``, ``männlich`` -> male;
+``height_cm``, ``größe_cm``,               height_cm     cm / m (x 100), as the header says
+``groesse_cm`` / ``height_m``
+``age``, ``age_years``, ``alter``          age_years     years
+``sex``, ``gender``, ``geschlecht``        sex           ``m``, ``male``, ``männlich`` -> male;
                                                          ``f``, ``w``, ``female``, ``weiblich`` ->
                                                          female (any case)
 =========================================  ============  ==========================================
@@ -79,8 +81,8 @@ from .io.parsing import parse_number_with_unit
 from .record import CPETRecord, Metadata
 
 #: Key columns (normalised headers), in order of preference.
-KEY_COLUMNS = ("file", "filename", "file_name", "id", "subject", "subject_id", "participant",
-               "p")
+KEY_COLUMNS = ("file", "filename", "file_name", "datei", "id", "subject", "subject_id",
+               "participant", "p")
 #: Normalised header -> (metadata field, unit of the column's numbers). Height ``None``:
 #: decided by magnitude (m when every number is below :data:`HEIGHT_M_BELOW`, else cm).
 FIELD_COLUMNS: dict[str, tuple[str, str | None]] = {
@@ -88,10 +90,14 @@ FIELD_COLUMNS: dict[str, tuple[str, str | None]] = {
     "bodymass": ("weight_kg", "kg"), "bodymass_kg": ("weight_kg", "kg"),
     "body_mass": ("weight_kg", "kg"), "body_mass_kg": ("weight_kg", "kg"),
     "mass": ("weight_kg", "kg"), "mass_kg": ("weight_kg", "kg"),
+    "gewicht": ("weight_kg", "kg"), "gewicht_kg": ("weight_kg", "kg"),
     "height": ("height_cm", None), "height_cm": ("height_cm", "cm"),
-    "height_m": ("height_cm", "m"),
+    "height_m": ("height_cm", "m"), "größe": ("height_cm", None),
+    "groesse": ("height_cm", None), "größe_cm": ("height_cm", "cm"),
+    "groesse_cm": ("height_cm", "cm"),
     "age": ("age_years", "years"), "age_years": ("age_years", "years"),
-    "sex": ("sex", None), "gender": ("sex", None),
+    "alter": ("age_years", "years"),
+    "sex": ("sex", None), "gender": ("sex", None), "geschlecht": ("sex", None),
 }
 #: Units a number cell may carry, per field: unit (lower case) -> factor to the field's unit.
 CELL_UNITS: dict[str, dict[str, float]] = {
@@ -113,11 +119,10 @@ SEXES = {"m": "male", "male": "male", "männlich": "male",
 LABELS = {"weight_kg": ("weight", " kg"), "height_cm": ("height", " cm"),
           "age_years": ("age", " years"), "sex": ("sex", "")}
 
-#: Stand-in codes until dedicated ones exist (proposed: ``subject-table-applied``,
-#: ``subject-table-no-row``, ``subject-table-ambiguous``).
-APPLIED_CODE = "derived-channel"
-NO_ROW_CODE = "missing-channel"
-AMBIGUOUS_CODE = "malformed-row"
+#: Finding codes this module emits.
+APPLIED_CODE = "subject-table-applied"
+NO_ROW_CODE = "subject-table-no-row"
+AMBIGUOUS_CODE = "subject-table-ambiguous"
 
 _DIGIT_RUN = re.compile(r"[0-9]+")
 _UNIT_SUFFIX = re.compile(r"[(\[]\s*([^)\]]*?)\s*[)\]]")

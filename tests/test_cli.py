@@ -136,3 +136,40 @@ def _canonical_copy(frame):
 
     return CPETRecord(frame[["t", "VO2", "VCO2", "VE", "PetO2", "PetCO2"]].copy(),
                       Metadata(source_name="expected"))
+
+
+def test_participants_table_overrides_file_weights(tmp_path):
+    from test_readers import SAMPLES
+
+    if not SAMPLES.is_dir():
+        pytest.skip("real CPET samples not available")
+    tests = SAMPLES / "zan" / "ramptests"
+    out = tmp_path / "r.csv"
+    assert main(["analyze", str(tests / "01"), str(tests / "09"), "-o", str(out), "-q",
+                 "--participants", str(tests / "participants.csv")]) == 0
+    table = pd.read_csv(out).set_index("file")
+    # participants.csv: test 1 bodymass 60.1 kg, test 9 48.8 kg (the ZAN files say 60 and 49)
+    assert table.loc[str(tests / "01"), "weight_kg"] == 60.1
+    assert table.loc[str(tests / "09"), "weight_kg"] == 48.8
+    peak = table.loc[str(tests / "01")]
+    assert peak["vo2peak_ml_kg_min"] == pytest.approx(peak["vo2peak_ml_min"] / 60.1)
+
+
+def test_hr_file_fills_missing_cart_hr_for_one_test(tmp_path, capsys):
+    from test_readers import SAMPLES
+
+    if not SAMPLES.is_dir():
+        pytest.skip("real CPET samples not available")
+    zan = SAMPLES / "zan" / "zan_ramp"
+    out = tmp_path / "r.json"
+    assert main(["analyze", str(zan), "-o", str(out), "-q",
+                 "--hr-file", str(SAMPLES / "tcx" / "hr_ramp.tcx")]) == 0
+    row = json.loads(out.read_text())[0]
+    assert "hr-alignment-assumed" in row["findings"]
+    without = cpet_nb.read(zan)
+    assert without.data["HR"].isna().all()  # the cart recorded no HR
+    merged = cpet_nb.analyze(zan, hr_file=SAMPLES / "tcx" / "hr_ramp.tcx")
+    assert any(f.code == "hr-merged" for f in merged.findings)
+    assert main(["analyze", str(zan), str(zan.parent / "ramptests" / "01"), "-o", str(out),
+                 "--hr-file", str(SAMPLES / "tcx" / "hr_ramp.tcx")]) == 2
+    assert "exactly one input file" in capsys.readouterr().err

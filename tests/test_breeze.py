@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from samples import SAMPLES, sample
 from test_readers import assert_conforms
 
 import cpet_nb
@@ -13,15 +14,7 @@ from cpet_nb.io import detect_format
 from cpet_nb.io.breeze import READER
 from cpet_nb.io.vyntus import READER as VYNTUS_READER
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "cpet-samples"
 BREEZE = SAMPLES / "breeze" / "breeze_bxb.txt"
-
-
-def sample() -> Path:
-    """The real Breeze export from the shared samples (read in place, never copied)."""
-    if not SAMPLES.exists():
-        pytest.skip(f"real CPET samples not available ({SAMPLES})")
-    return BREEZE
 
 
 def test_real_breeze_export_hand_checked():
@@ -29,7 +22,7 @@ def test_real_breeze_export_hand_checked():
     # row), lines 2-673 672 breaths. Line 2: '0:13', ' ', '13:25:50', 0.0, 0.4, VO2 13.2,
     # VO2 985, VCO2 766, RER 0.78, RR 29, Vt 833, VE 24.1, BR 86.1, PETO2 96, PETCO2 40,
     # HR 87. Six times occur twice (1:14, 15:41, 16:01, 16:12, 16:23, 16:35).
-    path = sample()
+    path = sample("breeze/breeze_bxb.txt")
     assert detect_format(path).name == "breeze"
     record = cpet_nb.read(path)
     assert_conforms(record)
@@ -63,7 +56,7 @@ def test_real_breeze_export_hand_checked():
 
 
 def test_real_samples_are_not_claimed_by_the_other_reader():
-    breeze, vyntus = sample(), SAMPLES / "vyntus" / "vyntus_no_60s.txt"
+    breeze, vyntus = sample("breeze/breeze_bxb.txt"), SAMPLES / "vyntus" / "vyntus_no_60s.txt"
     assert not VYNTUS_READER.sniff(breeze.read_bytes(), breeze)
     assert not READER.sniff(vyntus.read_bytes(), vyntus)
 

@@ -5,6 +5,7 @@ import sys
 
 import pandas as pd
 import pytest
+from samples import sample
 from synthetic import ramp_test, write_canonical_csv
 
 import cpet_nb
@@ -139,11 +140,7 @@ def _canonical_copy(frame):
 
 
 def test_participants_table_overrides_file_weights(tmp_path):
-    from test_readers import SAMPLES
-
-    if not SAMPLES.is_dir():
-        pytest.skip("real CPET samples not available")
-    tests = SAMPLES / "zan" / "ramptests"
+    tests = sample("zan/ramptests")
     out = tmp_path / "r.csv"
     assert main(["analyze", str(tests / "01"), str(tests / "09"), "-o", str(out), "-q",
                  "--participants", str(tests / "participants.csv")]) == 0
@@ -156,20 +153,17 @@ def test_participants_table_overrides_file_weights(tmp_path):
 
 
 def test_hr_file_fills_missing_cart_hr_for_one_test(tmp_path, capsys):
-    from test_readers import SAMPLES
-
-    if not SAMPLES.is_dir():
-        pytest.skip("real CPET samples not available")
-    zan = SAMPLES / "zan" / "zan_ramp"
+    zan = sample("zan/zan_ramp")
+    tcx = sample("tcx/hr_ramp.tcx")
     out = tmp_path / "r.json"
     assert main(["analyze", str(zan), "-o", str(out), "-q",
-                 "--hr-file", str(SAMPLES / "tcx" / "hr_ramp.tcx")]) == 0
+                 "--hr-file", str(tcx)]) == 0
     row = json.loads(out.read_text())[0]
     assert "hr-alignment-assumed" in row["findings"]
     without = cpet_nb.read(zan)
     assert without.data["HR"].isna().all()  # the cart recorded no HR
-    merged = cpet_nb.analyze(zan, hr_file=SAMPLES / "tcx" / "hr_ramp.tcx")
+    merged = cpet_nb.analyze(zan, hr_file=tcx)
     assert any(f.code == "hr-merged" for f in merged.findings)
     assert main(["analyze", str(zan), str(zan.parent / "ramptests" / "01"), "-o", str(out),
-                 "--hr-file", str(SAMPLES / "tcx" / "hr_ramp.tcx")]) == 2
+                 "--hr-file", str(tcx)]) == 2
     assert "exactly one input file" in capsys.readouterr().err

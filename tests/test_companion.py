@@ -1,25 +1,17 @@
 """Heart-rate companion files: the real TCX with zan_ramp, and files written here."""
 
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from samples import sample
 
 import cpet_nb
 from cpet_nb.companion import ASSUMED_CODE, MERGED_CODE, merge_hr, read_hr
 from cpet_nb.record import CPETRecord, Metadata
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "cpet-samples"
 TCX_NS = "http://www.garmin.com/xmlschemas/TrainingCenterDatabase/v2"
-
-
-def sample(relative: str) -> Path:
-    """A real file from the shared samples (read in place, never copied)."""
-    if not SAMPLES.exists():
-        pytest.skip(f"real CPET samples not available ({SAMPLES})")
-    return SAMPLES / relative
 
 
 @pytest.fixture(scope="module")

@@ -2,11 +2,11 @@
 
 import io
 import zipfile
-from pathlib import Path
 from xml.sax.saxutils import escape
 
 import numpy as np
 import pytest
+from samples import SAMPLES, sample
 from test_readers import assert_conforms
 
 import cpet_nb
@@ -14,21 +14,13 @@ from cpet_nb.findings import CPETError
 from cpet_nb.io import detect_format, registry
 from cpet_nb.io.cortex import READERS
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "cpet-samples"
 CORTEX = SAMPLES / "cortex"
-
-
-def sample(name: str) -> Path:
-    """A real Cortex export from the shared samples (read in place, never copied)."""
-    if not SAMPLES.exists():
-        pytest.skip(f"real CPET samples not available ({SAMPLES})")
-    return CORTEX / name
 
 
 # --- the real samples, checked by hand ------------------------------------------------------
 
 def test_metasoft_xml_hand_checked():
-    path = sample("metasoft_de.xml")
+    path = sample("cortex/metasoft_de.xml")
     assert detect_format(path).name == "cortex-xml"
     record = cpet_nb.read(path)
     assert_conforms(record)
@@ -64,7 +56,7 @@ def test_metasoft_xml_hand_checked():
 
 
 def test_metasoft_xlsx_hand_checked():
-    path = sample("metasoft_step.xlsx")
+    path = sample("cortex/metasoft_step.xlsx")
     assert detect_format(path).name == "cortex-xlsx"
     record = cpet_nb.read(path)
     assert_conforms(record)

@@ -7,6 +7,7 @@ from xml.sax.saxutils import escape
 import numpy as np
 import pandas as pd
 import pytest
+from samples import SAMPLES, sample
 from test_readers import assert_conforms
 
 import cpet_nb
@@ -15,15 +16,7 @@ from cpet_nb.findings import CPETError
 from cpet_nb.io import detect_format
 from cpet_nb.io.cosmed import OMNIA_READER, READERS
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "cpet-samples"
 COSMED = SAMPLES / "cosmed"
-
-
-def sample(name: str) -> Path:
-    """A real COSMED export from the shared samples (read in place, never copied)."""
-    if not SAMPLES.exists():
-        pytest.skip(f"real CPET samples not available ({SAMPLES})")
-    return COSMED / name
 
 
 # Checked by hand against the raw workbooks (first sheet read with pandas' calamine engine,
@@ -47,7 +40,7 @@ FORMATS = {"omnia_de_10s.xlsx": "cosmed-omnia", "omnia_en_10s.xlsx": "cosmed-omn
 @pytest.mark.parametrize("name", list(HAND_CHECKED))
 def test_real_cosmed_exports_hand_checked(name):
     first_vo2, peak, peak_t, duration, weight, sampling, rows = HAND_CHECKED[name]
-    path = sample(name)
+    path = sample(f"cosmed/{name}")
     assert detect_format(path).name == FORMATS[name]
     record = cpet_nb.read(path)
     assert_conforms(record)
@@ -61,7 +54,7 @@ def test_real_cosmed_exports_hand_checked(name):
 
 
 def test_omnia_german_metadata_channels_and_mixed_expired_gases():
-    record = cpet_nb.read(sample("omnia_de_10s.xlsx"))
+    record = cpet_nb.read(sample("cosmed/omnia_de_10s.xlsx"))
     data, meta = record.data, record.metadata
     # B4 Männlich, B5 45, B6 179, E1 11042015 (DDMMYYYY: B8, the birth date, is 13011987),
     # H1 763 (Barometrischer Druck (mmHg)), E6 COSMED Treadmill(Kmh), E7 VO2max_HIGH
@@ -92,7 +85,7 @@ def test_omnia_german_metadata_channels_and_mixed_expired_gases():
 
 
 def test_omnia_english_metadata_and_channels():
-    record = cpet_nb.read(sample("omnia_en_10s.xlsx"))
+    record = cpet_nb.read(sample("cosmed/omnia_en_10s.xlsx"))
     data, meta = record.data, record.metadata
     # B4 Male, B5 64, B6 182, E1 2025-01-23 (text), H1 754
     assert (meta.sex, meta.age_years, meta.height_cm, meta.test_date) == ("male", 64.0, 182.0,
@@ -111,7 +104,7 @@ def test_omnia_english_metadata_and_channels():
 
 
 def test_quark_channels_and_empty_metadata():
-    record = cpet_nb.read(sample("quark_ramp_bxb.xlsx"))
+    record = cpet_nb.read(sample("cosmed/quark_ramp_bxb.xlsx"))
     data, meta = record.data, record.metadata
     assert meta.device == "COSMED Quark (PFT Suite)"
     # B4:B7 (Sex:, Age:, Height (cm):, Weight (Kg):) and E2 (Test date:) are empty: missing
@@ -308,7 +301,7 @@ def test_header_without_data_rows_is_empty(tmp_path):
 
 def test_truncated_sample_is_a_finding(tmp_path):
     path = tmp_path / "truncated.xlsx"
-    path.write_bytes(sample("omnia_en_10s.xlsx").read_bytes()[:2000])  # cut inside the ZIP
+    path.write_bytes(sample("cosmed/omnia_en_10s.xlsx").read_bytes()[:2000])  # cut inside the ZIP
     with pytest.raises(CPETError) as err:
         cpet_nb.read(path)  # not a readable workbook: no reader claims it
     assert err.value.finding.code == "unsupported-format"

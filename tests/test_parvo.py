@@ -7,6 +7,7 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 import pytest
+from samples import SAMPLES, sample
 from test_readers import assert_conforms
 
 import cpet_nb
@@ -15,21 +16,13 @@ from cpet_nb.io import detect_format
 from cpet_nb.io.parvo import READERS
 
 CSV_READER, XLSX_READER = READERS
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "cpet-samples"
 PARVO = SAMPLES / "parvo"
-
-
-def sample(name: str) -> Path:
-    """A real Parvo export from the shared samples (read in place, never copied)."""
-    if not SAMPLES.exists():
-        pytest.skip(f"real CPET samples not available ({SAMPLES})")
-    return PARVO / name
 
 
 # --- real samples, checked by hand against the raw files ----------------------------------
 
 def test_real_parvo_csv_hand_checked():
-    record = cpet_nb.read(sample("parvo_bxb.CSV"))
+    record = cpet_nb.read(sample("parvo/parvo_bxb.CSV"))
     assert_conforms(record)
     data, meta = record.data, record.metadata
     assert (meta.format, meta.device, meta.sampling) == (
@@ -72,7 +65,7 @@ def test_real_parvo_csv_hand_checked():
 
 
 def test_real_parvo_xlsx_hand_checked():
-    record = cpet_nb.read(sample("parvo_excel.xlsx"))
+    record = cpet_nb.read(sample("parvo/parvo_excel.xlsx"))
     assert_conforms(record)
     data, meta = record.data, record.metadata
     assert (meta.format, meta.device, meta.sampling) == (

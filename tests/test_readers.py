@@ -4,6 +4,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from samples import sample
 from synthetic import ramp_test, write_canonical_csv
 
 import cpet_nb
@@ -149,7 +150,6 @@ def test_sampling_is_detected_from_time_steps(t, expected):
     assert detect_sampling(t) == expected
 
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "cpet-samples"
 #: Every real export in the shared samples and the reader that must claim it.
 SAMPLE_FORMATS = {
     "breeze/breeze_bxb.txt": "breeze",
@@ -168,9 +168,7 @@ SAMPLE_FORMATS = {
 
 @pytest.fixture()
 def samples() -> Path:
-    if not SAMPLES.is_dir():
-        pytest.skip(f"real CPET samples not available ({SAMPLES})")
-    return SAMPLES
+    return sample(".")
 
 
 def test_every_sample_export_is_claimed_by_exactly_one_reader(samples):

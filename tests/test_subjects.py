@@ -4,20 +4,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from samples import SAMPLES, sample
 
 import cpet_nb
 from cpet_nb.record import CPETRecord, Metadata
 from cpet_nb.subjects import AMBIGUOUS_CODE, APPLIED_CODE, NO_ROW_CODE, SubjectTable
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "cpet-samples"
 RAMPTESTS = SAMPLES / "zan" / "ramptests"
-
-
-def sample(relative: str) -> Path:
-    """A real file from the shared samples (read in place, never copied)."""
-    if not SAMPLES.exists():
-        pytest.skip(f"real CPET samples not available ({SAMPLES})")
-    return SAMPLES / "zan" / relative
 
 
 def record(name: str, **metadata) -> CPETRecord:
@@ -52,7 +45,7 @@ HAND_CHECKED = {
 
 
 def test_real_participants_table_reads_72_rows():
-    subjects = SubjectTable.from_csv(sample("ramptests/participants.csv"))
+    subjects = SubjectTable.from_csv(sample("zan/ramptests/participants.csv"))
     assert subjects.source == "participants.csv"
     assert len(subjects.rows) == 72
     assert [row.key for row in subjects.rows[:3]] == ["1", "2", "3"]
@@ -64,8 +57,8 @@ def test_real_participants_table_reads_72_rows():
 @pytest.mark.parametrize("name", list(HAND_CHECKED))
 def test_real_table_overrides_zan_metadata(name):
     row, file_weight, weight, file_height, height, sex = HAND_CHECKED[name]
-    subjects = SubjectTable.from_csv(sample("ramptests/participants.csv"))
-    original = cpet_nb.read(sample(f"ramptests/{name}"))
+    subjects = SubjectTable.from_csv(sample("zan/ramptests/participants.csv"))
+    original = cpet_nb.read(sample(f"zan/ramptests/{name}"))
     assert (original.metadata.weight_kg, original.metadata.height_cm) == (file_weight,
                                                                           file_height)
     applied = subjects.apply(original)
@@ -82,19 +75,19 @@ def test_real_table_overrides_zan_metadata(name):
 
 
 def test_real_table_messages_by_hand():
-    subjects = SubjectTable.from_csv(sample("ramptests/participants.csv"))
-    first = subjects.apply(cpet_nb.read(sample("ramptests/01"))).findings[-1]
+    subjects = SubjectTable.from_csv(sample("zan/ramptests/participants.csv"))
+    first = subjects.apply(cpet_nb.read(sample("zan/ramptests/01"))).findings[-1]
     assert first.message == (
         "participants table participants.csv row 1 (key '1', matched by number 1): weight "
         "60 -> 60.1 kg; same as the file: height 164 cm, sex female")
-    twelfth = subjects.apply(cpet_nb.read(sample("ramptests/12"))).findings[-1]
+    twelfth = subjects.apply(cpet_nb.read(sample("zan/ramptests/12"))).findings[-1]
     assert "matched by file name" in twelfth.message  # key 12 equals the file name 12
     assert "weight 70 -> 69.8 kg, height 175 -> 174.5 cm" in twelfth.message
 
 
 def test_real_record_without_row_keeps_its_metadata():
-    subjects = SubjectTable.from_csv(sample("ramptests/participants.csv"))
-    applied = subjects.apply(cpet_nb.read(sample("zan_ramp")))  # no number in the name
+    subjects = SubjectTable.from_csv(sample("zan/ramptests/participants.csv"))
+    applied = subjects.apply(cpet_nb.read(sample("zan/zan_ramp")))  # no number in the name
     assert (applied.metadata.weight_kg, applied.metadata.height_cm) == (66.0, 180.0)
     finding = applied.findings[-1]
     assert (finding.code, finding.severity.value) == (NO_ROW_CODE, "info")

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from samples import SAMPLES, sample
 from test_readers import assert_conforms
 
 import cpet_nb
@@ -12,22 +13,14 @@ from cpet_nb.findings import CPETError
 from cpet_nb.io import detect_format
 from cpet_nb.io.vyntus import LABELS, READER
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "cpet-samples"
 VYNTUS = SAMPLES / "vyntus" / "vyntus_no_60s.txt"
-
-
-def sample() -> Path:
-    """The real Vyntus export from the shared samples (read in place, never copied)."""
-    if not SAMPLES.exists():
-        pytest.skip(f"real CPET samples not available ({SAMPLES})")
-    return VYNTUS
 
 
 def test_real_vyntus_export_hand_checked():
     # Checked by hand against vyntus_no_60s.txt (11 lines): line 1 'ID-nummer:<TAB>BT2096',
     # line 2 blank, line 3 the header, line 4 the units row (Tid min, V'O2 mL/min, V'E L/min,
     # VTex L, HF and BF 1/min), lines 5-11 seven data rows; Last and RPM are blank in all.
-    path = sample()
+    path = sample("vyntus/vyntus_no_60s.txt")
     assert detect_format(path).name == "vyntus"
     record = cpet_nb.read(path)
     assert_conforms(record)

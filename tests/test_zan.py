@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from samples import SAMPLES, sample
 from test_readers import assert_conforms
 
 import cpet_nb
@@ -12,15 +13,7 @@ from cpet_nb.findings import CPETError
 from cpet_nb.io import detect_format
 from cpet_nb.io.zan import READER
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "cpet-samples"
 ZAN = SAMPLES / "zan"
-
-
-def sample(relative: str) -> Path:
-    """A real ZAN export from the shared samples (read in place, never copied)."""
-    if not SAMPLES.exists():
-        pytest.skip(f"real CPET samples not available ({SAMPLES})")
-    return ZAN / relative
 
 
 # Checked by hand against the raw files (grep '^B<n>=' and the [person] lines):
@@ -38,7 +31,7 @@ HAND_CHECKED = {
 @pytest.mark.parametrize("name", list(HAND_CHECKED))
 def test_real_zan_exports_hand_checked(name):
     first_vo2, peak, peak_t, duration, weight, height, sex, breaths = HAND_CHECKED[name]
-    record = cpet_nb.read(sample(name))
+    record = cpet_nb.read(sample(f"zan/{name}"))
     assert_conforms(record)
     meta, data = record.metadata, record.data
     assert (meta.format, meta.sampling, meta.device) == ("zan", "breath-by-breath", "ZAN")
@@ -60,7 +53,7 @@ def test_real_zan_exports_hand_checked(name):
 
 
 def test_zan_ramp_first_breath_and_channels():
-    record = cpet_nb.read(sample("zan_ramp"))
+    record = cpet_nb.read(sample("zan/zan_ramp"))
     # B1=1,326,0,730,1570,687,1144,536,523,... : Zeit 326 ms, Last 0 W, Vex 730 mL,
     # tex 1570 ms, Vin, tin 1144 ms, VO2 536, VCO2 523 (L/min x 1000)
     first = record.data.iloc[0]
@@ -84,7 +77,7 @@ def test_zan_ramp_first_breath_and_channels():
 
 def test_start_up_zeros_in_vo2_become_missing():
     # ramptests/04: B1-B3 store VO2 0 (and VCO2 0, 35, 0; FO2et 0 in B3); B4 stores 3, B5 445
-    record = cpet_nb.read(sample("ramptests/04"))
+    record = cpet_nb.read(sample("zan/ramptests/04"))
     assert record.data["VO2"].iloc[:3].isna().all()
     assert record.data["VO2"].iloc[3:5].tolist() == [3.0, 445.0]
     zeros = {f.column: f.message for f in record.findings if f.code == "device-zero-missing"}
@@ -93,7 +86,7 @@ def test_start_up_zeros_in_vo2_become_missing():
 
 
 def test_zan_ramp_is_analysed_without_thresholds():
-    result = cpet_nb.analyze(sample("zan_ramp"))
+    result = cpet_nb.analyze(sample("zan/zan_ramp"))
     assert result.status in {"ok", "warning"}
     assert 4000 < result.vo2peak_ml_min < 6000  # 30 s average; peak breath 5594 mL/min
     # the model needs PetO2/PetCO2, which need the barometric pressure this file lacks

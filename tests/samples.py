@@ -12,3 +12,11 @@ def sample(relative: str) -> Path:
     if not SAMPLES.is_dir():
         pytest.skip(f"real CPET samples not available ({SAMPLES})")
     return SAMPLES / relative
+
+
+def visible_metadata(metadata) -> str:
+    """Everything a record's metadata shows, without its sha256 (whose hex digits could
+    contain any short number a privacy check looks for)."""
+    from dataclasses import replace
+
+    return repr(replace(metadata, source_sha256=None))

@@ -1,5 +1,6 @@
 """COSMED Excel readers: real samples (skipped without them) and small workbooks written here."""
 
+import math
 import zipfile
 from pathlib import Path
 from xml.sax.saxutils import escape
@@ -7,7 +8,7 @@ from xml.sax.saxutils import escape
 import numpy as np
 import pandas as pd
 import pytest
-from samples import SAMPLES, sample
+from samples import SAMPLES, sample, visible_metadata
 from test_readers import assert_conforms
 
 import cpet_nb
@@ -64,7 +65,7 @@ def test_omnia_german_metadata_channels_and_mixed_expired_gases():
     assert meta.extra == {"sheet": "Daten", "ergometer": "COSMED Treadmill(Kmh)",
                           "protocol": "VO2max_HIGH", "barometric_pressure_mmHg": 763.0}
     for private in ("YYY", "XXX", "13011987", "1987"):  # B2 last name, B3 first name, B8 DOB
-        assert private not in repr(meta)
+        assert private not in visible_metadata(meta)
     # AA1/AB1 PeO2/PeCO2 (mixed-expired, mmHg) are the only O2/CO2 pressures: never end-tidal
     assert "PetO2" not in data and "PetCO2" not in data
     why = {f.column: f.message for f in record.findings if f.code == "missing-channel"}
@@ -92,7 +93,7 @@ def test_omnia_english_metadata_and_channels():
                                                                           "2025-01-23")
     assert meta.extra["barometric_pressure_mmHg"] == 754.0
     for private in ("ANON", "999999", "1900-01-01"):  # B1 ID, B2/B3 names, B8 D.O.B.
-        assert private not in repr(meta)
+        assert private not in visible_metadata(meta)
     assert "PetO2" not in data and "PetCO2" not in data  # only PeO2/PeCO2 (AA, AB)
     # U4 HR 97 bpm, AD4 Power 0 Watt, AD129 340, AF4 REST; no Speed column
     assert (data.HR.iloc[0], data.load.iloc[0], data.load.iloc[-1]) == (97.0, 0.0, 340.0)
@@ -245,7 +246,7 @@ def test_written_omnia_units_duplicates_and_rows_after_the_data(tmp_path):
                                                                           168.0, 72.5)
     assert meta.test_date == "2015-04-01"  # 1042015: DDMMYYYY with its leading zero lost
     for private in ("Muster", "Erika", "000123", "1990"):
-        assert private not in repr(meta)
+        assert private not in visible_metadata(meta)
     codes = {f.code: f for f in record.findings}
     assert codes["non-numeric"].column == "VCO2" and codes["non-numeric"].row == 4
     assert "'abc'" in codes["non-numeric"].message
@@ -288,7 +289,7 @@ def test_written_quark_clock_numbers_and_thresholds(tmp_path):
     assert meta.extra["device_lt_s"] == 300.0 and "device_rc_s" not in meta.extra
     bad_date = next(f for f in record.findings if f.column == "test date")
     assert bad_date.code == "non-numeric" and "'2020-02-30'" in bad_date.message
-    assert "Rossi" not in repr(meta) and "X1" not in repr(meta)
+    assert "Rossi" not in visible_metadata(meta) and "X1" not in visible_metadata(meta)
 
 
 def test_header_without_data_rows_is_empty(tmp_path):
@@ -339,3 +340,23 @@ def test_two_absolute_columns_of_one_name_use_the_first(tmp_path):
     np.testing.assert_allclose(record.data["VO2"], [20, 21, 22, 23, 24])
     other = next(f for f in record.findings if f.code == "unknown-column")
     assert other.column == "VO2" and "'L/min'" in other.message and "'mL/min'" in other.message
+
+
+@pytest.mark.parametrize("name", ["omnia_en_10s.xlsx", "omnia_de_10s.xlsx",
+                                  "quark_ramp_bxb.xlsx"])
+@pytest.mark.parametrize("delimiter", [",", ";"])
+def test_csv_export_of_the_same_grid_reads_like_the_workbook(tmp_path, name, delimiter):
+    """COSMED's CSV export writes the Data sheet's grid; ';' files use decimal commas."""
+    workbook = sample(f"cosmed/{name}")
+    grid = pd.read_excel(workbook, header=None, engine="calamine", dtype=object)
+    if delimiter == ";":
+        grid = grid.map(lambda v: f"{v}".replace(".", ",") if isinstance(v, float)
+                        and not math.isnan(v) else v)
+    path = tmp_path / "export.csv"
+    grid.to_csv(path, sep=delimiter, header=False, index=False)
+    from_csv, from_xlsx = cpet_nb.read(path), cpet_nb.read(workbook)
+    assert from_csv.metadata.format == "cosmed-csv"
+    pd.testing.assert_frame_equal(from_csv.data, from_xlsx.data)
+    for field in ("weight_kg", "height_cm", "age_years", "sex", "test_date"):
+        assert getattr(from_csv.metadata, field) == getattr(from_xlsx.metadata, field)
+    assert {f.code for f in from_csv.findings} == {f.code for f in from_xlsx.findings}

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from samples import SAMPLES, sample
+from samples import SAMPLES, sample, visible_metadata
 from test_readers import assert_conforms
 
 import cpet_nb
@@ -44,7 +44,7 @@ def test_real_vyntus_export_hand_checked():
         None, None, None, None, None)  # the file states none of them
     # V'O2 / V'O2/kg: 321/4.7 ... 2245/33.0, median 68.03 kg (derived, not a stated weight)
     assert meta.extra["body_mass_kg_implied"] == 68.0
-    assert "BT2096" not in repr(meta)  # the ID is never read
+    assert "BT2096" not in visible_metadata(meta)  # the ID is never read
     assert record.findings == []
 
 
@@ -101,7 +101,7 @@ def test_written_german_export(tmp_path):
     assert (meta.weight_kg, meta.height_cm, meta.age_years, meta.sex, meta.test_date) == (
         74.8, 178.0, 34.0, "female", "2021-03-12")
     for private in ("Müller", "Jörg", "000123", "1990"):
-        assert private not in repr(meta)
+        assert private not in visible_metadata(meta)
     assert data["t"].tolist() == [0.0, 30.0, 60.0, 90.0, 120.0, 150.0]  # ' 00:00' ... ' 02:30'
     first = data.iloc[0]
     assert (first.VO2, first.VCO2, first.VE, first.RF, first.VT, first.load) == pytest.approx(

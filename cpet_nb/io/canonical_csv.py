@@ -39,8 +39,11 @@ class CanonicalCSVReader:
     description = "cpet_nb canonical CSV (t, VO2, VCO2, VE, PetO2, PetCO2, ... in canonical units)"
 
     def sniff(self, head: bytes, path: Path) -> bool:
-        fields = header_fields(head)
-        return "t" in fields and "VO2" in fields
+        """A header with ``t`` and ``VO2`` in which most fields are canonical names (a vendor
+        grid that merely contains a ``t`` and a ``VO2`` column is not canonical)."""
+        fields = [f for f in header_fields(head) if f]
+        canonical = sum(f in CANONICAL_UNITS for f in fields)
+        return "t" in fields and "VO2" in fields and canonical > len(fields) / 2
 
     def read(self, path: Path) -> CPETRecord:
         file = str(path)

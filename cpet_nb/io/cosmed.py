@@ -90,8 +90,9 @@ means not set). Names, birth date (``D.O.B.``/``Geburtsdatum``) and ID are never
 empty cell stays missing. The Omnia ``Results`` sheet (the device's own AT/RC and peak
 values) is not read.
 
-There is no reader for COSMED K5 CSV exports: no sample was available to describe that
-layout from.
+COSMED's CSV export (Omnia, K5; ``cosmed-csv``) is the same grid as delimited text, comma-
+or semicolon-separated, and goes through the same steps (:class:`CSVReader`). It was checked
+by saving the real workbooks as CSV; no CSV written by a K5 itself was available.
 """
 
 from __future__ import annotations
@@ -109,7 +110,8 @@ import pandas as pd
 from ..findings import CPETError, Finding, Severity
 from ..record import CANONICAL_UNITS, CPETRecord, Metadata
 from ._excel import is_workbook, read_sheet, sheet_names
-from ._tabular import build_record, positive_number, sha256_hex
+from ._sniff import head_lines
+from ._tabular import build_record, load_text, positive_number, read_csv_text, sha256_hex
 from .parsing import UNIT_FACTORS, parse_number, parse_time_s, to_canonical
 
 #: Column (0-based) of ``t``, where the data block starts (Excel column J).
@@ -167,6 +169,7 @@ TEXT_EXTRA = {"ergometer": "ergometer", "protocol": "protocol", "protokoll": "pr
 THRESHOLD_EXTRA = {"lt": "device_lt_s", "rc": "device_rc_s"}
 
 _PRESSURE_LABEL = re.compile(r"^barometri\w*\s+(?:press\w*\.?|druck)\s*\(mmhg\)$")
+_NUMBER_TEXT = re.compile(r"^\s*[+-]?[0-9]+(?:[.,][0-9]*)?\s*$")
 _ISO_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
 _DAY_FIRST = re.compile(r"^(\d{1,2})\.(\d{1,2})\.(\d{4})$|^(\d{2})(\d{2})(\d{4})$")
 
@@ -187,21 +190,25 @@ class _CosmedReader:
                             format=self.name, device=self.device)
         first_sheet = sheet_names(path)[0]  # an 'unreadable' finding if the file is damaged
         metadata.extra["sheet"] = first_sheet
-        sheet = read_sheet(path, first_sheet)
-        if (sheet.shape[0] < 2 or sheet.shape[1] <= TIME_COLUMN
-                or _text(sheet.iat[0, TIME_COLUMN]) != "t"):
-            raise CPETError(Finding(
-                "unreadable", Severity.ERROR,
-                "cell J1 is not 't': not the COSMED layout (parameter names in row 1 from "
-                "column J)", file=file))
-        findings: list[Finding] = []
-        unmapped_phases: list[str] = []
-        frame, source_names = _data(sheet, file, findings, unmapped_phases)
-        _metadata(sheet, metadata, file, findings)
-        if unmapped_phases:
-            metadata.extra["unmapped_phase_labels"] = unmapped_phases
-        frame = frame[[c for c in CANONICAL_UNITS if c in frame]]
-        return build_record(frame, metadata, source_names, findings, file=file)
+        return _record_from_grid(read_sheet(path, first_sheet), metadata, file)
+
+
+def _record_from_grid(sheet: pd.DataFrame, metadata: Metadata, file: str) -> CPETRecord:
+    """The record held by a COSMED cell grid (the first sheet, or the CSV export's cells)."""
+    if (sheet.shape[0] < 2 or sheet.shape[1] <= TIME_COLUMN
+            or _text(sheet.iat[0, TIME_COLUMN]) != "t"):
+        raise CPETError(Finding(
+            "unreadable", Severity.ERROR,
+            "cell J1 is not 't': not the COSMED layout (parameter names in row 1 from "
+            "column J)", file=file))
+    findings: list[Finding] = []
+    unmapped_phases: list[str] = []
+    frame, source_names = _data(sheet, file, findings, unmapped_phases)
+    _metadata(sheet, metadata, file, findings)
+    if unmapped_phases:
+        metadata.extra["unmapped_phase_labels"] = unmapped_phases
+    frame = frame[[c for c in CANONICAL_UNITS if c in frame]]
+    return build_record(frame, metadata, source_names, findings, file=file)
 
 
 class OmniaReader(_CosmedReader):
@@ -403,9 +410,11 @@ def _accepted(canonical: str) -> str:
 def _phases(cells: pd.Series) -> tuple[np.ndarray | None, list[str]]:
     """Canonical phases from ``Phase`` text, and the labels that are not phases.
 
-    None when the column holds no text (Quark's numeric codes, whose meaning is undocumented).
+    None when the column holds no text (Quark's numeric codes, whose meaning is undocumented;
+    in a CSV export they arrive as text such as ``"0"`` and are still codes).
     """
-    texts = [cell.strip() if isinstance(cell, str) else None for cell in cells]
+    texts = [cell.strip() if isinstance(cell, str) and not _NUMBER_TEXT.match(cell) else None
+             for cell in cells]
     if not any(texts):
         return None, []
     keys = [re.sub(r"[\s_\-]", "", text).upper() if text else None for text in texts]
@@ -487,7 +496,55 @@ def _no_date(text: str, label: str, file: str, findings: list[Finding]) -> None:
     return None
 
 
+class CSVReader:
+    """COSMED CSV export (Omnia, K5): the ``Data`` sheet's cell grid as delimited text.
+
+    COSMED's CSV export writes the same grid as the Excel ``Data`` sheet (label/value pairs in
+    columns A/B, D/E, G/H; parameter names from column J in row 1, units in row 2, data from
+    row 4), comma- or semicolon-separated. The layout was checked by saving the real Omnia
+    and Quark workbooks as CSV; no CSV written by a K5 itself was available to check, so the
+    first real one deserves a look.
+    """
+
+    name = "cosmed-csv"
+    description = ("COSMED CSV export (Omnia/K5: the Data sheet's grid, parameters from column "
+                   "J with a units row)")
+    device = "COSMED"
+
+    def sniff(self, head: bytes, path: Path) -> bool:
+        lines = [line for line in head_lines(head, 2) if line.strip()]
+        if not lines:
+            return False
+        fields = [field.strip() for field in _split_fields(lines[0])]
+        return (len(fields) > TIME_COLUMN and fields[0].startswith("ID")
+                and fields[TIME_COLUMN] == "t"
+                and "vo2" in {field.lower() for field in fields[TIME_COLUMN:]})
+
+    def read(self, path: Path) -> CPETRecord:
+        file = str(path)
+        text, metadata = load_text(path, self.name)
+        metadata.device = self.device
+        delimiter = _delimiter(text.split("\n", 1)[0])
+        grid = read_csv_text(text, file, sep=delimiter, header=None, dtype=str,
+                             keep_default_na=False, skip_blank_lines=False)
+        return _record_from_grid(grid.replace("", np.nan), metadata, file)
+
+
+#: Delimiters COSMED's CSV export uses (comma, or semicolon where the decimal mark is a comma).
+DELIMITERS = (",", ";", "\t")
+
+
+def _delimiter(line: str) -> str:
+    """The delimiter a line uses most."""
+    return max(DELIMITERS, key=line.count)
+
+
+def _split_fields(line: str) -> list[str]:
+    return line.split(_delimiter(line))
+
+
 OMNIA_READER = OmniaReader()
 QUARK_READER = QuarkReader()
+CSV_READER = CSVReader()
 #: The COSMED readers, for :func:`cpet_nb.io.registry.readers`.
-READERS = (OMNIA_READER, QUARK_READER)
+READERS = (OMNIA_READER, QUARK_READER, CSV_READER)

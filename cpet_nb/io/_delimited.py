@@ -131,8 +131,14 @@ def split_rows(lines: Iterable[str], n_fields: int, file: str, findings: list[Fi
 
 
 def blank(cells: pd.Series) -> np.ndarray:
-    """Cells that hold no value: empty, spaces, or one of :data:`MISSING_MARKERS`."""
-    return cells.str.strip().isin(MISSING_MARKERS).to_numpy(dtype=bool)
+    """Cells that hold no value: missing, empty, spaces, or one of :data:`MISSING_MARKERS`.
+
+    Cells may be text (delimited files) or any spreadsheet value (numbers, dates, NaN).
+    """
+    missing = cells.isna().to_numpy(dtype=bool, copy=True)
+    text = np.fromiter((isinstance(cell, str) for cell in cells), dtype=bool, count=len(cells))
+    missing[text] = cells[text].str.strip().isin(MISSING_MARKERS).to_numpy(dtype=bool)
+    return missing
 
 
 def report_text_cells(values: pd.Series | np.ndarray, cells: pd.Series, label: str,

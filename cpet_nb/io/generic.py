@@ -270,7 +270,7 @@ def read_mapped(path: str | os.PathLike, mapping: ColumnMapping, *,
         else:
             values = _numbers(column_cells, mapping.decimal)
             what = _number_words(mapping.decimal)
-        _report_text(values, column_cells, column, rows, what, file, findings)
+        _delimited.report_text_cells(values, column_cells, column, rows, file, findings, what)
         frame[name] = values if name == "t" else _delimited.convert(values, name, unit)
         source_names[name] = column
     for key, value in mapping.metadata.items():
@@ -493,7 +493,7 @@ def _sheet_table(path: Path, mapping: ColumnMapping
             f"{sheet!r} has {len(raw)} row(s)", file=file))
     header = ["" if pd.isna(cell) else str(cell).strip() for cell in raw.iloc[mapping.header_row]]
     body = raw.iloc[mapping.header_row + 1 + mapping.skip_rows:]
-    body = body[~body.apply(_missing).all(axis=1)].reset_index(drop=True)
+    body = body[~body.apply(_delimited.blank).all(axis=1)].reset_index(drop=True)
     body.columns = range(len(header))
     return header, body, np.arange(1, len(body) + 1)
 
@@ -550,14 +550,6 @@ def _is_text(cells: pd.Series) -> np.ndarray:
     return np.fromiter((isinstance(cell, str) for cell in cells), dtype=bool, count=len(cells))
 
 
-def _missing(cells: pd.Series) -> np.ndarray:
-    """Cells that hold no value: empty, blank text or one of the missing markers."""
-    text = _is_text(cells)
-    missing = cells.isna().to_numpy(dtype=bool, copy=True)
-    missing[text] = _delimited.blank(cells[text])
-    return missing
-
-
 def _numbers(cells: pd.Series, decimal: str | None) -> np.ndarray:
     """Numbers from cells; text must be a plain number with ``decimal``, else NaN."""
     values = parse_number(cells).to_numpy(dtype=float, copy=True)
@@ -596,22 +588,10 @@ def _time_words(unit: str) -> str:
     return f"times (numbers in {unit} or clock times)"
 
 
-def _report_text(values: np.ndarray, cells: pd.Series, column: str, rows: np.ndarray,
-                 what: str, file: str, findings: list[Finding]) -> None:
-    """A ``non-numeric`` finding for cells that hold something but gave no value."""
-    bad = np.flatnonzero(np.isnan(values) & ~_missing(cells))
-    if len(bad):
-        first = int(bad[0])
-        findings.append(Finding(
-            "non-numeric", Severity.WARNING,
-            f"{len(bad)} cell(s) are not {what} and were left missing; the first is "
-            f"{cells.iloc[first]!r}", file=file, column=column, row=int(rows[first])))
-
-
 def _metadata_value(cells: pd.Series, key: str, column: str, file: str,
                     findings: list[Finding]) -> float | str | None:
     """A metadata field from the first non-blank cell of its column, else None (reported)."""
-    present = cells[~_missing(cells)]
+    present = cells[~_delimited.blank(cells)]
     if present.empty:
         findings.append(Finding(
             "missing-channel", Severity.WARNING,

@@ -139,10 +139,11 @@ def clean_time(frame: pd.DataFrame, file: str, time_name: str
     return frame.reset_index(drop=True), findings
 
 
-def zeros_to_missing(frame: pd.DataFrame, file: str, source_names: dict[str, str]) -> list[Finding]:
+def zeros_to_missing(frame: pd.DataFrame, file: str, source_names: dict[str, str],
+                     channels: tuple[str, ...] = ZERO_MEANS_MISSING) -> list[Finding]:
     """Turn device zeros that mean 'not measured' (e.g. HR = 0) into missing values."""
     findings = []
-    for column in ZERO_MEANS_MISSING:
+    for column in channels:
         if column in frame:
             zero = frame[column] == 0
             if zero.any():
@@ -157,7 +158,8 @@ def zeros_to_missing(frame: pd.DataFrame, file: str, source_names: dict[str, str
 
 
 def build_record(frame: pd.DataFrame, metadata: Metadata, source_names: dict[str, str],
-                 findings: list[Finding] | None = None, *, file: str) -> CPETRecord:
+                 findings: list[Finding] | None = None, *, file: str,
+                 zero_means_missing: tuple[str, ...] = ()) -> CPETRecord:
     """Finish a reader's work: numeric columns, clean time, device zeros, sampling.
 
     Parameters
@@ -171,6 +173,9 @@ def build_record(frame: pd.DataFrame, metadata: Metadata, source_names: dict[str
         What the reader found so far.
     file : str
         The path as given, named in findings.
+    zero_means_missing : tuple of str
+        Channels besides HR and RF in which this format writes 0 for "not measured" (e.g. a
+        breath-by-breath VO2 of 0).
     """
     findings = list(findings or [])
     unknown = [c for c in frame.columns if c not in CANONICAL_UNITS and c != "domain_label"]
@@ -185,6 +190,7 @@ def build_record(frame: pd.DataFrame, metadata: Metadata, source_names: dict[str
                                 file=file, column=source_names.get("t", "t")))
     frame, time_findings = clean_time(frame, file, source_names.get("t", "t"))
     findings += time_findings
-    findings += zeros_to_missing(frame, file, source_names)
+    findings += zeros_to_missing(frame, file, source_names,
+                                 ZERO_MEANS_MISSING + zero_means_missing)
     metadata.sampling = detect_sampling(frame["t"].to_numpy())
     return CPETRecord(frame, metadata, findings)

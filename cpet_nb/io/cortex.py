@@ -437,18 +437,9 @@ def _table_record(grid: pd.DataFrame, header: tuple[int, int], metadata: Metadat
 
     frame = pd.DataFrame({name: columns[name] for name in CANONICAL_UNITS if name in columns})
     frame = frame.reset_index(drop=True)
-    for channel in ZERO_IS_MISSING:
-        if channel in frame:
-            zero = frame[channel] == 0
-            if zero.any():
-                frame.loc[zero, channel] = np.nan
-                findings.append(Finding(
-                    "device-zero-missing", Severity.INFO,
-                    f"{int(zero.sum())} of {len(frame)} value(s) were 0 (a breath the cart did "
-                    "not measure) and are now missing", file=file,
-                    column=source_names[channel]))
     _subject(cells[:header_row], metadata, file, findings)
-    return build_record(frame, metadata, source_names, findings, file=file)
+    return build_record(frame, metadata, source_names, findings, file=file,
+                        zero_means_missing=ZERO_IS_MISSING)
 
 
 def _times(values: pd.Series, unit: str) -> pd.Series:

@@ -49,9 +49,14 @@ def load_text(path: Path, format_name: str) -> tuple[str, Metadata]:
         The text, and metadata with ``source_name``, ``source_sha256`` and ``format`` set.
     """
     data = Path(path).read_bytes()
-    metadata = Metadata(source_name=Path(path).name, source_sha256=sha256_hex(data),
-                        format=format_name)
-    return decode_text(data, str(path)), metadata
+    return decode_text(data, str(path)), source_metadata(path, data, format_name)
+
+
+def source_metadata(path: Path, data: bytes, format_name: str, **fields) -> Metadata:
+    """Metadata identifying a file: its name, the sha256 of ``data`` (its bytes), the reader's
+    format name, and any other :class:`~cpet_nb.record.Metadata` ``fields`` given."""
+    return Metadata(source_name=Path(path).name, source_sha256=sha256_hex(data),
+                    format=format_name, **fields)
 
 
 def positive_number(text: str, label: str, file: str, findings: list[Finding]) -> float | None:

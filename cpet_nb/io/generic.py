@@ -86,11 +86,11 @@ import numpy as np
 import pandas as pd
 
 from ..findings import CPETError, Finding, Severity
-from ..record import CANONICAL_UNITS, CPETRecord, Metadata
+from ..record import CANONICAL_UNITS, CPETRecord
 from . import _delimited
 from ._excel import is_workbook, read_sheet, sheet_names
 from ._sniff import utf16_text
-from ._tabular import build_record, decode_text, sha256_hex
+from ._tabular import build_record, decode_text, source_metadata
 from .parsing import parse_number, parse_number_with_unit, parse_time_s, to_canonical
 
 #: ``metadata.format`` of records read with a mapping.
@@ -250,8 +250,7 @@ def read_mapped(path: str | os.PathLike, mapping: ColumnMapping, *,
     path = Path(path)
     file = str(path)
     data = path.read_bytes()
-    metadata = Metadata(source_name=path.name, source_sha256=sha256_hex(data),
-                        format=FORMAT_NAME)
+    metadata = source_metadata(path, data, FORMAT_NAME)
     if profile is not None:
         metadata.extra["profile"] = profile
     findings: list[Finding] = []

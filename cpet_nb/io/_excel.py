@@ -6,7 +6,9 @@ values the cart's software wrote and never executes anything in the workbook.
 
 from __future__ import annotations
 
+import os
 import zipfile
+from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
@@ -15,6 +17,8 @@ from ..findings import CPETError, Finding, Severity
 
 #: Magic bytes of the ZIP container of .xlsx files.
 ZIP_MAGIC = b"PK\x03\x04"
+#: Rows of a sheet that content detection may look at.
+SNIFF_ROWS = 300
 #: Magic bytes of legacy .xls (OLE2 compound document).
 OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 
@@ -66,3 +70,25 @@ def read_sheet(path: Path, sheet: str | int = 0, nrows: int | None = None) -> pd
         raise CPETError(Finding("unreadable", Severity.ERROR,
                                 f"could not read sheet {sheet!r}: {type(exc).__name__}: {exc}",
                                 file=str(path))) from None
+
+
+def sniff_rows(path: Path, sheet: str | int = 0) -> pd.DataFrame | None:
+    """The first :data:`SNIFF_ROWS` rows of a sheet, for content detection (None if unreadable).
+
+    Every Excel reader's ``sniff`` looks at the same workbook: the rows are read once per
+    version of the file (path, size, modification time) and shared. Callers slice, never
+    modify, the frame.
+    """
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return _sniff_rows(str(path), stat.st_size, stat.st_mtime_ns, sheet)
+
+
+@lru_cache(maxsize=32)
+def _sniff_rows(path: str, size: int, mtime_ns: int, sheet: str | int) -> pd.DataFrame | None:
+    try:
+        return read_sheet(Path(path), sheet, nrows=SNIFF_ROWS)
+    except CPETError:
+        return None

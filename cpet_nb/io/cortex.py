@@ -99,8 +99,8 @@ from defusedxml.ElementTree import ParseError, fromstring
 
 from ..findings import CPETError, Finding, Severity
 from ..record import CANONICAL_UNITS, CPETRecord, Metadata
-from ._excel import is_workbook, read_sheet, sheet_names
-from ._tabular import build_record, sha256_hex
+from ._excel import is_workbook, read_sheet, sheet_names, sniff_rows
+from ._tabular import build_record, source_metadata
 from .parsing import UNIT_FACTORS, parse_number, parse_number_with_unit, parse_time_s, to_canonical
 
 #: Namespace of Excel-2003 XML spreadsheets (SpreadsheetML 2003).
@@ -151,8 +151,6 @@ SEXES = {"männlich": "male", "maennlich": "male", "male": "male", "m": "male",
          "weiblich": "female", "female": "female", "w": "female", "f": "female"}
 #: Bytes of an XML file searched for MetaSoft's cells when sniffing.
 XML_SNIFF_BYTES = 1 << 20
-#: Rows of each sheet of a workbook looked at when sniffing.
-SHEET_SNIFF_ROWS = 300
 #: Excel's sheet size, the largest row and column an XML spreadsheet may address.
 MAX_ROWS, MAX_COLUMNS = 1_048_576, 16_384
 
@@ -165,6 +163,9 @@ _XML_MARKERS = tuple(f">{text}<".encode() for text in (
     "V'O2 (STPD)"))
 _Q = "{" + SPREADSHEET_NS + "}"
 
+
+#: ``metadata.device`` of every Cortex record.
+DEVICE = "Cortex"
 
 class CortexXMLReader:
     """MetaSoft Excel-2003 XML spreadsheet (``<Workbook xmlns="urn:...:spreadsheet">``)."""
@@ -188,7 +189,7 @@ class CortexXMLReader:
     def read(self, path: Path) -> CPETRecord:
         file = str(path)
         data = Path(path).read_bytes()
-        metadata = _metadata(path, data, self.name)
+        metadata = source_metadata(path, data, self.name, device=DEVICE)
         sheets = _xml_sheets(data, file)
         for grid in sheets:
             header = _find_header(grid)
@@ -208,17 +209,18 @@ class CortexExcelReader:
         if not is_workbook(head, path):
             return False
         try:
-            for sheet in sheet_names(path):
-                grid = read_sheet(path, sheet, nrows=SHEET_SNIFF_ROWS)
-                if _has_section_title(grid) or _find_header(grid) is not None:
-                    return True
+            names = sheet_names(path)
         except CPETError:
             return False
+        for sheet in names:
+            grid = sniff_rows(path, sheet)
+            if grid is not None and (_has_section_title(grid) or _find_header(grid) is not None):
+                return True
         return False
 
     def read(self, path: Path) -> CPETRecord:
         file = str(path)
-        metadata = _metadata(path, Path(path).read_bytes(), self.name)
+        metadata = source_metadata(path, Path(path).read_bytes(), self.name, device=DEVICE)
         names = sheet_names(path)
         for sheet in names:
             grid = read_sheet(path, sheet)
@@ -236,11 +238,6 @@ READERS = (XML_READER, XLSX_READER)
 
 
 # --- reading the files into grids ---------------------------------------------------------
-
-def _metadata(path: Path, data: bytes, format_name: str) -> Metadata:
-    return Metadata(source_name=Path(path).name, source_sha256=sha256_hex(data),
-                    format=format_name, device="Cortex")
-
 
 def _no_table(file: str, where: str) -> CPETError:
     return CPETError(Finding(

@@ -99,9 +99,7 @@ from __future__ import annotations
 
 import datetime as dt
 import numbers
-import os
 import re
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -109,9 +107,15 @@ import pandas as pd
 
 from ..findings import CPETError, Finding, Severity
 from ..record import CANONICAL_UNITS, CPETRecord, Metadata
-from ._excel import is_workbook, read_sheet, sheet_names
+from ._excel import is_workbook, read_sheet, sheet_names, sniff_rows
 from ._sniff import head_lines
-from ._tabular import build_record, load_text, positive_number, read_csv_text, sha256_hex
+from ._tabular import (
+    build_record,
+    load_text,
+    positive_number,
+    read_csv_text,
+    source_metadata,
+)
 from .parsing import UNIT_FACTORS, parse_number, parse_time_s, to_canonical
 
 #: Column (0-based) of ``t``, where the data block starts (Excel column J).
@@ -186,8 +190,7 @@ class _CosmedReader:
     def read(self, path: Path) -> CPETRecord:
         file = str(path)
         data = Path(path).read_bytes()
-        metadata = Metadata(source_name=Path(path).name, source_sha256=sha256_hex(data),
-                            format=self.name, device=self.device)
+        metadata = source_metadata(path, data, self.name, device=self.device)
         first_sheet = sheet_names(path)[0]  # an 'unreadable' finding if the file is damaged
         metadata.extra["sheet"] = first_sheet
         return _record_from_grid(read_sheet(path, first_sheet), metadata, file)
@@ -235,20 +238,10 @@ def _layout(head: bytes, path: Path) -> str | None:
     """``"omnia"``, ``"quark"`` or None, from the first two rows of the first sheet."""
     if not is_workbook(head, path):
         return None
-    try:
-        stat = os.stat(path)
-    except OSError:
+    rows = sniff_rows(path)
+    if rows is None:
         return None
-    return _layout_of(str(path), stat.st_size, stat.st_mtime_ns)
-
-
-@lru_cache(maxsize=16)
-def _layout_of(path: str, size: int, mtime_ns: int) -> str | None:
-    """:func:`_layout` for one version of a file (both readers sniff it: read it once)."""
-    try:
-        top = read_sheet(Path(path), 0, nrows=2)
-    except CPETError:
-        return None
+    top = rows.iloc[:2]
     if top.shape[0] < 2 or top.shape[1] <= TIME_COLUMN:
         return None
     first = _text(top.iat[0, 0])

@@ -121,9 +121,9 @@ import pandas as pd
 
 from ..findings import CPETError, Finding, Severity
 from ..record import CANONICAL_UNITS, CPETRecord, Metadata
-from ._excel import is_workbook, read_sheet
+from ._excel import is_workbook, read_sheet, sniff_rows
 from ._sniff import head_lines
-from ._tabular import build_record, load_text, positive_number, sha256_hex
+from ._tabular import build_record, load_text, positive_number, source_metadata
 from .parsing import UNIT_FACTORS, parse_number, parse_number_with_unit, parse_time_s, to_canonical
 
 DEVICE = "Parvo Medics TrueOne 2400"
@@ -188,17 +188,16 @@ class ParvoXLSXReader:
     def sniff(self, head: bytes, path: Path) -> bool:
         if not is_workbook(head, path):
             return False
-        try:
-            sheet = read_sheet(path, 0, nrows=SNIFF_LINES)
-        except CPETError:
+        rows = sniff_rows(path)
+        if rows is None:
             return False
+        sheet = rows.iloc[:SNIFF_LINES]
         return not sheet.empty and _is_trueone([_text(cell) for cell in sheet.iloc[:, 0]])
 
     def read(self, path: Path) -> CPETRecord:
         file = str(path)
         data = Path(path).read_bytes()
-        metadata = Metadata(source_name=Path(path).name, source_sha256=sha256_hex(data),
-                            format=self.name)
+        metadata = source_metadata(path, data, self.name)
         return _record(read_sheet(path, 0), None, metadata, file)
 
 

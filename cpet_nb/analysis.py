@@ -120,7 +120,12 @@ def analyze_isolated(source: str | os.PathLike | CPETRecord, **kwargs) -> FileRe
     try:
         return analyze(source, **kwargs)
     except Exception as exc:  # noqa: BLE001 - isolation is the point
-        file = source.name if isinstance(source, CPETRecord) else os.fspath(source)
-        finding = Finding("internal-error", Severity.ERROR,
-                          f"{type(exc).__name__}: {exc}", file=file)
-        return FileResult.failed(file, [finding])
+        return internal_error(source.name if isinstance(source, CPETRecord)
+                              else os.fspath(source), exc)
+
+
+def internal_error(file: str, exc: BaseException) -> FileResult:
+    """The result for a file whose analysis raised ``exc`` (a defect, not an input problem)."""
+    finding = Finding("internal-error", Severity.ERROR, f"{type(exc).__name__}: {exc}",
+                      file=file)
+    return FileResult.failed(file, [finding])

@@ -13,7 +13,7 @@ from typing import Any
 
 from . import __version__, datasets
 from .analysis import analyze_isolated
-from .export import write_table
+from .export import TABLE_FORMATS, write_table
 from .findings import has_errors
 from .inputs import Inputs, expand_inputs
 from .io import DEFAULT_MAX_FILE_BYTES, ColumnMapping, readers
@@ -134,6 +134,96 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return code
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .batch import resume, submit
+
+    if bool(args.inputs) == bool(args.resume):
+        print("cpet-nb: give INPUTS for a new job, or --resume JOB (not both)", file=sys.stderr)
+        return 2
+    if args.output and Path(args.output).suffix.lower() not in TABLE_FORMATS:
+        print(f"cpet-nb: --output must end in {', '.join(TABLE_FORMATS)}", file=sys.stderr)
+        return 2
+    started = time.perf_counter()
+    try:
+        if args.resume:
+            batch = resume(args.resume, args.store, client=args.scheduler)
+        else:
+            batch = submit(args.inputs, args.store, client=args.scheduler, config=args.config,
+                           workers=args.workers, file_timeout_s=args.timeout,
+                           max_file_mb=args.max_file_mb, partition_size=args.partition_size,
+                           profile=args.profile)
+    except (ValueError, KeyError, RuntimeError, OSError) as exc:
+        print(f"cpet-nb: {exc}", file=sys.stderr)
+        return 2
+    print(f"cpet-nb: job {batch.job_id} in {args.store}", file=sys.stderr)
+    try:
+        progress = _follow(batch, args.quiet)
+    except KeyboardInterrupt:
+        progress = batch.cancel()
+        print(f"cpet-nb: cancelled; results so far are stored. Continue with: cpet-nb run "
+              f"--store {args.store} --resume {batch.job_id}", file=sys.stderr)
+    elapsed = time.perf_counter() - started
+    counts = progress.counts
+    print(f"{progress.n_files} file(s), job {progress.state} in {elapsed:.1f} s: "
+          f"{counts['ok']} ok, {counts['warning']} warning, {counts['error']} error"
+          + (f"; {counts['reused']} reused from earlier jobs" if counts["reused"] else "")
+          + (f"; {counts['cancelled']} not analysed" if counts["cancelled"] else ""),
+          file=sys.stderr)
+    if args.output:
+        print(f"Results: {write_table(batch.results(), args.output)}", file=sys.stderr)
+    return 0 if progress.state == "done" else 1
+
+
+def _follow(batch: Any, quiet: bool) -> Any:
+    """Wait for ``batch``, with a progress bar on stderr unless ``quiet``."""
+    if quiet:
+        return batch.wait()
+    from tqdm import tqdm
+
+    first = batch.status()
+    done = first.counts["done"] + first.counts["reused"]
+    with tqdm(total=first.n_files, initial=done, unit="file", file=sys.stderr) as bar:
+        def show(progress: Any) -> None:
+            now = progress.counts["done"] + progress.counts["reused"]
+            bar.set_postfix(ok=progress.counts["ok"], warning=progress.counts["warning"],
+                            error=progress.counts["error"], refresh=False)
+            bar.update(now - bar.n)
+
+        batch.subscribe(show)
+        show(batch.status())  # partitions stored before subscribing
+        return batch.wait()
+
+
+def _cmd_store(args: argparse.Namespace) -> int:
+    from .settings import Settings
+    from .store import Store
+
+    if not Path(args.store).exists():
+        print(f"cpet-nb: no store at {args.store}", file=sys.stderr)
+        return 2
+    store = Store(args.store)
+    settings = Settings.load(args.config)
+    if args.action == "jobs":
+        print(store.jobs().to_string(index=False))
+    elif args.action == "check":
+        verdict = store.integrity_check()
+        print(verdict)
+        return 0 if verdict == "ok" else 1
+    elif args.action == "backup":
+        keep = args.keep or settings.backups_keep
+        print(f"{store.backup(keep)} (integrity ok; keeping the newest {keep})")
+    else:
+        days = args.older_than or settings.job_expiry_days
+        if days is None:
+            print("cpet-nb: say how old a finished job must be to go: --older-than DAYS "
+                  "(or job_expiry_days in the settings)", file=sys.stderr)
+            return 2
+        removed = store.cleanup(days)
+        print(f"removed {len(removed)} job(s) finished more than {days:g} day(s) ago"
+              + "".join(f"\n  {job}" for job in removed))
+    return 0
+
+
 def _cmd_formats(args: argparse.Namespace) -> int:
     for reader in readers():
         print(f"{reader.name:16s} {reader.description}")
@@ -179,6 +269,33 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--limit", type=int, default=0, help="only the first N tests")
     demo.add_argument("-q", "--quiet", action="store_true", help="only the summary")
     demo.set_defaults(func=_cmd_demo)
+
+    run = sub.add_parser("run", help="run a batch on a dask cluster, tracked in a job store")
+    run.add_argument("inputs", nargs="*", help="files, folders, globs or ZIP archives")
+    run.add_argument("--store", required=True, help="SQLite job store (created when missing)")
+    run.add_argument("--resume", metavar="JOB", help="finish an interrupted or cancelled job")
+    run.add_argument("--scheduler", metavar="ADDR", help="an existing dask scheduler "
+                     "(default: $DASK_SCHEDULER_ADDRESS, else a local cluster)")
+    run.add_argument("--workers", type=int, help="local cluster worker processes "
+                     "(default: one per core)")
+    run.add_argument("-o", "--output", help="export the results table "
+                     f"({', '.join(TABLE_FORMATS)})")
+    run.add_argument("--config", help="settings file (TOML, [cpet_nb] table)")
+    run.add_argument("--timeout", type=float, metavar="SECONDS", help="time limit per file")
+    run.add_argument("--max-file-mb", type=float, help="refuse larger files")
+    run.add_argument("--partition-size", type=int, help="files per task (default: automatic)")
+    run.add_argument("--profile", help="read every file with this lab profile")
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    run.set_defaults(func=_cmd_run)
+
+    store = sub.add_parser("store", help="job store upkeep: jobs, check, backup, cleanup")
+    store.add_argument("action", choices=["jobs", "check", "backup", "cleanup"])
+    store.add_argument("--store", required=True, help="SQLite job store")
+    store.add_argument("--keep", type=int, help="backups to keep (default: settings, 5)")
+    store.add_argument("--older-than", type=float, metavar="DAYS",
+                       help="cleanup: delete jobs finished longer ago, with their uploads")
+    store.add_argument("--config", help="settings file (TOML, [cpet_nb] table)")
+    store.set_defaults(func=_cmd_store)
 
     formats = sub.add_parser("formats", help="list the formats cpet-nb reads")
     formats.set_defaults(func=_cmd_formats)

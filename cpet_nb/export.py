@@ -24,10 +24,16 @@ def neutralise_formulas(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def write_table(table: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """Write a results table as CSV (``.csv``) or JSON records (``.json``).
+#: File name endings :func:`write_table` understands.
+TABLE_FORMATS = (".csv", ".json", ".xlsx", ".parquet")
 
-    The file is written to a temporary name and renamed, so a reader never sees half a table.
+
+def write_table(table: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Write a results table as CSV, JSON records, Excel or Parquet (by the file's ending).
+
+    Text cells are protected against formula injection in CSV and Excel
+    (:func:`neutralise_formulas`); Parquet and JSON keep values as they are. The file is
+    written to a temporary name and renamed, so a reader never sees half a table.
 
     Returns
     -------
@@ -36,12 +42,17 @@ def write_table(table: pd.DataFrame, path: str | os.PathLike) -> Path:
     """
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix not in (".csv", ".json"):
-        raise ValueError(f"cannot write {path.name}: use a .csv or .json file name")
+    if suffix not in TABLE_FORMATS:
+        raise ValueError(f"cannot write {path.name}: the name must end in "
+                         f"{', '.join(TABLE_FORMATS)}")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     if suffix == ".csv":
         neutralise_formulas(table).to_csv(tmp, index=False)
+    elif suffix == ".xlsx":
+        neutralise_formulas(table).to_excel(tmp, index=False, engine="openpyxl")
+    elif suffix == ".parquet":
+        table.to_parquet(tmp, index=False)
     else:
         table.to_json(tmp, orient="records", indent=1)
     os.replace(tmp, path)

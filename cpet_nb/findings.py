@@ -54,6 +54,11 @@ CODES: dict[str, str] = {
     "vt-order": "VT2 is not after VT1 (the heavy and severe outputs look swapped)",
     "domain-mapping-ambiguous": "the same model output dominates both the start and the end",
     "internal-error": "an unexpected exception while processing the file (a bug: please report)",
+    "file-timeout": "the file's analysis ran past the time limit per file and was stopped",
+    "file-memory-limit": "the file's analysis needed more memory than the limit per file",
+    "analysis-crashed": "the process analysing the file died (a crash in native code)",
+    "worker-lost": "the file's partition failed on every attempt (workers died or the task "
+                   "raised); the file was then tried alone and failed again",
     "unsafe-archive": "a ZIP archive was not expanded: too many entries or too many bytes in total",
     "corrupt-archive": "a ZIP archive, or one of its members, could not be read or extracted",
     "unsafe-archive-member": "an archive member was not extracted: unsafe name, link or special "

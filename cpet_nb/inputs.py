@@ -87,6 +87,13 @@ class Inputs:
     def __post_init__(self) -> None:
         self._finalizer = weakref.finalize(self, _remove_dirs, self.temp_dirs)
 
+    def release_temp_dirs(self) -> list[Path]:
+        """Take over the temporary folders: they are no longer removed by :meth:`cleanup` or
+        garbage collection (e.g. a batch keeps archive members until its job ends)."""
+        released = list(self.temp_dirs)
+        self.temp_dirs.clear()
+        return released
+
     def cleanup(self) -> None:
         """Remove the temporary folders of extracted archive members (safe to call twice)."""
         self._finalizer()

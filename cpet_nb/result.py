@@ -40,6 +40,10 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "vo2peak_ml_min", "vo2peak_ml_kg_min", "weight_kg",
     "n_findings", "findings", "model_version", "source_sha256",
 )
+#: Columns of the results table that hold text; ``n_findings`` is an integer, the rest are
+#: floats (NaN where unknown).
+TEXT_COLUMNS = frozenset({"file", "status", "format", "sampling", "findings", "model_version",
+                          "source_sha256"})
 
 
 @dataclass
@@ -137,7 +141,22 @@ class FileResult:
 
 def results_table(results: list[FileResult]) -> pd.DataFrame:
     """The results table: one row per result, columns :data:`RESULT_COLUMNS`."""
-    return pd.DataFrame([r.to_row() for r in results], columns=list(RESULT_COLUMNS))
+    return results_frame([r.to_row() for r in results])
+
+
+def results_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """A results table from row dictionaries (e.g. read back from a job store), with the
+    same column order and types whatever the rows hold: text columns as objects (None where
+    unknown), ``n_findings`` as integers, every other column as float (NaN where unknown)."""
+    table = pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
+    for column in RESULT_COLUMNS:
+        if column == "n_findings":
+            table[column] = table[column].astype("int64")
+        elif column in TEXT_COLUMNS:
+            table[column] = table[column].astype(object).where(table[column].notna(), None)
+        else:
+            table[column] = pd.to_numeric(table[column], errors="coerce").astype("float64")
+    return table
 
 
 def _json_number(value: float) -> float | None:

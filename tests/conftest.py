@@ -43,3 +43,78 @@ def ramp_csv(tmp_path) -> Path:
     write_canonical_csv(ramp_test(), path, weight_kg=72.5, height_cm=178, age_years=34,
                         sex="female")
     return path
+
+
+MISBEHAVING_PLUGIN = '''"""A cpet_nb reader plugin that misbehaves on purpose (limit tests).
+
+A file whose first line is ``#cpet-nb-test: hang`` (or ``explode``, ``crash``) makes the
+reader loop forever, allocate without bound or abort the process.
+"""
+import os
+import time
+
+PREFIX = b"#cpet-nb-test: "
+
+
+class MisbehavingReader:
+    name = "misbehaving"
+    description = "test plugin: hangs, explodes or crashes on request"
+
+    def sniff(self, head, path):
+        return head.startswith(PREFIX)
+
+    def read(self, path):
+        kind = path.read_bytes().splitlines()[0][len(PREFIX):].strip()
+        if kind == b"hang":
+            while True:
+                time.sleep(0.01)
+        if kind == b"explode":
+            hoard = []
+            while True:
+                hoard.append(bytearray(64 * 1024 * 1024))
+        if kind == b"crash":
+            os.abort()
+        raise ValueError(f"unknown misbehaviour {kind!r}")
+
+
+READER = MisbehavingReader()
+'''
+
+
+@pytest.fixture(scope="session")
+def misbehaving_plugin(tmp_path_factory) -> Path:
+    """A third-party reader plugin (a real entry point on ``sys.path``) that hangs, exhausts
+    memory or crashes on marked files; processes started afterwards inherit it."""
+    from cpet_nb.io import registry
+
+    site = tmp_path_factory.mktemp("plugin-site")
+    (site / "cpetnb_misbehaving.py").write_text(MISBEHAVING_PLUGIN)
+    info = site / "cpetnb_misbehaving-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: cpetnb-misbehaving\n"
+                                   "Version: 0.1\n")
+    (info / "entry_points.txt").write_text("[cpet_nb.readers]\n"
+                                           "misbehaving = cpetnb_misbehaving:READER\n")
+    sys.path.insert(0, str(site))
+    registry.readers.cache_clear()
+    yield site
+    sys.path.remove(str(site))
+    registry.readers.cache_clear()
+
+
+def misbehaving_file(folder: Path, kind: str) -> Path:
+    """A file the misbehaving plugin reads by ``kind``: hang, explode or crash."""
+    path = folder / f"{kind}.txt"
+    path.write_text(f"#cpet-nb-test: {kind}\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def dask_client(misbehaving_plugin):
+    """A local dask cluster of 2 worker processes (1 thread each), for batch tests."""
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, \
+            Client(cluster, set_as_default=False) as client:
+        yield client

@@ -103,6 +103,13 @@ class OxynetModel:
             return self._interpreter.get_tensor(self._output).copy()
 
 
+def bundled_model_version() -> str:
+    """The shipped model's :attr:`ModelInfo.version`, without loading an interpreter (from
+    the provenance record, whose hash :class:`OxynetModel` checks against the file)."""
+    provenance = json.loads(resources.files(__package__).joinpath(PROVENANCE_FILE).read_text())
+    return f"oxynet-cnn@{provenance['output_sha256'][:12]}"
+
+
 @cache
 def get_model(runtime: str | None = None) -> OxynetModel:
     """The process-wide model for ``runtime`` (loaded on first use, then reused)."""

@@ -1,0 +1,193 @@
+"""The dask.distributed side of a batch: which cluster, what runs on a worker.
+
+- :func:`get_client` gives the embedded ``LocalCluster`` (worker processes, one thread each,
+  one per core unless told otherwise; started on first use and reused), or a client of an
+  existing scheduler (an address, ``DASK_SCHEDULER_ADDRESS``, or a ``Client`` passed in) —
+  everything after that is the same code path.
+- :class:`SandboxPlugin` gives every worker one :class:`~cpet_nb.sandbox.Sandbox` (a child
+  process that loads the model once and enforces the per-file time and memory limits).
+- :func:`run_partition` is the task: it analyses several files in order and returns their
+  :class:`~cpet_nb.store.Outcome` objects. Workers read files by path when they share the
+  client's file system, else the task carries that partition's bytes (never the batch's).
+  Between files it checks the job's cancel :class:`distributed.Event`.
+"""
+
+from __future__ import annotations
+
+import atexit
+import ipaddress
+import os
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from distributed import Client, Event, LocalCluster, get_worker
+from distributed.diagnostics.plugin import WorkerPlugin
+
+from .sandbox import Sandbox
+from .store import FileEntry, Outcome
+
+PLUGIN_NAME = "cpet_nb-sandbox"
+#: How often a running task looks at the cancel event (s).
+CANCEL_POLL_S = 0.2
+
+_lock = threading.Lock()
+_clients: dict[str, Client] = {}
+_local_cluster: LocalCluster | None = None
+
+
+class SandboxPlugin(WorkerPlugin):
+    """Starts one analysis child process per worker (idempotent: registered once per
+    worker, and given to workers that join later)."""
+
+    idempotent = True
+    name = PLUGIN_NAME
+
+    def setup(self, worker: Any) -> None:
+        self.sandbox = Sandbox()
+        self.sandbox.start()  # loads the model while the client prepares the batch
+
+    def teardown(self, worker: Any) -> None:
+        self.sandbox.close()
+
+
+def get_client(client: Client | str | None = None, workers: int = 0) -> Client:
+    """A client for batch work, with :class:`SandboxPlugin` registered.
+
+    Parameters
+    ----------
+    client : distributed.Client or str, optional
+        A client, or a scheduler address (``tcp://host:8786``). Default:
+        ``$DASK_SCHEDULER_ADDRESS`` if set, else the embedded local cluster.
+    workers : int
+        Worker processes of the embedded cluster (0: one per CPU core). Used only when the
+        embedded cluster is started.
+    """
+    if not isinstance(client, Client):
+        address = client or os.environ.get("DASK_SCHEDULER_ADDRESS") or None
+        client = _scheduler_client(address) if address else _embedded_client(workers)
+    client.register_plugin(SandboxPlugin())
+    return client
+
+
+def _scheduler_client(address: str) -> Client:
+    with _lock:
+        existing = _clients.get(address)
+        if existing is None or existing.status != "running":
+            existing = _clients[address] = Client(address, set_as_default=False)
+        return existing
+
+
+def _embedded_client(workers: int) -> Client:
+    global _local_cluster
+    with _lock:
+        existing = _clients.get("embedded")
+        if existing is not None and existing.status == "running":
+            return existing
+        _local_cluster = LocalCluster(
+            n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
+            dashboard_address=":0")
+        client = _clients["embedded"] = Client(_local_cluster, set_as_default=False)
+        return client
+
+
+@atexit.register
+def shutdown() -> None:
+    """Close the clients this module opened and the embedded cluster (also at exit)."""
+    global _local_cluster
+    with _lock:
+        for client in _clients.values():
+            client.close()
+        _clients.clear()
+        if _local_cluster is not None:
+            _local_cluster.close()
+            _local_cluster = None
+
+
+def workers_share_files(client: Client) -> bool:
+    """Whether every worker runs on this machine (so it can read the client's paths)."""
+    workers = client.scheduler_info(n_workers=-1)["workers"]
+    mine = _local_addresses()
+    for address in workers:
+        parsed = urlparse(address)
+        if parsed.scheme == "inproc":
+            continue
+        host = parsed.hostname or ""
+        try:
+            if ipaddress.ip_address(host).is_loopback:
+                continue
+        except ValueError:
+            pass
+        if host not in mine:
+            return False
+    return True
+
+
+def _local_addresses() -> set[str]:
+    names = {"localhost", socket.gethostname(), socket.getfqdn()}
+    try:
+        names |= {info[4][0] for info in socket.getaddrinfo(socket.gethostname(), None)}
+    except OSError:
+        pass
+    return names
+
+
+def worker_threads(client: Client) -> int:
+    """Total worker threads in the cluster (at least 1)."""
+    info = client.scheduler_info(n_workers=-1)["workers"]
+    return max(1, sum(w.get("nthreads", 1) for w in info.values()))
+
+
+def run_partition(job_id: str, entries: Sequence[FileEntry], options: dict[str, Any],
+                  timeout_s: float, memory_mb: float,
+                  contents: dict[int, bytes] | None = None) -> list[Outcome]:
+    """Analyse ``entries`` in order on this worker (the dask task).
+
+    Parameters
+    ----------
+    job_id : str
+        Names the cancel event (``cpet_nb-cancel-<job_id>``).
+    entries : sequence of FileEntry
+    options : dict
+        Keyword arguments for :func:`cpet_nb.analyze`.
+    timeout_s, memory_mb : float
+        Limits per file (:meth:`cpet_nb.sandbox.Sandbox.analyze`).
+    contents : dict, optional
+        File bytes by index, when this worker cannot read the client's paths.
+
+    Returns
+    -------
+    list of Outcome
+        One per file analysed; files left when the job was cancelled are not included.
+    """
+    worker = get_worker()
+    sandbox: Sandbox = worker.plugins[PLUGIN_NAME].sandbox
+    cancel = Event(cancel_event_name(job_id))
+    outcomes = []
+    checked = 0.0
+    with tempfile.TemporaryDirectory(dir=worker.local_directory) as scratch:
+        for entry in entries:
+            if time.monotonic() - checked > CANCEL_POLL_S:
+                if cancel.is_set():
+                    break
+                checked = time.monotonic()
+            path = entry.path
+            if contents is not None:
+                path = os.path.join(scratch, f"{entry.idx}-{Path(entry.name).name}")
+                Path(path).write_bytes(contents[entry.idx])
+            started = time.time()
+            result = sandbox.analyze(path, entry.name, options, timeout_s=timeout_s,
+                                     memory_mb=memory_mb)
+            outcomes.append(Outcome(entry.idx, result, worker.address, started,
+                                    time.time() - started))
+    return outcomes
+
+
+def cancel_event_name(job_id: str) -> str:
+    """The name of the job's cancel event on the scheduler."""
+    return f"cpet_nb-cancel-{job_id}"

@@ -1,0 +1,208 @@
+"""Analyse files in a child process that can be stopped: a time and a memory limit per file.
+
+A dask worker cannot interrupt a task that hangs or stop one that allocates without bound:
+cancelling a future does not stop running code, and a worker killed for memory takes the
+other files of its partition with it. So each worker keeps one child process
+(``python -m cpet_nb.sandbox``, started by :class:`cpet_nb.engine.SandboxPlugin`) that loads
+the model once and analyses one file per request. A file that runs past its time limit gets
+the child killed and replaced (finding ``file-timeout``); one that allocates past its memory
+limit gets a ``MemoryError`` inside the child (Linux ``RLIMIT_DATA``, counted above what the
+child held when it started; finding ``file-memory-limit``) and the child is replaced; a child
+that dies (a crash in native code) is replaced too (finding ``analysis-crashed``). In every
+case only that file is affected.
+
+Requests and replies are pickled over the child's stdin/stdout
+(:class:`multiprocessing.connection.Connection` framing); anything the analysis prints goes
+to stderr.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from multiprocessing.connection import Connection
+from typing import Any
+
+from .findings import Finding, Severity
+from .result import FileResult
+
+#: Time a new child may take to start and load the model, on top of the file's limit (s).
+STARTUP_ALLOWANCE_S = 60.0
+
+
+class Sandbox:
+    """One child process analysing one file at a time (thread-safe; requests queue).
+
+    Examples
+    --------
+    >>> import cpet_nb
+    >>> with Sandbox() as sandbox:
+    ...     result = sandbox.analyze(cpet_nb.datasets.pyoxynet_tests()[0], "test 1")
+    >>> result.file, result.status
+    ('test 1', 'ok')
+    """
+
+    def __init__(self) -> None:
+        self._process: subprocess.Popen | None = None
+        self._connection: Connection | None = None
+        self._fresh = False
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> Sandbox:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id (None when not running)."""
+        return self._process.pid if self._process else None
+
+    def start(self) -> None:
+        """Start the child now (it loads the model while the caller does other work)."""
+        if self._process is not None and self._process.poll() is None:
+            return
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "cpet_nb.sandbox"], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, env=env)
+        self._reader = Connection(os.dup(self._process.stdout.fileno()), writable=False)
+        self._writer = Connection(os.dup(self._process.stdin.fileno()), readable=False)
+        self._process.stdout.close()
+        self._process.stdin.close()
+        self._fresh = True
+
+    def close(self) -> None:
+        """Stop the child (safe to call twice)."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        for connection in (self._reader, self._writer):
+            connection.close()
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+
+    def analyze(self, path: str | os.PathLike, label: str, options: dict[str, Any] | None = None,
+                *, timeout_s: float = 60.0, memory_mb: float | None = 2048.0) -> FileResult:
+        """:func:`cpet_nb.analysis.analyze` ``path`` in the child; the result names ``label``.
+
+        Parameters
+        ----------
+        path : str or path-like
+        label : str
+            How the user knows the file (the result's ``file``).
+        options : dict, optional
+            Keyword arguments for :func:`~cpet_nb.analysis.analyze`.
+        timeout_s : float
+            Wall-time limit for this file (s).
+        memory_mb : float, optional
+            Memory the analysis may allocate (MiB); None for no limit.
+
+        Returns
+        -------
+        FileResult
+            With a ``file-timeout``, ``file-memory-limit`` or ``analysis-crashed`` error finding
+            when the limit was hit or the child died.
+        """
+        with self._lock:
+            self.start()
+            allowance = STARTUP_ALLOWANCE_S if self._fresh else 0.0
+            self._fresh = False
+            request = (os.fspath(path), label, options or {}, memory_mb)
+            try:
+                self._writer.send(request)
+                if not self._reader.poll(timeout_s + allowance):
+                    self.close()
+                    return _failed(label, "file-timeout",
+                                   f"analysis stopped after the {timeout_s:g} s limit per file")
+                result, restart = self._reader.recv()
+            except (EOFError, OSError, BrokenPipeError):
+                code = self._process.poll() if self._process else None
+                self.close()
+                return _failed(label, "analysis-crashed",
+                               f"the analysis process died (exit code {code}) on this file")
+            if restart:
+                self.close()
+            return result
+
+
+def _failed(label: str, code: str, message: str) -> FileResult:
+    return FileResult.failed(label, [Finding(code, Severity.ERROR, message, file=label)])
+
+
+# -- the child ---------------------------------------------------------------------------
+
+
+def _data_segment_bytes() -> int | None:
+    """This process's data segment (VmData) in bytes; None where /proc is missing."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmData:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def _limit_memory(memory_mb: float | None) -> None:
+    """Cap the data segment at what it holds now plus ``memory_mb`` (Linux only)."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - Windows
+        return
+    baseline = _data_segment_bytes()
+    if baseline is None or not hasattr(resource, "RLIMIT_DATA"):  # pragma: no cover
+        return
+    _, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    soft = hard if memory_mb is None else baseline + int(memory_mb * 1024 * 1024)
+    if hard != resource.RLIM_INFINITY:
+        soft = min(soft, hard)
+    resource.setrlimit(resource.RLIMIT_DATA, (soft, hard))
+
+
+def _serve(reader: Connection, writer: Connection) -> None:
+    from .analysis import analyze, internal_error
+    from .model import get_model
+
+    get_model()
+    while True:
+        try:
+            path, label, options, memory_mb = reader.recv()
+        except EOFError:
+            return
+        restart = False
+        _limit_memory(memory_mb)
+        try:
+            result = analyze(path, **options).renamed(label)
+        except MemoryError:
+            result, restart = _failed(label, "file-memory-limit",
+                                      f"analysis stopped at the {memory_mb:g} MiB memory limit "
+                                      "per file"), True
+        except Exception as exc:  # noqa: BLE001 - a defect becomes this file's finding
+            result = internal_error(label, exc)
+        finally:
+            _limit_memory(None)
+        try:
+            writer.send((result, restart))
+        except (BrokenPipeError, OSError):  # the worker is gone: so is the reason to live
+            return
+
+
+def main() -> None:
+    """Entry point of the child: serve requests on stdin/stdout until stdin closes."""
+    protocol_out = os.dup(1)
+    os.dup2(2, 1)  # stray prints must not corrupt the replies
+    sys.stdout = sys.stderr
+    reader = Connection(os.dup(0), writable=False)
+    writer = Connection(protocol_out, readable=False)
+    _serve(reader, writer)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,545 @@
+"""The job store: one SQLite file holding jobs, their files, results and domain curves.
+
+Design
+------
+- WAL mode, ``synchronous=FULL``: a committed partition survives a crash of the process (and
+  of the machine), and readers never block the writer.
+- One writer per batch (the client side, never a worker) writes each finished partition in
+  one ``BEGIN IMMEDIATE`` transaction: a result is on disk before anyone is told it exists.
+  Several processes may run batches on one store at once; SQLite serialises their commits
+  (``busy_timeout``) and the primary keys make a second write of a result impossible.
+- ``results`` has one column per :data:`cpet_nb.result.RESULT_COLUMNS` entry (added by
+  ``ALTER TABLE`` when a newer cpet_nb has more), plus the content hash and analysis key
+  that let a resume, or a later job, reuse a result instead of recomputing it.
+- Domain curves are stored compactly: one ``.npy`` blob (float64, columns time_s,
+  p_moderate, p_heavy, p_severe) per file.
+
+Tables: ``jobs`` (one row per batch: settings, model, counts, owner process), ``files`` (one
+row per input: name, path, content hash, size, device, state, findings, error, timings) and
+``results``/``curves`` (one row per analysed file).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import secrets
+import shutil
+import socket
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .domains import DomainCurves
+from .result import RESULT_COLUMNS, FileResult, results_frame
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 60_000
+#: Job states. ``interrupted`` is never written: :meth:`Store.jobs` reports a ``running``
+#: job whose process is gone (on this host) that way.
+JOB_STATES = ("running", "done", "cancelled", "failed", "interrupted")
+#: File states. A file is ``pending`` until its result is stored (``done``), or it was
+#: ``cancelled``; ``reused`` files took the stored result of an identical earlier analysis.
+FILE_STATES = ("pending", "done", "reused", "cancelled")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    finished_at TEXT,
+    n_files INTEGER NOT NULL,
+    settings TEXT NOT NULL,
+    analysis_key TEXT NOT NULL,
+    model_version TEXT NOT NULL,
+    cpet_nb_version TEXT NOT NULL,
+    owner TEXT,
+    inputs TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS files (
+    job_id TEXT NOT NULL REFERENCES jobs(job_id) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    path TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    size_bytes INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    status TEXT,
+    device TEXT,
+    findings TEXT,
+    error TEXT,
+    worker TEXT,
+    started_at REAL,
+    elapsed_s REAL,
+    reused_from TEXT,
+    PRIMARY KEY (job_id, idx)
+);
+CREATE INDEX IF NOT EXISTS files_by_state ON files (job_id, state);
+CREATE TABLE IF NOT EXISTS results (
+    job_id TEXT NOT NULL REFERENCES jobs(job_id) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,
+    analysis_key TEXT NOT NULL,
+    PRIMARY KEY (job_id, idx)
+);
+CREATE INDEX IF NOT EXISTS results_by_content ON results (analysis_key, job_id);
+CREATE TABLE IF NOT EXISTS curves (
+    job_id TEXT NOT NULL REFERENCES jobs(job_id) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,
+    output_order TEXT NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (job_id, idx)
+);
+"""
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One input of a job, as stored: where a worker reads it and what it contains.
+
+    Attributes
+    ----------
+    idx : int
+        Position in the job (results keep this order).
+    name : str
+        How the user knows the file (path as given, or ``archive.zip/member``).
+    path : str
+        Where the file's bytes are (an extracted or uploaded copy for archive members and
+        in-memory uploads).
+    sha256 : str
+        Content hash (hex).
+    size_bytes : int
+    """
+
+    idx: int
+    name: str
+    path: str
+    sha256: str
+    size_bytes: int
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a worker returns for one file: the result and how it was obtained."""
+
+    idx: int
+    result: FileResult
+    worker: str
+    started_at: float
+    elapsed_s: float
+    error: str | None = None
+
+
+def utc_now() -> str:
+    """The current UTC time, ISO 8601 with seconds."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def owner_id() -> str:
+    """``host:pid`` of this process (the owner of the jobs it runs)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class Store:
+    """A job store in the SQLite file ``path`` (created with its folder when missing).
+
+    Each thread gets its own connection; every method is safe to call from any thread and
+    from several processes at once.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> store = Store(pathlib.Path(tempfile.mkdtemp()) / "jobs.sqlite")
+    >>> store.jobs().empty, store.integrity_check()
+    (True, 'ok')
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._migrate()
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.path)!r})"
+
+    # -- connections ---------------------------------------------------------------------
+
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection (autocommit; use :meth:`transaction` to write)."""
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+            db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = FULL")
+            db.execute("PRAGMA foreign_keys = ON")
+            self._local.db = db
+        return db
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction (``BEGIN IMMEDIATE``): committed on success, else rolled back."""
+        db = self.connection()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close this thread's connection."""
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None
+
+    def _migrate(self) -> None:
+        with self.transaction() as db:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
+                       (str(SCHEMA_VERSION),))
+            present = {row[1] for row in db.execute("PRAGMA table_info(results)")}
+            for column in RESULT_COLUMNS:
+                if column not in present:
+                    db.execute(f"ALTER TABLE results ADD COLUMN {_quote(column)}")
+            if "source_sha256" in RESULT_COLUMNS:
+                db.execute("CREATE INDEX IF NOT EXISTS results_by_hash "
+                           "ON results (source_sha256, analysis_key)")
+
+    # -- jobs ----------------------------------------------------------------------------
+
+    @staticmethod
+    def new_job_id() -> str:
+        """A new job id: UTC creation time and a random suffix, e.g. ``20261121-031500-a1b2c3``."""
+        return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+
+    def upload_dir(self, job_id: str) -> Path:
+        """Where the job's in-memory uploads and extracted archive members are kept."""
+        return self.path.with_name(self.path.name + ".uploads") / job_id
+
+    def create_job(self, job_id: str, files: Sequence[FileEntry], *, settings: dict[str, Any],
+                   analysis_key: str, model_version: str, inputs: dict[str, Any]) -> None:
+        """Record the new job ``job_id`` (:meth:`new_job_id`) and its files, all ``pending``."""
+        from . import __version__
+
+        now = utc_now()
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO jobs (job_id, status, created_at, updated_at, n_files, settings, "
+                "analysis_key, model_version, cpet_nb_version, owner, inputs) "
+                "VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (job_id, now, now, len(files), json.dumps(settings), analysis_key,
+                 model_version, __version__, owner_id(), json.dumps(inputs, default=str)))
+            db.executemany(
+                "INSERT INTO files (job_id, idx, name, path, sha256, size_bytes, state) "
+                "VALUES (?, ?, ?, ?, ?, ?, 'pending')",
+                [(job_id, f.idx, f.name, f.path, f.sha256, f.size_bytes) for f in files])
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        """The job's row as a dictionary (settings and inputs decoded).
+
+        Raises
+        ------
+        KeyError
+            When the store has no such job.
+        """
+        cursor = self.connection().execute("SELECT * FROM jobs WHERE job_id = ?", (job_id,))
+        row = cursor.fetchone()
+        if row is None:
+            raise KeyError(f"no job {job_id!r} in {self.path}")
+        job = dict(zip([c[0] for c in cursor.description], row, strict=True))
+        job["settings"] = json.loads(job["settings"])
+        job["inputs"] = json.loads(job["inputs"])
+        job["status"] = _live_status(job["status"], job["owner"])
+        return job
+
+    def jobs(self) -> pd.DataFrame:
+        """All jobs, newest first, with counts of files per state."""
+        query = """
+            SELECT j.job_id, j.status, j.created_at, j.finished_at, j.n_files,
+                   SUM(f.state IN ('done', 'reused')) AS n_done,
+                   SUM(f.status = 'error') AS n_error,
+                   SUM(f.state = 'cancelled') AS n_cancelled,
+                   j.model_version, j.owner
+            FROM jobs j LEFT JOIN files f ON f.job_id = j.job_id
+            GROUP BY j.job_id ORDER BY j.created_at DESC, j.job_id DESC"""
+        table = pd.read_sql_query(query, self.connection())
+        table["status"] = [_live_status(s, o) for s, o in
+                           zip(table["status"], table["owner"], strict=True)]
+        for column in ("n_done", "n_error", "n_cancelled"):
+            table[column] = table[column].fillna(0).astype(int)
+        return table
+
+    def claim_job(self, job_id: str) -> None:
+        """Make this process the job's owner and mark it running (for a resume).
+
+        Raises
+        ------
+        RuntimeError
+            When another live process on this host is running the job.
+        """
+        job = self.job(job_id)
+        if job["status"] == "running" and job["owner"] != owner_id():
+            raise RuntimeError(f"job {job_id} is being run by process {job['owner']}")
+        with self.transaction() as db:
+            db.execute("UPDATE jobs SET status = 'running', owner = ?, updated_at = ?, "
+                       "finished_at = NULL WHERE job_id = ?", (owner_id(), utc_now(), job_id))
+            db.execute("UPDATE files SET state = 'pending' WHERE job_id = ? "
+                       "AND state = 'cancelled'", (job_id,))
+
+    def finish_job(self, job_id: str, status: str) -> None:
+        """Set the job's final ``status`` (``done``, ``cancelled`` or ``failed``); files not
+        yet done become ``cancelled`` when it is not ``done``."""
+        if status not in ("done", "cancelled", "failed"):
+            raise ValueError(f"not a final job status: {status!r}")
+        now = utc_now()
+        with self.transaction() as db:
+            if status != "done":
+                db.execute("UPDATE files SET state = 'cancelled' WHERE job_id = ? "
+                           "AND state = 'pending'", (job_id,))
+            db.execute("UPDATE jobs SET status = ?, finished_at = ?, updated_at = ? "
+                       "WHERE job_id = ?", (status, now, now, job_id))
+
+    def delete_job(self, job_id: str) -> None:
+        """Remove a job with its files, results and curves."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM jobs WHERE job_id = ?", (job_id,))
+
+    # -- files and results ---------------------------------------------------------------
+
+    def files(self, job_id: str) -> pd.DataFrame:
+        """The job's files in order: name, state, result status, timings, findings."""
+        return pd.read_sql_query(
+            "SELECT idx, name, path, sha256, size_bytes, state, status, device, findings, "
+            "error, worker, elapsed_s, reused_from FROM files WHERE job_id = ? ORDER BY idx",
+            self.connection(), params=(job_id,))
+
+    def pending(self, job_id: str) -> list[FileEntry]:
+        """The job's files without a stored result, in order."""
+        rows = self.connection().execute(
+            "SELECT idx, name, path, sha256, size_bytes FROM files "
+            "WHERE job_id = ? AND state = 'pending' ORDER BY idx", (job_id,))
+        return [FileEntry(*row) for row in rows]
+
+    def counts(self, job_id: str) -> dict[str, int]:
+        """Files per state (``pending``, ``done``, ``reused``, ``cancelled``) and per result
+        status (``ok``, ``warning``, ``error``)."""
+        db = self.connection()
+        counts = {state: 0 for state in FILE_STATES} | {"ok": 0, "warning": 0, "error": 0}
+        for key, n in db.execute("SELECT state, COUNT(*) FROM files WHERE job_id = ? "
+                                 "GROUP BY state", (job_id,)):
+            counts[key] = n
+        for key, n in db.execute("SELECT status, COUNT(*) FROM files WHERE job_id = ? "
+                                 "AND status IS NOT NULL GROUP BY status", (job_id,)):
+            counts[key] = n
+        return counts
+
+    def reuse_results(self, job_id: str) -> int:
+        """Give the job's pending files the stored results of identical earlier analyses.
+
+        A file is reused when a result exists for the same content (sha256) under the same
+        analysis key (settings, model and cpet_nb version, see
+        :meth:`cpet_nb.settings.Settings.analysis_key`). Returns how many were reused.
+        """
+        key = self.job(job_id)["analysis_key"]
+        db = self.connection()
+        matches = db.execute(
+            "SELECT f.idx, f.name, r.job_id, r.idx FROM files f "
+            "JOIN results r ON r.source_sha256 = f.sha256 AND r.analysis_key = ? "
+            "WHERE f.job_id = ? AND f.state = 'pending' AND r.job_id != ? "
+            "GROUP BY f.idx", (key, job_id, job_id)).fetchall()
+        if not matches:
+            return 0
+        columns = ", ".join(_quote(c) for c in RESULT_COLUMNS if c != "file")
+        with self.transaction() as db:
+            for idx, name, source_job, source_idx in matches:
+                db.execute(
+                    f"INSERT OR IGNORE INTO results (job_id, idx, analysis_key, file, {columns}) "
+                    f"SELECT ?, ?, analysis_key, ?, {columns} FROM results "
+                    "WHERE job_id = ? AND idx = ?", (job_id, idx, name, source_job, source_idx))
+                db.execute(
+                    "INSERT OR IGNORE INTO curves SELECT ?, ?, output_order, data FROM curves "
+                    "WHERE job_id = ? AND idx = ?", (job_id, idx, source_job, source_idx))
+                db.execute(
+                    "UPDATE files SET state = 'reused', reused_from = ?, "
+                    "(status, device, findings, error) = (SELECT status, device, findings, error "
+                    " FROM files WHERE job_id = ? AND idx = ?) "
+                    "WHERE job_id = ? AND idx = ?",
+                    (f"{source_job}#{source_idx}", source_job, source_idx, job_id, idx))
+            db.execute("UPDATE jobs SET updated_at = ? WHERE job_id = ?", (utc_now(), job_id))
+        return len(matches)
+
+    def commit(self, job_id: str, outcomes: Iterable[Outcome]) -> list[int]:
+        """Store finished files in one transaction; return the indices newly stored.
+
+        A file that already has a result (a retried partition that had in fact finished)
+        keeps its first result: nothing is written twice.
+        """
+        key = self.job(job_id)["analysis_key"]
+        stored = []
+        column_list = ", ".join(_quote(c) for c in RESULT_COLUMNS)
+        marks = ", ".join("?" for _ in RESULT_COLUMNS)
+        with self.transaction() as db:
+            for outcome in outcomes:
+                result = outcome.result
+                cursor = db.execute(
+                    "UPDATE files SET state = 'done', status = ?, device = ?, findings = ?, "
+                    "error = ?, worker = ?, started_at = ?, elapsed_s = ? "
+                    "WHERE job_id = ? AND idx = ? AND state = 'pending'",
+                    (result.status, result.metadata.device if result.metadata else None,
+                     json.dumps([f.to_dict() for f in result.findings]), outcome.error,
+                     outcome.worker, outcome.started_at, outcome.elapsed_s, job_id, outcome.idx))
+                if cursor.rowcount == 0:
+                    continue
+                row = result.to_row()
+                db.execute(f"INSERT INTO results (job_id, idx, analysis_key, {column_list}) "
+                           f"VALUES (?, ?, ?, {marks})",
+                           (job_id, outcome.idx, key,
+                            *(_sql_value(row[c]) for c in RESULT_COLUMNS)))
+                if result.curves is not None:
+                    db.execute("INSERT INTO curves VALUES (?, ?, ?, ?)",
+                               (job_id, outcome.idx, json.dumps(result.curves.output_order),
+                                _curves_blob(result.curves)))
+                stored.append(outcome.idx)
+            db.execute("UPDATE jobs SET updated_at = ? WHERE job_id = ?", (utc_now(), job_id))
+        return stored
+
+    def results(self, job_id: str) -> pd.DataFrame:
+        """The job's results table (columns :data:`~cpet_nb.result.RESULT_COLUMNS`), in
+        input order; partial while the job runs."""
+        column_list = ", ".join(_quote(c) for c in RESULT_COLUMNS)
+        rows = self.connection().execute(
+            f"SELECT {column_list} FROM results WHERE job_id = ? ORDER BY idx", (job_id,))
+        return results_frame([dict(zip(RESULT_COLUMNS, row, strict=True)) for row in rows])
+
+    def curves(self, job_id: str, file: int | str) -> DomainCurves | None:
+        """The domain curves of one file (by index or name), None when it has none."""
+        column = "idx" if isinstance(file, int) else "name"
+        row = self.connection().execute(
+            f"SELECT c.output_order, c.data FROM curves c JOIN files f "
+            f"ON f.job_id = c.job_id AND f.idx = c.idx WHERE c.job_id = ? AND f.{column} = ?",
+            (job_id, file)).fetchone()
+        if row is None:
+            return None
+        data = np.load(io.BytesIO(row[1]), allow_pickle=False)
+        order = tuple(json.loads(row[0]))
+        return DomainCurves(data[:, 0], data[:, 1], data[:, 2], data[:, 3], order)
+
+    # -- maintenance ---------------------------------------------------------------------
+
+    def integrity_check(self) -> str:
+        """``PRAGMA integrity_check``: ``"ok"`` or SQLite's list of problems."""
+        rows = self.connection().execute("PRAGMA integrity_check").fetchall()
+        return "\n".join(r[0] for r in rows)
+
+    def backup(self, keep: int = 5, folder: str | os.PathLike | None = None) -> Path:
+        """Copy the store (consistently, while it may be in use), verify the copy, and delete
+        all but the newest ``keep`` backups.
+
+        Parameters
+        ----------
+        keep : int
+            Backups to keep, 1 or more.
+        folder : str or path-like, optional
+            Default: ``<store name>.backups`` beside the store.
+
+        Returns
+        -------
+        pathlib.Path
+            The new backup.
+
+        Raises
+        ------
+        RuntimeError
+            When the copy fails ``PRAGMA integrity_check`` (the bad copy is removed).
+        """
+        if keep < 1:
+            raise ValueError(f"keep must be at least 1, got {keep}")
+        folder = Path(folder) if folder else self.path.with_name(self.path.name + ".backups")
+        folder.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        target = folder / f"{self.path.stem}-{stamp}.sqlite"
+        copy = sqlite3.connect(target)
+        try:
+            self.connection().backup(copy)
+            verdict = "\n".join(r[0] for r in copy.execute("PRAGMA integrity_check"))
+        finally:
+            copy.close()
+        if verdict != "ok":
+            target.unlink()
+            raise RuntimeError(f"backup of {self.path} failed its integrity check: {verdict}")
+        for old in sorted(folder.glob(f"{self.path.stem}-*.sqlite"))[:-keep]:
+            old.unlink()
+        return target
+
+    def cleanup(self, older_than_days: float) -> list[str]:
+        """Delete jobs that finished more than ``older_than_days`` ago, with their results and
+        upload folders; remove upload folders of finished jobs. Returns the deleted job ids."""
+        cutoff = datetime.fromtimestamp(time.time() - older_than_days * 86400, timezone.utc)
+        rows = self.connection().execute(
+            "SELECT job_id FROM jobs WHERE finished_at IS NOT NULL AND finished_at < ?",
+            (cutoff.isoformat(timespec="seconds"),))
+        expired = [r[0] for r in rows]
+        for job_id in expired:
+            self.delete_job(job_id)
+            shutil.rmtree(self.upload_dir(job_id), ignore_errors=True)
+        uploads = self.path.with_name(self.path.name + ".uploads")
+        if uploads.is_dir():
+            done = {r[0] for r in self.connection().execute(
+                "SELECT job_id FROM jobs WHERE status = 'done'")}
+            known = {r[0] for r in self.connection().execute("SELECT job_id FROM jobs")}
+            day_ago = time.time() - 86400
+            for folder in uploads.iterdir():  # unknown and a day old: a submit that died
+                if folder.name in done or (folder.name not in known
+                                           and folder.stat().st_mtime < day_ago):
+                    shutil.rmtree(folder, ignore_errors=True)
+        return expired
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _sql_value(value: Any) -> Any:
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    return value
+
+
+def _curves_blob(curves: DomainCurves) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, np.column_stack([curves.time_s, curves.p_moderate, curves.p_heavy,
+                                     curves.p_severe]).astype(np.float64), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def _live_status(status: str, owner: str | None) -> str:
+    """``interrupted`` for a running job whose owner process on this host is gone."""
+    if status != "running" or not owner:
+        return status
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return status
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return "interrupted"
+    except PermissionError:
+        return status
+    return status

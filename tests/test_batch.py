@@ -1,0 +1,191 @@
+"""Batches on a real local dask cluster (worker processes): results, streaming, resume,
+reuse, uploads, per-file limits, cancel, a killed worker, and the byte-shipping path."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import threading
+import time
+import zipfile
+
+import pandas as pd
+import pytest
+from conftest import misbehaving_file
+
+import cpet_nb
+from cpet_nb.batch import Upload, jobs, resume, submit
+from cpet_nb.result import RESULT_COLUMNS, results_table
+from cpet_nb.store import Store
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def reference_table(bundled_tests) -> pd.DataFrame:
+    """In-process results of the first 30 bundled tests (what a batch must reproduce)."""
+    return results_table([cpet_nb.analyze(p) for p in bundled_tests[:30]])
+
+
+def test_batch_results_equal_the_analyze_table(dask_client, bundled_tests, reference_table,
+                                               tmp_path):
+    paths = bundled_tests[:30]
+    notices = []
+    batch = submit(paths, tmp_path / "jobs.sqlite", client=dask_client, partition_size=4)
+    batch.subscribe(notices.append)
+    final = batch.wait()
+    assert final.state == "done" and final.fraction_done == 1.0
+    assert final.counts["done"] == 30 and final.counts["ok"] == 30
+    pd.testing.assert_frame_equal(batch.results(), reference_table)
+    assert list(batch.results().columns) == list(RESULT_COLUMNS)
+    # streamed: several notices, each naming files already stored
+    streamed = [n for n in notices if n.new_files]
+    assert len(streamed) >= 2
+    assert sorted(f for n in streamed for f in n.new_files) == sorted(map(str, paths))
+    curves = batch.curves(str(paths[0]))
+    assert len(curves) > 100 and curves.output_order == (
+        cpet_nb.analyze(paths[0]).curves.output_order)
+    files = batch.files()
+    assert (files["state"] == "done").all() and files["worker"].str.startswith("tcp://").all()
+
+
+def test_notice_comes_after_the_result_is_on_disk(dask_client, bundled_tests, tmp_path):
+    seen = []
+    store_path = tmp_path / "jobs.sqlite"
+    batch = submit(bundled_tests[:8], store_path, client=dask_client, partition_size=2)
+
+    def check(progress):
+        if progress.new_files:  # a second connection sees them: committed, not pending
+            stored = Store(store_path).results(batch.job_id)["file"].tolist()
+            seen.append(set(progress.new_files) <= set(stored))
+
+    batch.subscribe(check)
+    batch.wait()
+    assert seen and all(seen)
+
+
+def test_bad_files_do_not_stop_the_batch(dask_client, bundled_tests, tmp_path,
+                                         misbehaving_plugin):
+    text = tmp_path / "notes.txt"
+    text.write_text("not a CPET export\n")
+    inputs = [bundled_tests[0], text, tmp_path / "missing.csv",
+              misbehaving_file(tmp_path, "hang"), misbehaving_file(tmp_path, "explode"),
+              misbehaving_file(tmp_path, "crash"), bundled_tests[1]]
+    batch = submit(inputs, tmp_path / "jobs.sqlite", client=dask_client, partition_size=7,
+                   file_timeout_s=2, file_memory_mb=300)
+    assert batch.wait().state == "done"
+    table = batch.results().set_index("file")
+    assert table.loc[str(bundled_tests[0]), "status"] == "ok"
+    assert table.loc[str(bundled_tests[1]), "status"] == "ok"
+    codes = {name: table.loc[str(tmp_path / name), "findings"] for name in
+             ("notes.txt", "missing.csv", "hang.txt", "explode.txt", "crash.txt")}
+    assert "unsupported-format" in codes["notes.txt"]
+    assert "file-not-found" in codes["missing.csv"]
+    assert "file-timeout" in codes["hang.txt"]
+    assert "file-memory-limit" in codes["explode.txt"]
+    assert "analysis-crashed" in codes["crash.txt"]
+
+
+def test_resume_and_later_jobs_reuse_stored_results(dask_client, bundled_tests, tmp_path):
+    store = tmp_path / "jobs.sqlite"
+    first = submit(bundled_tests[:6], store, client=dask_client)
+    first.wait()
+    again = resume(first.job_id, store, client=dask_client)
+    assert again.wait().counts["done"] == 6  # nothing left to run: the same job, done
+    second = submit(bundled_tests[:8], store, client=dask_client)
+    status = second.wait()
+    assert status.counts["reused"] == 6 and status.counts["done"] == 2
+    pd.testing.assert_frame_equal(second.results().iloc[:6], first.results())
+    other = submit(bundled_tests[:2], store, client=dask_client, vo2peak_window=20)
+    assert other.wait().counts["reused"] == 0  # other settings: computed anew
+    listed = jobs(store)
+    assert len(listed) == 3 and set(listed["status"]) == {"done"}
+
+
+def test_uploads_and_zip_uploads(dask_client, bundled_tests, tmp_path):
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in bundled_tests[2:4]:
+            zf.write(path, f"lab/{path.name}")
+        zf.writestr("lab/readme.txt", "notes")
+    uploads = [Upload(bundled_tests[0].name, bundled_tests[0].read_bytes()),
+               Upload("visit.zip", archive.getvalue())]
+    store = tmp_path / "jobs.sqlite"
+    batch = submit(uploads, store, client=dask_client)
+    assert batch.wait().state == "done"
+    table = batch.results()
+    assert table["file"].tolist() == [bundled_tests[0].name,
+                                      f"visit.zip/lab/{bundled_tests[2].name}",
+                                      f"visit.zip/lab/{bundled_tests[3].name}"]
+    assert (table["status"] == "ok").all()
+    # the job is done: its copies of the uploads are gone
+    assert not Store(store).upload_dir(batch.job_id).exists()
+
+
+def test_files_travel_as_bytes_when_workers_cannot_see_them(dask_client, bundled_tests,
+                                                             reference_table, tmp_path):
+    batch = submit(bundled_tests[:5], tmp_path / "jobs.sqlite", client=dask_client,
+                   ship_files="bytes")
+    batch.wait()
+    got = batch.results()
+    pd.testing.assert_frame_equal(got, reference_table.iloc[:5])
+
+
+def _copies(bundled_tests, folder, n):
+    """``n`` distinct files (a comment line makes each copy's content unique)."""
+    folder.mkdir()
+    paths = []
+    for i in range(n):
+        source = bundled_tests[i % len(bundled_tests)]
+        target = folder / f"{i:04d}-{source.name}"
+        target.write_bytes(source.read_bytes() + f"\n# copy {i}\n".encode())
+        paths.append(target)
+    return paths
+
+
+def test_cancel_stops_quickly_keeps_results_and_resume_finishes(dask_client, bundled_tests,
+                                                                 tmp_path):
+    paths = _copies(bundled_tests, tmp_path / "many", 120)
+    store = tmp_path / "jobs.sqlite"
+    batch = submit(paths, store, client=dask_client, partition_size=3)
+    first = threading.Event()
+    batch.subscribe(lambda p: first.set() if p.new_files else None)
+    assert first.wait(60)
+    started = time.monotonic()
+    status = batch.cancel()
+    stopped_in = time.monotonic() - started
+    assert status.state == "cancelled"
+    assert stopped_in < 2.0, f"cancel took {stopped_in:.2f} s"
+    kept = batch.results()
+    assert 0 < len(kept) < 120 == status.n_files
+    assert status.counts["cancelled"] == 120 - len(kept)
+    resumed = resume(batch.job_id, store, client=dask_client)
+    assert resumed.wait().state == "done"
+    final = resumed.results()
+    assert len(final) == 120 and final["file"].tolist() == [str(p) for p in paths]
+    pd.testing.assert_frame_equal(final.set_index("file").loc[kept["file"]],
+                                  kept.set_index("file"))
+
+
+def test_killed_worker_loses_nothing_and_writes_nothing_twice(dask_client, bundled_tests,
+                                                               bundled_results, tmp_path):
+    paths = _copies(bundled_tests, tmp_path / "many", 90)
+    store = tmp_path / "jobs.sqlite"
+    batch = submit(paths, store, client=dask_client, partition_size=3)
+    first = threading.Event()
+    batch.subscribe(lambda p: first.set() if p.new_files else None)
+    assert first.wait(60)
+    victim = next(iter(dask_client.run(os.getpid).values()))
+    os.kill(victim, signal.SIGKILL)
+    status = batch.wait(120)
+    assert status.state == "done" and status.counts["done"] == 90
+    table = batch.results()
+    assert table["file"].tolist() == [str(p) for p in paths]  # each once, in order
+    expected = [bundled_results[bundled_tests[i].name].status for i in range(90)]
+    assert table["status"].tolist() == expected
+    rows = Store(store).connection().execute(
+        "SELECT COUNT(*), COUNT(DISTINCT idx) FROM results WHERE job_id = ?",
+        (batch.job_id,)).fetchone()
+    assert rows == (90, 90)
+    dask_client.wait_for_workers(2, timeout=60)  # the nanny restarted it

@@ -1,0 +1,51 @@
+"""The analysis child process: per-file time and memory limits, crash isolation."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import misbehaving_file
+
+import cpet_nb
+from cpet_nb.result import results_table
+from cpet_nb.sandbox import Sandbox
+
+
+@pytest.fixture(scope="module")
+def sandbox(misbehaving_plugin):
+    with Sandbox() as box:
+        yield box
+
+
+def test_result_equals_in_process_analysis(sandbox, bundled_tests):
+    path = bundled_tests[3]
+    boxed = sandbox.analyze(path, "label-3")
+    local = cpet_nb.analyze(path).renamed("label-3")
+    assert boxed.file == "label-3"
+    assert results_table([boxed]).equals(results_table([local]))
+    assert boxed.curves is not None and len(boxed.curves) == len(local.curves)
+
+
+@pytest.mark.parametrize(("kind", "code", "limits"), [
+    ("hang", "file-timeout", {"timeout_s": 1.0}),
+    ("explode", "file-memory-limit", {"memory_mb": 256}),
+    ("crash", "analysis-crashed", {}),
+])
+def test_misbehaving_file_becomes_a_finding_and_the_next_file_runs(
+        sandbox, bundled_tests, tmp_path, kind, code, limits):
+    sandbox.analyze(bundled_tests[0], "warm-up")  # a running child whose model is loaded
+    before = sandbox.pid
+    result = sandbox.analyze(misbehaving_file(tmp_path, kind), f"{kind}.txt", **limits)
+    assert result.status == "error"
+    assert [f.code for f in result.findings] == [code]
+    assert result.findings[0].file == f"{kind}.txt"
+    after = sandbox.analyze(bundled_tests[1], "next")
+    assert after.status == "ok"
+    assert sandbox.pid != before  # the child was replaced
+
+
+def test_exception_in_analysis_is_an_internal_error_finding(sandbox, tmp_path):
+    path = tmp_path / "odd.txt"
+    path.write_text("#cpet-nb-test: sulk\n")
+    result = sandbox.analyze(path, "odd.txt")
+    assert [f.code for f in result.findings] == ["internal-error"]
+    assert "ValueError" in result.findings[0].message

@@ -1,0 +1,63 @@
+"""Settings: sources in order, validation that names the culprit, the analysis key."""
+
+from __future__ import annotations
+
+import pytest
+
+from cpet_nb.settings import Settings
+
+
+def test_defaults_then_config_then_environment_then_arguments(tmp_path):
+    config = tmp_path / "cpet.toml"
+    config.write_text("[cpet_nb]\nfile_timeout_s = 90\nworkers = 3\nvo2peak_window = 20\n")
+    environ = {"CPET_NB_WORKERS": "5", "CPET_NB_KEEP_UPLOADS": "yes",
+               "CPET_NB_TFLITE_RUNTIME": "tflite-runtime"}  # not a setting: ignored
+    settings = Settings.load(config, environ, vo2peak_window=15, retries=None)
+    assert settings.file_timeout_s == 90  # config
+    assert settings.workers == 5  # environment beats config
+    assert settings.keep_uploads is True
+    assert settings.vo2peak_window == 15  # argument beats both
+    assert settings.retries == Settings().retries  # None means "not given"
+    assert Settings.load(environ={"CPET_NB_CONFIG": str(config)}).workers == 3
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"file_timeout_s": 0}, "file_timeout_s must be positive"),
+    ({"vo2peak_method": "median"}, "vo2peak_method must be one of"),
+    ({"vo2peak_window": 0}, "vo2peak_window must be 1 to 600"),
+    ({"ship_files": "email"}, "ship_files must be one of"),
+    ({"partition_size": -1}, "partition_size must be 0 or more"),
+    ({"colour": "blue"}, "unknown setting(s): colour"),
+])
+def test_invalid_values_are_refused_by_name(kwargs, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        Settings.load(environ={}, **kwargs)
+
+
+def test_bad_sources_say_where(tmp_path):
+    with pytest.raises(ValueError, match="environment variable CPET_NB_WORKERS: expected int"):
+        Settings.load(environ={"CPET_NB_WORKERS": "two"})
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[cpet_nb]\nworkers = 2.5\n")
+    with pytest.raises(ValueError, match=f"config file {bad}: expected int"):
+        Settings.load(bad, environ={})
+    bad.write_text("workers = 2\n")
+    with pytest.raises(ValueError, match=r"has no \[cpet_nb\] table"):
+        Settings.load(bad, environ={})
+    with pytest.raises(ValueError, match="does not exist"):
+        Settings.load(tmp_path / "nope.toml", environ={})
+
+
+def test_analysis_key_covers_what_changes_results_only():
+    base = Settings()
+    key = base.analysis_key("model@1")
+    assert base.replace(workers=7, file_timeout_s=5, partition_size=3).analysis_key(
+        "model@1") == key
+    assert base.replace(vo2peak_window=20).analysis_key("model@1") != key
+    assert base.replace(max_file_mb=50).analysis_key("model@1") != key
+    assert base.analysis_key("model@2") != key
+
+
+def test_round_trip_through_a_job_record():
+    settings = Settings(file_timeout_s=12.5, vo2peak_method="breath-moving", vo2peak_window=15)
+    assert Settings.from_dict(settings.to_dict() | {"from_a_newer_version": 1}) == settings

@@ -1,0 +1,174 @@
+"""The SQLite job store without dask: jobs, commits, reuse, status, upkeep, concurrency."""
+
+from __future__ import annotations
+
+import multiprocessing
+import sqlite3
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+import cpet_nb
+from cpet_nb.result import RESULT_COLUMNS, results_table
+from cpet_nb.store import FileEntry, Outcome, Store
+
+
+def _entries(paths):
+    return [FileEntry(i, str(p), str(p), f"sha-{p.name}", p.stat().st_size)
+            for i, p in enumerate(paths)]
+
+
+def _job(store, entries, key="key-1"):
+    job_id = store.new_job_id()
+    store.create_job(job_id, entries, settings={"a": 1}, analysis_key=key,
+                     model_version="m@1", inputs={"given": []})
+    return job_id
+
+
+def _outcome(entry, result):
+    return Outcome(entry.idx, result.renamed(entry.name), "worker-1", 0.0, 0.1)
+
+
+@pytest.fixture(scope="module")
+def analysed(bundled_tests):
+    paths = bundled_tests[:4]
+    return paths, [cpet_nb.analyze(p) for p in paths]
+
+
+def test_commit_results_and_curves_round_trip(tmp_path, analysed):
+    paths, results = analysed
+    store = Store(tmp_path / "s.sqlite")
+    entries = _entries(paths)
+    job = _job(store, entries)
+    assert store.results(job).empty and len(store.pending(job)) == 4
+    stored = store.commit(job, [_outcome(e, r) for e, r in zip(entries[2:], results[2:],
+                                                                  strict=True)])
+    assert stored == [2, 3]
+    assert [e.idx for e in store.pending(job)] == [0, 1]
+    store.commit(job, [_outcome(e, r) for e, r in zip(entries[:2], results[:2], strict=True)])
+    pd.testing.assert_frame_equal(store.results(job), results_table(results))
+    curves = store.curves(job, 1)
+    assert curves.output_order == results[1].curves.output_order
+    assert (curves.p_heavy == results[1].curves.p_heavy).all()
+    assert store.counts(job)["done"] == 4 and store.counts(job)["ok"] == 4
+    findings = store.files(job)["findings"]
+    assert findings.str.startswith("[").all()
+
+
+def test_a_result_is_never_written_twice(tmp_path, analysed):
+    paths, results = analysed
+    store = Store(tmp_path / "s.sqlite")
+    entries = _entries(paths[:1])
+    job = _job(store, entries)
+    assert store.commit(job, [_outcome(entries[0], results[0])]) == [0]
+    assert store.commit(job, [_outcome(entries[0], results[0])]) == []
+    count = store.connection().execute("SELECT COUNT(*) FROM results").fetchone()[0]
+    assert count == 1
+
+
+def test_reuse_needs_the_same_content_and_analysis_key(tmp_path, analysed):
+    paths, results = analysed
+    store = Store(tmp_path / "s.sqlite")
+    first = _job(store, _entries(paths))
+    store.commit(first, [_outcome(e, r) for e, r in zip(_entries(paths), results,
+                                                        strict=True)])
+    renamed = [FileEntry(e.idx, f"copy-{e.idx}", e.path, results[e.idx].metadata.source_sha256,
+                         e.size_bytes) for e in _entries(paths)]
+    same = _job(store, renamed)
+    assert store.reuse_results(same) == 4
+    table = store.results(same)
+    assert table["file"].tolist() == [f"copy-{i}" for i in range(4)]
+    pd.testing.assert_frame_equal(table.drop(columns="file"),
+                                  results_table(results).drop(columns="file"))
+    assert store.counts(same)["reused"] == 4 and not store.pending(same)
+    assert store.curves(same, 0) is not None
+    other = _job(store, renamed, key="key-2")
+    assert store.reuse_results(other) == 0
+
+
+def test_interrupted_cancelled_and_claimed_jobs(tmp_path, analysed):
+    paths, _ = analysed
+    store = Store(tmp_path / "s.sqlite")
+    job = _job(store, _entries(paths))
+    assert store.job(job)["status"] == "running"  # this process owns it
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    host = store.job(job)["owner"].rpartition(":")[0]
+    with store.transaction() as db:
+        db.execute("UPDATE jobs SET owner = ? WHERE job_id = ?", (f"{host}:{dead}", job))
+    assert store.job(job)["status"] == "interrupted"
+    assert store.jobs().loc[0, "status"] == "interrupted"
+    store.claim_job(job)
+    assert store.job(job)["status"] == "running"
+    store.finish_job(job, "cancelled")
+    assert store.counts(job)["cancelled"] == 4 and not store.pending(job)
+    store.claim_job(job)  # a resume makes cancelled files pending again
+    assert len(store.pending(job)) == 4
+    with pytest.raises(KeyError, match="no job 'nope'"):
+        store.job("nope")
+
+
+def test_new_result_columns_are_added_to_an_old_store(tmp_path):
+    path = tmp_path / "old.sqlite"
+    Store(path).close()
+    db = sqlite3.connect(path)
+    db.execute("ALTER TABLE results DROP COLUMN vo2peak_ml_kg_min")
+    db.commit()
+    db.close()
+    store = Store(path)
+    columns = {r[1] for r in store.connection().execute("PRAGMA table_info(results)")}
+    assert set(RESULT_COLUMNS) <= columns
+
+
+def test_backup_verifies_and_keeps_the_newest(tmp_path, analysed):
+    store = Store(tmp_path / "s.sqlite")
+    _job(store, _entries(analysed[0]))
+    made = [store.backup(keep=2) for _ in range(3)]
+    kept = sorted((tmp_path / "s.sqlite.backups").iterdir())
+    assert kept == made[1:]
+    assert Store(made[-1]).jobs().shape[0] == 1
+    assert Store(made[-1]).integrity_check() == "ok"
+
+
+def test_cleanup_removes_expired_jobs_and_their_uploads(tmp_path, analysed):
+    store = Store(tmp_path / "s.sqlite")
+    old = _job(store, _entries(analysed[0]))
+    store.finish_job(old, "done")
+    with store.transaction() as db:
+        db.execute("UPDATE jobs SET finished_at = '2020-01-01T00:00:00+00:00'")
+    recent = _job(store, _entries(analysed[0]))
+    store.upload_dir(old).mkdir(parents=True)
+    store.upload_dir(recent).mkdir(parents=True)
+    assert store.cleanup(older_than_days=30) == [old]
+    assert store.jobs()["job_id"].tolist() == [recent]
+    assert not store.upload_dir(old).exists() and store.upload_dir(recent).exists()
+    assert store.connection().execute(
+        "SELECT COUNT(*) FROM files WHERE job_id = ?", (old,)).fetchone()[0] == 0
+
+
+def _writer(path, worker, analysed_row):
+    store = Store(path)
+    for n in range(20):
+        entries = [FileEntry(0, f"w{worker}-{n}", "x", f"h{worker}-{n}", 1)]
+        job = store.new_job_id() + f"-{worker}-{n}"
+        store.create_job(job, entries, settings={}, analysis_key="k", model_version="m",
+                         inputs={})
+        store.commit(job, [Outcome(0, analysed_row.renamed(entries[0].name), "w", 0, 0)])
+        store.finish_job(job, "done")
+
+
+def test_two_processes_writing_at_once_keep_the_store_sound(tmp_path, analysed):
+    path = tmp_path / "s.sqlite"
+    Store(path)
+    context = multiprocessing.get_context("spawn")
+    procs = [context.Process(target=_writer, args=(path, w, analysed[1][0])) for w in (1, 2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0, 0]
+    store = Store(path)
+    assert store.integrity_check() == "ok"
+    assert len(store.jobs()) == 40 and (store.jobs()["n_done"] == 1).all()

@@ -8,12 +8,14 @@ import pandas as pd
 
 from .companion import merge_hr, read_hr
 from .findings import CPETError, Finding, Severity, has_errors
-from .io import DEFAULT_MAX_FILE_BYTES, ColumnMapping, read
-from .measures import VO2PEAK_WINDOW_S, vo2peak_ml_min
+from .io import ColumnMapping, read
+from .measures import peak_measures
 from .model import OxynetModel, get_model
 from .pipeline import model_thresholds
 from .record import CPETRecord
-from .result import FileResult
+from .result import FileResult, Threshold
+from .settings import Settings
+from .slopes import slope_measures
 from .subjects import SubjectTable
 from .validate import check_protocol, screen_values, threshold_blockers
 
@@ -22,10 +24,9 @@ def analyze(source: str | os.PathLike | CPETRecord, *, model: OxynetModel | None
             format: str | None = None, mapping: ColumnMapping | None = None,
             subjects: SubjectTable | None = None,
             hr_file: str | os.PathLike | pd.DataFrame | None = None,
-            hr_offset_s: float | None = None,
-            max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
-            vo2peak_window_s: int = VO2PEAK_WINDOW_S) -> FileResult:
-    """Analyse one CPET test: thresholds, domain curves, VO2peak and findings.
+            hr_offset_s: float | None = None, settings: Settings | None = None,
+            max_file_bytes: int | None = None) -> FileResult:
+    """Analyse one CPET test: thresholds, domain curves, measures and findings.
 
     Input problems never raise: they come back as a result with ``status="error"`` and a
     finding that says what is wrong.
@@ -49,10 +50,11 @@ def analyze(source: str | os.PathLike | CPETRecord, *, model: OxynetModel | None
         returns) to fill HR the cart did not record (:func:`cpet_nb.companion.merge_hr`).
     hr_offset_s : float, optional
         The companion's time (s) at the test's t = 0; see :func:`~cpet_nb.companion.merge_hr`.
-    max_file_bytes : int
-        Larger files are refused.
-    vo2peak_window_s : int
-        Moving-average window for VO2peak (s).
+    settings : Settings, optional
+        Analysis choices (averaging of peaks, effort criteria, file size limit); default
+        :class:`~cpet_nb.settings.Settings()`.
+    max_file_bytes : int, optional
+        Larger files are refused (default: the settings' ``max_file_mb``).
 
     Returns
     -------
@@ -69,9 +71,10 @@ def analyze(source: str | os.PathLike | CPETRecord, *, model: OxynetModel | None
         record, file = source, source.name
     else:
         file = os.fspath(source)
+        settings = settings or Settings()
         try:
             record = read(source, format=format, mapping=mapping,
-                          max_file_bytes=max_file_bytes)
+                          max_file_bytes=max_file_bytes or settings.max_file_bytes)
         except CPETError as exc:
             return FileResult.failed(file, [exc.finding])
     if subjects is not None:
@@ -79,14 +82,15 @@ def analyze(source: str | os.PathLike | CPETRecord, *, model: OxynetModel | None
     if hr_file is not None:
         hr = hr_file if isinstance(hr_file, pd.DataFrame) else read_hr(hr_file)
         record = merge_hr(record, hr, hr_offset_s)
-    return analyze_record(record, file=file, model=model, vo2peak_window_s=vo2peak_window_s)
+    return analyze_record(record, file=file, model=model, settings=settings)
 
 
 def analyze_record(record: CPETRecord, *, file: str | None = None,
                    model: OxynetModel | None = None,
-                   vo2peak_window_s: int = VO2PEAK_WINDOW_S) -> FileResult:
+                   settings: Settings | None = None) -> FileResult:
     """:func:`analyze` for a record already read."""
     file = file or record.name
+    settings = settings or Settings()
     record, screen_findings = screen_values(record)
     findings = list(record.findings) + screen_findings
     if has_errors(findings):
@@ -94,8 +98,7 @@ def analyze_record(record: CPETRecord, *, file: str | None = None,
     model = model or get_model()
     result = FileResult(file=file, status="ok", metadata=record.metadata,
                         duration_s=record.duration_s, model_version=model.info.version)
-    result.vo2peak_ml_min = vo2peak_ml_min(record.data["t"].to_numpy(),
-                                           record.data["VO2"].to_numpy(), vo2peak_window_s)
+    result.measures = peak_measures(record, **settings.peak_options())
     findings += check_protocol(record)
     blockers = threshold_blockers(record)
     findings += blockers
@@ -105,9 +108,14 @@ def analyze_record(record: CPETRecord, *, file: str | None = None,
             findings += model_findings
         except CPETError as exc:
             findings.append(exc.finding)
+    result.measures |= slope_measures(record, vt1_s=_time(result.vt1), vt2_s=_time(result.vt2))
     result.findings = findings
     result.status = FileResult.status_for(findings)
     return result
+
+
+def _time(threshold: Threshold | None) -> float | None:
+    return threshold.time_s if threshold is not None else None
 
 
 def analyze_isolated(source: str | os.PathLike | CPETRecord, **kwargs) -> FileResult:

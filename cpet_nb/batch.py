@@ -456,8 +456,7 @@ class _Driver(threading.Thread):
     def _options(self) -> dict[str, Any]:
         from .io import ColumnMapping
 
-        options: dict[str, Any] = {"max_file_bytes": self.settings.max_file_bytes,
-                                   "vo2peak_window_s": self.settings.vo2peak_window}
+        options: dict[str, Any] = {"settings": self.settings}
         if self.settings.profile is not None:
             options["mapping"] = ColumnMapping.from_dict(self.settings.profile)
         return options

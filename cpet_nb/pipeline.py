@@ -48,11 +48,23 @@ def model_thresholds(record: CPETRecord, model: OxynetModel
     needed = [r for r in (vt1_row, vt2_row) if r is not None]
     values = _values_at(grid, time_s, needed)
     thresholds = [
-        Threshold(time_s=float(time_s[row]), **{f: values[f][row] for f in VALUE_CHANNELS})
+        Threshold(time_s=float(time_s[row]), **{f: values[f][row] for f in VALUE_CHANNELS},
+                  load_w=recorded_at(record.data, "load", time_s[row]),
+                  speed_km_h=recorded_at(record.data, "speed", time_s[row]))
         if row is not None else None
         for row in (vt1_row, vt2_row)
     ]
     return curves, thresholds[0], thresholds[1], findings
+
+
+def recorded_at(data, channel: str, time_s: float) -> float:
+    """The last value of ``channel`` recorded at or before ``time_s`` (NaN when there is
+    none): the work rate or speed being held at that moment, steps left as steps."""
+    if channel not in data:
+        return float("nan")
+    known = data[["t", channel]].dropna()
+    known = known[known["t"] <= time_s]
+    return float(known[channel].iloc[-1]) if len(known) else float("nan")
 
 
 def _values_at(grid, time_s: np.ndarray, rows: list[int]) -> dict[str, dict[int, float]]:

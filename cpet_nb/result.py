@@ -10,12 +10,18 @@ import pandas as pd
 
 from .domains import DomainCurves
 from .findings import Finding, Severity
+from .measures import PEAK_MEASURES
 from .record import Metadata
+from .slopes import SLOPE_MEASURES
 
 
 @dataclass
 class Threshold:
-    """A ventilatory threshold and the values there (NaN where a channel is missing)."""
+    """A ventilatory threshold and the values there (NaN where a channel is missing).
+
+    Gas exchange and HR are smoothed values at that second; ``load_w`` and ``speed_km_h``
+    are the last values the cart recorded at or before it (the work rate being done).
+    """
 
     time_s: float
     vo2_ml_min: float
@@ -24,6 +30,8 @@ class Threshold:
     peto2_mmhg: float
     petco2_mmhg: float
     hr_bpm: float
+    load_w: float = math.nan
+    speed_km_h: float = math.nan
 
     def to_dict(self) -> dict[str, float | None]:
         """JSON-ready dictionary (NaN becomes None)."""
@@ -35,9 +43,10 @@ THRESHOLD_FIELDS = tuple(Threshold.__dataclass_fields__)
 #: Columns of the results table, in order. Units are in the names.
 RESULT_COLUMNS: tuple[str, ...] = (
     "file", "status", "format", "sampling", "duration_s",
-    *(f"vt1_{f}" for f in THRESHOLD_FIELDS),
-    *(f"vt2_{f}" for f in THRESHOLD_FIELDS),
-    "vo2peak_ml_min", "vo2peak_ml_kg_min", "weight_kg",
+    *(f"vt1_{f}" for f in THRESHOLD_FIELDS), "vt1_pct_vo2peak",
+    *(f"vt2_{f}" for f in THRESHOLD_FIELDS), "vt2_pct_vo2peak",
+    *PEAK_MEASURES, "weight_kg",
+    *SLOPE_MEASURES,
     "n_findings", "findings", "model_version", "source_sha256",
 )
 #: Columns of the results table that hold text; ``n_findings`` is an integer, the rest are
@@ -58,8 +67,11 @@ class FileResult:
         ``"ok"`` (analysed, nothing to report), ``"warning"`` (analysed; read the findings)
         or ``"error"`` (not analysed; the findings say why).
     vt1, vt2 : Threshold or None
-    vo2peak_ml_min : float
-        Highest 30 s moving average of VO2 (NaN when unavailable).
+        The Oxynet model's thresholds.
+    measures : dict of str to float
+        Peak values, effort criteria (:func:`cpet_nb.measures.peak_measures`), slopes and
+        efficiency (:func:`cpet_nb.slopes.slope_measures`), units in the keys; NaN where
+        unknown.
     findings : list of Finding
     curves : DomainCurves or None
         The smoothed domain probabilities (for plots).
@@ -72,12 +84,17 @@ class FileResult:
     status: str
     vt1: Threshold | None = None
     vt2: Threshold | None = None
-    vo2peak_ml_min: float = math.nan
+    measures: dict[str, float] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
     curves: DomainCurves | None = None
     metadata: Metadata | None = None
     duration_s: float = math.nan
     model_version: str | None = None
+
+    @property
+    def vo2peak_ml_min(self) -> float:
+        """VO2peak (mL/min) under the settings' averaging; NaN when unavailable."""
+        return self.measures.get("vo2peak_ml_min", math.nan)
 
     @classmethod
     def failed(cls, file: str, findings: list[Finding], metadata: Metadata | None = None
@@ -113,15 +130,17 @@ class FileResult:
         for label, vt in (("vt1", self.vt1), ("vt2", self.vt2)):
             for name in THRESHOLD_FIELDS:
                 row[f"{label}_{name}"] = getattr(vt, name) if vt else math.nan
-        row["vo2peak_ml_min"] = self.vo2peak_ml_min
-        row["vo2peak_ml_kg_min"] = self.vo2peak_ml_min / weight if weight else math.nan
+            row[f"{label}_pct_vo2peak"] = (100.0 * vt.vo2_ml_min / self.vo2peak_ml_min
+                                           if vt else math.nan)
+        for name in PEAK_MEASURES + SLOPE_MEASURES:
+            row[name] = self.measures.get(name, math.nan)
         row["weight_kg"] = weight if weight else math.nan
         shown = [f for f in self.findings if f.severity is not Severity.INFO]
         row["n_findings"] = len(shown)
         row["findings"] = "; ".join(str(f) for f in shown)
         row["model_version"] = self.model_version
         row["source_sha256"] = meta.source_sha256 if meta else None
-        return row
+        return {column: row[column] for column in RESULT_COLUMNS}
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready nested dictionary: thresholds, findings, metadata and curves."""
@@ -130,7 +149,7 @@ class FileResult:
             "status": self.status,
             "vt1": self.vt1.to_dict() if self.vt1 else None,
             "vt2": self.vt2.to_dict() if self.vt2 else None,
-            "vo2peak_ml_min": _json_number(self.vo2peak_ml_min),
+            "measures": {k: _json_number(v) for k, v in self.measures.items()},
             "duration_s": _json_number(self.duration_s),
             "findings": [f.to_dict() for f in self.findings],
             "metadata": self.metadata.to_dict() if self.metadata else None,

@@ -31,11 +31,11 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-from .measures import VO2PEAK_WINDOW_S
+from .averaging import METHODS
+from .measures import HR_MAX_FORMULAS, PEAK_WITHIN, VO2PEAK_WINDOW_S
 
 ENV_PREFIX = "CPET_NB_"
 CONFIG_ENV = "CPET_NB_CONFIG"
-VO2PEAK_METHODS = ("time-moving", "time-binned", "breath-moving")
 SHIP_FILES = ("auto", "path", "bytes")
 
 
@@ -68,8 +68,18 @@ class Settings:
         system), ``bytes`` (each task carries its partition's bytes), or ``auto`` (``path``
         when every worker runs on this machine, else ``bytes``).
     vo2peak_method, vo2peak_window : str, int
-        VO2peak averaging (see :mod:`cpet_nb.measures`): ``time-moving`` (s, the default,
-        30 s), ``time-binned`` (s) or ``breath-moving`` (breaths).
+        Averaging of every peak value (:mod:`cpet_nb.averaging`, Nolte et al. 2023):
+        ``time-moving`` (s; the default, 30 s), ``time-binned`` (s) or ``breath-moving``
+        (breaths).
+    peak_within : str
+        ``exercise`` (default: peaks from the exercise phase only, so recovery cannot raise
+        RERpeak) or ``test`` (the whole recording, as Nolte et al. 2023).
+    hr_max_formula : str
+        Age-predicted maximal HR for the effort criterion: ``fox`` (220 - age) or
+        ``tanaka`` (208 - 0.7 age).
+    rer_criterion, hr_criterion_pct : float
+        Maximal-effort criteria: RERpeak at or above ``rer_criterion`` (1.10), HRpeak at or
+        above ``hr_criterion_pct`` % (90) of the age-predicted maximum.
     profile : dict, optional
         A column mapping (:meth:`cpet_nb.ColumnMapping.to_dict`) for files no built-in
         reader knows; ``Settings.load(profile="name")`` reads a saved lab profile.
@@ -91,13 +101,18 @@ class Settings:
     ship_files: str = "auto"
     vo2peak_method: str = "time-moving"
     vo2peak_window: int = VO2PEAK_WINDOW_S
+    peak_within: str = "exercise"
+    hr_max_formula: str = "fox"
+    rer_criterion: float = 1.10
+    hr_criterion_pct: float = 90.0
     profile: dict[str, Any] | None = None
     keep_uploads: bool = False
     job_expiry_days: float | None = None
     backups_keep: int = 5
 
     #: Fields that change results: the rest only change how fast or where they are made.
-    ANALYSIS_FIELDS = ("max_file_mb", "vo2peak_method", "vo2peak_window", "profile")
+    ANALYSIS_FIELDS = ("max_file_mb", "vo2peak_method", "vo2peak_window", "peak_within",
+                       "hr_max_formula", "rer_criterion", "hr_criterion_pct", "profile")
 
     def __post_init__(self) -> None:
         for name in ("max_file_mb", "file_timeout_s", "file_memory_mb"):
@@ -111,9 +126,16 @@ class Settings:
         if self.ship_files not in SHIP_FILES:
             raise ValueError(f"ship_files must be one of {', '.join(SHIP_FILES)}, "
                              f"got {self.ship_files!r}")
-        if self.vo2peak_method not in VO2PEAK_METHODS:
-            raise ValueError(f"vo2peak_method must be one of {', '.join(VO2PEAK_METHODS)}, "
-                             f"got {self.vo2peak_method!r}")
+        for name, choices in (("vo2peak_method", METHODS), ("peak_within", PEAK_WITHIN),
+                              ("hr_max_formula", tuple(HR_MAX_FORMULAS))):
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{name} must be one of {', '.join(choices)}, "
+                                 f"got {getattr(self, name)!r}")
+        if not 1.0 <= self.rer_criterion <= 1.5:
+            raise ValueError(f"rer_criterion must be 1.0 to 1.5, got {self.rer_criterion!r}")
+        if not 50.0 <= self.hr_criterion_pct <= 100.0:
+            raise ValueError(f"hr_criterion_pct must be 50 to 100, "
+                             f"got {self.hr_criterion_pct!r}")
         if not 1 <= self.vo2peak_window <= 600:
             raise ValueError(f"vo2peak_window must be 1 to 600 (s or breaths), "
                              f"got {self.vo2peak_window!r}")
@@ -176,6 +198,12 @@ class Settings:
         """Settings from :meth:`to_dict`'s form; unknown keys (from newer versions) ignored."""
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
+
+    def peak_options(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`cpet_nb.measures.peak_measures`."""
+        return {"method": self.vo2peak_method, "window": self.vo2peak_window,
+                "within": self.peak_within, "hr_max_formula": self.hr_max_formula,
+                "rer_min": self.rer_criterion, "hr_pct_min": self.hr_criterion_pct}
 
     def analysis_key(self, model_version: str) -> str:
         """A digest of what makes results comparable: the analysis settings, the model and

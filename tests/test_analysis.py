@@ -19,7 +19,8 @@ def test_canonical_copy_of_a_real_test_gives_the_same_result(tmp_path, bundled_t
     write_canonical_csv(frame[["t", "VO2", "VCO2", "VE", "PetO2", "PetCO2", "HR"]], path,
                         weight_kg=88)
     ours, original = cpet_nb.analyze(path), bundled_results[source.name]
-    assert ours.vt1 == original.vt1 and ours.vt2 == original.vt2
+    assert ours.vt1.to_dict() == original.vt1.to_dict()  # NaN (no load) read as None
+    assert ours.vt2.to_dict() == original.vt2.to_dict()
     assert ours.vo2peak_ml_min == original.vo2peak_ml_min
 
 
@@ -112,3 +113,29 @@ def test_vo2peak_is_the_highest_30_s_average_on_a_1_s_interpolation():
     assert math.isnan(vo2peak_ml_min(t[:2], vo2[:2], 300))
     with pytest.raises(ValueError):
         vo2peak_ml_min(t, vo2, 0)
+
+
+def test_every_measure_reaches_the_results_table(bundled_results):
+    from cpet_nb.measures import PEAK_MEASURES
+    from cpet_nb.slopes import SLOPE_MEASURES
+
+    result = bundled_results["ramp_real_test_1.csv"]
+    assert tuple(result.measures) == PEAK_MEASURES + SLOPE_MEASURES
+    row = result.to_row()
+    assert row["vt1_pct_vo2peak"] == pytest.approx(
+        100 * result.vt1.vo2_ml_min / result.vo2peak_ml_min)
+    assert 20 < row["ve_vco2_slope_to_vt2"] < 40  # healthy range; VT2 from the model
+    assert 1.0 < row["rerpeak"] < 1.4 and 140 < row["hrpeak_bpm"] < 220
+    assert math.isnan(row["peak_load_w"]) and math.isnan(row["vt1_load_w"])  # no load column
+
+
+def test_settings_choose_the_peak_averaging(ramp_csv):
+    from cpet_nb.settings import Settings
+
+    default = cpet_nb.analyze(ramp_csv)
+    breaths = cpet_nb.analyze(ramp_csv, settings=Settings(vo2peak_method="breath-moving",
+                                                          vo2peak_window=8))
+    short = cpet_nb.analyze(ramp_csv, settings=Settings(vo2peak_window=10))
+    assert short.vo2peak_ml_min > default.vo2peak_ml_min  # a ramp: shorter window, higher
+    assert breaths.vo2peak_ml_min != default.vo2peak_ml_min
+    assert default.vt1.load_w == default.vt1.load_w  # the synthetic ramp has a load

@@ -78,8 +78,8 @@ def test_formula_like_file_names_are_neutralised_in_csv(tmp_path, ramp_csv):
 
 
 def test_unknown_output_suffix_is_refused(tmp_path, ramp_csv):
-    with pytest.raises(ValueError, match=".csv or .json"):
-        main(["analyze", str(ramp_csv), "-o", str(tmp_path / "r.xlsx")])
+    with pytest.raises(ValueError, match=r"must end in \.csv, \.json, \.xlsx, \.parquet"):
+        main(["analyze", str(ramp_csv), "-o", str(tmp_path / "r.txt")])
 
 
 def test_demo_writes_table_and_offline_plot(tmp_path):

@@ -1,0 +1,636 @@
+"""Submaximal CPET slopes and efficiency: VE/VCO2, OUES, ΔVO2/ΔWR, HR/VO2, gross efficiency.
+
+Data windows
+------------
+Every measure except ΔVO2/ΔWR and the per-stage gross efficiency uses the *exercise portion*
+(:func:`exercise_portion`): the rows whose ``phase`` label is in ``phases`` (default
+``EXERCISE`` only, so rest, warm-up and recovery are left out) when the record carries phase
+labels, otherwise the whole record (then rest and recovery rows, if any, are included). The
+ramp for ΔVO2/ΔWR and the constant-load stages for gross efficiency are found in the ``load``
+channel itself (:func:`ramp_bounds_s`, :func:`gross_efficiency_by_stage`), which says where
+the work rate rises or is held better than a phase label does. Both are cycle-ergometer
+measures: when the record has a positive treadmill ``speed``, its ``load`` is a value the
+cart derived from speed and body mass, not a measured work rate, and they are NaN.
+
+Regressions are ordinary least squares on time averages over consecutive ``average_s``-second
+bins (default 10 s, ``0`` for the rows as given), so that every part of the test counts by
+its duration rather than by its number of breaths, and breath noise in the regressor is
+reduced. Missing channels, too few points or an unknown threshold give NaN, never 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from .preprocess import resample_1s
+from .record import CPETRecord
+
+#: Phase labels that make up the exercise portion by default.
+EXERCISE_PHASES: tuple[str, ...] = ("EXERCISE",)
+
+#: Default averaging bin (s) before a regression.
+AVERAGE_S = 10.0
+
+#: kJ per thermochemical kcal.
+KJ_PER_KCAL = 4.184
+
+#: Energy equivalents (kJ per litre STPD) of O2 uptake and CO2 output, non-protein, by name:
+#: Brouwer (1957), 3.866 and 1.200 kcal/L; Péronnet & Massicotte (1991) as tabulated by
+#: Kipp et al. (2018), 16.89 and 4.84 kJ/L.
+ENERGY_EQUATIONS: dict[str, tuple[float, float]] = {
+    "brouwer": (3.866 * KJ_PER_KCAL, 1.200 * KJ_PER_KCAL),
+    "peronnet": (16.89, 4.84),
+}
+
+#: What to do with VCO2 when RER > 1 (see :func:`energy_expenditure_w`).
+RER_ABOVE_ONE = ("cap", "nan", "keep")
+
+#: The keys of :func:`slope_measures`, in results-table order.
+SLOPE_MEASURES: tuple[str, ...] = (
+    "ve_vco2_slope", "ve_vco2_slope_to_vt2", "ve_vco2_at_vt1", "ve_vco2_nadir",
+    "oues_ml_min_per_log_l_min", "oues_90pct_ml_min_per_log_l_min",
+    "oues_75pct_ml_min_per_log_l_min", "vo2_work_rate_slope_ml_min_w",
+    "gross_efficiency_peak_pct", "hr_vo2_slope_bpm_per_l_min",
+)
+
+_MIN_POINTS = 3
+
+
+def exercise_portion(data: pd.DataFrame, phases: Sequence[str] = EXERCISE_PHASES
+                     ) -> pd.DataFrame:
+    """The rows of a canonical frame that belong to the exercise.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        Canonical data (:data:`cpet_nb.record.CANONICAL_UNITS`).
+    phases : sequence of str
+        Phase labels to keep (compared case-insensitively), e.g. ``("WARMUP", "EXERCISE")``
+        to include an unloaded or constant warm-up.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The rows whose ``phase`` is in ``phases`` when the frame has any phase label (possibly
+        none of them, e.g. a file that stops during the warm-up); the whole frame otherwise.
+    """
+    if "phase" not in data or not data["phase"].notna().any():
+        return data
+    wanted = {p.upper() for p in phases}
+    labels = data["phase"].astype("string").str.strip().str.upper()
+    return data[labels.isin(wanted).fillna(False).to_numpy(dtype=bool)]
+
+
+def ve_vco2_slope(data: pd.DataFrame, *, until_s: float | None = None,
+                  phases: Sequence[str] = EXERCISE_PHASES, average_s: float = AVERAGE_S
+                  ) -> float:
+    """Slope of VE (L/min) on VCO2 (L/min), dimensionless.
+
+    Over the whole exercise portion, the form whose prognostic value Arena et al. (2004)
+    established, or up to ``until_s`` (normally VT2, the ventilatory compensation point), the
+    form Sun et al. (2002) used: above it VE rises faster than VCO2 and steepens the slope.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        Canonical data with ``t``, ``VE`` and ``VCO2``.
+    until_s : float, optional
+        Last time (s, on the record's ``t`` axis) to include; ``None`` for the whole exercise.
+    phases : sequence of str
+        See :func:`exercise_portion`.
+    average_s : float
+        Averaging bin (s) before the regression; 0 for the rows as given.
+
+    Returns
+    -------
+    float
+        The slope, NaN when VE or VCO2 is missing or fewer than three bins remain.
+
+    References
+    ----------
+    Arena R, Myers J, Aslam SS, Varughese EB, Peberdy MA (2004). Peak VO2 and VE/VCO2 slope
+    in patients with heart failure: a prognostic comparison. Am Heart J 147:354-360.
+    Sun XG, Hansen JE, Garatachea N, Storer TW, Wasserman K (2002). Ventilatory efficiency
+    during exercise in healthy subjects. Am J Respir Crit Care Med 166:1443-1448.
+    """
+    portion = exercise_portion(data, phases)
+    if until_s is not None:
+        portion = portion[portion["t"] <= until_s]
+    bins = _time_averages(portion, ("VCO2", "VE"), average_s)
+    return _slope(bins["VCO2"] / 1000.0, bins["VE"])
+
+
+def ve_vco2_nadir(data: pd.DataFrame, *, window_s: int = 90,
+                  phases: Sequence[str] = EXERCISE_PHASES) -> float:
+    """Lowest VE/VCO2 during exercise (Sun et al. 2002).
+
+    VE and VCO2 are put on a 1 s grid (:func:`cpet_nb.preprocess.resample_1s`) and averaged
+    over every complete ``window_s``-second window of the exercise portion; the ratio of the
+    two means (L/min over L/min) is taken and its lowest value returned. The window is not
+    standardised: 90 s (three consecutive 30 s averages, the default) or 30 s are common.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        Canonical data with ``t``, ``VE`` and ``VCO2``.
+    window_s : int
+        Averaging window (s), at least 1.
+    phases : sequence of str
+        See :func:`exercise_portion`.
+
+    Returns
+    -------
+    float
+        The lowest ratio, NaN when a channel is missing or the exercise is shorter than the
+        window.
+
+    References
+    ----------
+    Sun XG, Hansen JE, Garatachea N, Storer TW, Wasserman K (2002). Ventilatory efficiency
+    during exercise in healthy subjects. Am J Respir Crit Care Med 166:1443-1448.
+    """
+    ratios = _windowed_ve_vco2(exercise_portion(data, phases), window_s)
+    return float(ratios.min()) if ratios.notna().any() else float("nan")
+
+
+def ve_vco2_at(data: pd.DataFrame, time_s: float | None, *, window_s: int = 30) -> float:
+    """VE/VCO2 averaged over a window centred on a time, e.g. at VT1 (Sun et al. 2002).
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        Canonical data with ``t``, ``VE`` and ``VCO2``.
+    time_s : float or None
+        Centre of the window (s, on the record's ``t`` axis); ``None`` or NaN gives NaN.
+    window_s : int
+        Window length (s).
+
+    Returns
+    -------
+    float
+        Mean VE over mean VCO2 (both L/min) in the window, NaN when unknown.
+
+    References
+    ----------
+    Sun XG, Hansen JE, Garatachea N, Storer TW, Wasserman K (2002). Ventilatory efficiency
+    during exercise in healthy subjects. Am J Respir Crit Care Med 166:1443-1448.
+    """
+    if time_s is None or not np.isfinite(time_s):
+        return float("nan")
+    half = window_s / 2.0
+    around = data[(data["t"] >= time_s - half) & (data["t"] <= time_s + half)]
+    grid = _grid(around, ("VE", "VCO2")).dropna()
+    if not len(grid):
+        return float("nan")
+    return float(_ve_per_vco2(grid["VE"].mean(), grid["VCO2"].mean()))
+
+
+def oues(data: pd.DataFrame, *, fraction: float = 1.0,
+         phases: Sequence[str] = EXERCISE_PHASES, average_s: float = AVERAGE_S) -> float:
+    """Oxygen uptake efficiency slope: ``a`` in VO2 (mL/min) = a·log10(VE, L/min) + b.
+
+    Baba et al. (1996) fitted the whole incremental exercise; Hollenberg & Tager (2000)
+    showed that the first 75 % or 90 % of the exercise duration gives nearly the same value,
+    which ``fraction`` selects.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        Canonical data with ``t``, ``VO2`` and ``VE``.
+    fraction : float
+        Share of the exercise duration (from its start) to fit, in (0, 1].
+    phases : sequence of str
+        See :func:`exercise_portion`.
+    average_s : float
+        Averaging bin (s) before the regression; 0 for the rows as given.
+
+    Returns
+    -------
+    float
+        OUES in mL/min per log10(L/min), NaN when VO2 or VE is missing.
+
+    References
+    ----------
+    Baba R, Nagashima M, Goto M, et al. (1996). Oxygen uptake efficiency slope: a new index
+    of cardiorespiratory functional reserve derived from the relation between oxygen uptake
+    and minute ventilation during incremental exercise. J Am Coll Cardiol 28:1567-1572.
+    Hollenberg M, Tager IB (2000). Oxygen uptake efficiency slope: an index of exercise
+    performance and cardiopulmonary reserve requiring only submaximal exercise. J Am Coll
+    Cardiol 36:194-201.
+    """
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError("fraction must be in (0, 1]")
+    portion = exercise_portion(data, phases)
+    if len(portion):
+        t = portion["t"].to_numpy(dtype=float)
+        portion = portion[t <= t[0] + fraction * (t[-1] - t[0])]
+    bins = _time_averages(portion, ("VO2", "VE"), average_s)
+    bins = bins[bins["VE"] > 0]
+    return _slope(np.log10(bins["VE"]), bins["VO2"])
+
+
+def ramp_bounds_s(data: pd.DataFrame, *, max_plateau_s: float = 90.0
+                  ) -> tuple[float, float] | None:
+    """Start and end (s) of the incremental part of a cycle test, from the ``load`` channel.
+
+    The end is the last row at the highest load. Walking back from there, each earlier change
+    of load belongs to the ramp while it is an increase and the load it leads to was held no
+    longer than ``max_plateau_s``; the start is the first row at the load reached by the
+    earliest such increase. A true ramp, or steps of up to ``max_plateau_s`` (e.g. 1 min
+    steps, which behave like a ramp), qualify; a preceding warm-up or longer stages do not.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        Canonical data with ``t`` and ``load`` (W).
+    max_plateau_s : float
+        Longest time (s) a load may be held inside the ramp.
+
+    Returns
+    -------
+    tuple of float or None
+        ``(start_s, end_s)``, or ``None`` without load, without a positive load, or with
+        fewer than two increases.
+    """
+    if "load" not in data:
+        return None
+    rows = data[["t", "load"]].dropna()
+    t, load = rows["t"].to_numpy(dtype=float), rows["load"].to_numpy(dtype=float)
+    if not len(load) or load.max() <= 0:
+        return None
+    end = int(np.flatnonzero(load == load.max())[-1])
+    changes = np.flatnonzero(np.diff(load[: end + 1]) != 0) + 1
+    accepted = 0
+    for k in range(len(changes) - 1, -1, -1):
+        change = changes[k]
+        held_s = t[changes[k + 1]] - t[change] if k + 1 < len(changes) else 0.0
+        if load[change] < load[change - 1] or held_s > max_plateau_s:
+            break
+        accepted += 1
+    if accepted < 2:
+        return None
+    return float(t[changes[len(changes) - accepted]]), float(t[end])
+
+
+def vo2_work_rate_slope(data: pd.DataFrame, *, exclude_first_s: float = 45.0,
+                        max_plateau_s: float = 90.0, average_s: float = AVERAGE_S) -> float:
+    """ΔVO2/ΔWR: slope of VO2 (mL/min) on work rate (W) over the ramp.
+
+    VO2 follows a ramp with a delay (mean response time about 40-70 s; Whipp et al. 1981), so
+    VO2(t) against WR(t) is parallel to the steady-state relation once that delay is
+    established: the first ``exclude_first_s`` of the ramp (default 0.75 min, about one mean
+    response time) are left out, and the fit runs to the end of the ramp
+    (:func:`ramp_bounds_s`). Hansen et al. (1984) give 10.3 ± 1.0 mL/min/W for healthy adults;
+    Hansen et al. (1988) show that it depends a little on the rate of increment.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        Canonical data with ``t``, ``VO2`` and ``load``.
+    exclude_first_s : float
+        Seconds after the ramp start left out of the fit.
+    max_plateau_s : float
+        See :func:`ramp_bounds_s`.
+    average_s : float
+        Averaging bin (s) before the regression; 0 for the rows as given.
+
+    Returns
+    -------
+    float
+        mL/min per W; NaN without a ramp, without VO2, with fewer than three distinct loads or
+        on a treadmill (see the module notes).
+
+    References
+    ----------
+    Whipp BJ, Davis JA, Torres F, Wasserman K (1981). A test to determine parameters of
+    aerobic function during exercise. J Appl Physiol 50:217-221.
+    Hansen JE, Sue DY, Wasserman K (1984). Predicted values for clinical exercise testing.
+    Am Rev Respir Dis 129:S49-S55.
+    Hansen JE, Casaburi R, Cooper DM, Wasserman K (1988). Oxygen uptake as related to work
+    rate increment during cycle ergometer exercise. Eur J Appl Physiol 57:140-145.
+    """
+    bounds = ramp_bounds_s(data, max_plateau_s=max_plateau_s)
+    if bounds is None or _on_treadmill(data):
+        return float("nan")
+    start_s, end_s = bounds
+    ramp = data[(data["t"] >= start_s + exclude_first_s) & (data["t"] <= end_s)]
+    bins = _time_averages(ramp, ("load", "VO2"), average_s)
+    if bins["load"].nunique() < _MIN_POINTS:
+        return float("nan")
+    return _slope(bins["load"], bins["VO2"])
+
+
+def hr_vo2_slope(data: pd.DataFrame, *, phases: Sequence[str] = EXERCISE_PHASES,
+                 average_s: float = AVERAGE_S) -> float:
+    """Slope of heart rate (1/min) on VO2 (L/min) over the exercise portion.
+
+    The HR-VO2 relation of Wasserman's nine-panel display (Sietsema et al. 2020): a steep
+    slope means a small stroke volume (or a low haemoglobin or peripheral O2 extraction); a
+    shallow one, a large stroke volume or chronotropic incompetence.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        Canonical data with ``t``, ``HR`` and ``VO2``.
+    phases : sequence of str
+        See :func:`exercise_portion`.
+    average_s : float
+        Averaging bin (s) before the regression; 0 for the rows as given.
+
+    Returns
+    -------
+    float
+        Beats per minute per L/min, NaN when HR or VO2 is missing.
+
+    References
+    ----------
+    Sietsema KE, Sue DY, Stringer WW, et al. (2020). Wasserman & Whipp's Principles of
+    Exercise Testing and Interpretation, 6th ed. Philadelphia: Wolters Kluwer.
+    """
+    bins = _time_averages(exercise_portion(data, phases), ("VO2", "HR"), average_s)
+    return _slope(bins["VO2"] / 1000.0, bins["HR"])
+
+
+def energy_expenditure_w(vo2_ml_min: np.ndarray | float, vco2_ml_min: np.ndarray | float,
+                         *, equation: str = "brouwer", rer_above_one: str = "cap"
+                         ) -> np.ndarray:
+    """Metabolic rate (W) from O2 uptake and CO2 output, protein oxidation neglected.
+
+    ``equation`` picks the energy equivalents of :data:`ENERGY_EQUATIONS`: ``"brouwer"``
+    (Brouwer 1957, the usual choice in cycling efficiency studies) or ``"peronnet"``
+    (Péronnet & Massicotte 1991, recommended for exercise by Kipp et al. 2018). Above
+    RER 1, CO2 released by bicarbonate buffering of lactate adds to the CO2 of oxidation
+    (Jeukendrup & Wallis 2005), so VCO2 no longer measures metabolism: ``rer_above_one``
+    ``"cap"`` (default) counts VCO2 only up to VO2 (RER 1, pure carbohydrate oxidation),
+    ``"nan"`` gives NaN, ``"keep"`` uses VCO2 as measured.
+
+    Parameters
+    ----------
+    vo2_ml_min, vco2_ml_min : array_like
+        O2 uptake and CO2 output (mL/min STPD).
+    equation : {"brouwer", "peronnet"}
+    rer_above_one : {"cap", "nan", "keep"}
+
+    Returns
+    -------
+    numpy.ndarray
+        Metabolic rate (W); NaN where an input is missing.
+
+    References
+    ----------
+    Brouwer E (1957). On simple formulae for calculating the heat expenditure and the
+    quantities of carbohydrate and fat oxidized in metabolism of men and animals, from
+    gaseous exchange (oxygen intake and carbonic acid output) and urine-N. Acta Physiol
+    Pharmacol Neerl 6:795-802.
+    Péronnet F, Massicotte D (1991). Table of nonprotein respiratory quotient: an update.
+    Can J Sport Sci 16:23-29.
+    Kipp S, Byrnes WC, Kram R (2018). Calculating metabolic energy expenditure across a wide
+    range of exercise intensities: the equation matters. Appl Physiol Nutr Metab 43:639-642.
+    Jeukendrup AE, Wallis GA (2005). Measurement of substrate oxidation during exercise by
+    means of gas exchange measurements. Int J Sports Med 26 Suppl 1:S28-S37.
+    """
+    if equation not in ENERGY_EQUATIONS:
+        raise ValueError(f"equation must be one of {sorted(ENERGY_EQUATIONS)}")
+    if rer_above_one not in RER_ABOVE_ONE:
+        raise ValueError(f"rer_above_one must be one of {RER_ABOVE_ONE}")
+    vo2 = np.asarray(vo2_ml_min, dtype=float) / 1000.0
+    vco2 = np.asarray(vco2_ml_min, dtype=float) / 1000.0
+    above = vco2 > vo2
+    if rer_above_one == "cap":
+        vco2 = np.where(above, vo2, vco2)
+    elif rer_above_one == "nan":
+        vco2 = np.where(above, np.nan, vco2)
+    kj_per_l_o2, kj_per_l_co2 = ENERGY_EQUATIONS[equation]
+    return (kj_per_l_o2 * vo2 + kj_per_l_co2 * vco2) * 1000.0 / 60.0
+
+
+def gross_efficiency_pct(load_w: np.ndarray | float, vo2_ml_min: np.ndarray | float,
+                         vco2_ml_min: np.ndarray | float, *, equation: str = "brouwer",
+                         rer_above_one: str = "cap") -> np.ndarray:
+    """Gross efficiency (%): external work rate over metabolic rate.
+
+    Parameters
+    ----------
+    load_w : array_like
+        Work rate (W); zero or negative gives NaN (no external work to relate).
+    vo2_ml_min, vco2_ml_min : array_like
+        O2 uptake and CO2 output (mL/min) at that work rate, in a steady state.
+    equation, rer_above_one : str
+        See :func:`energy_expenditure_w`.
+
+    Returns
+    -------
+    numpy.ndarray
+        100 · load / metabolic rate.
+
+    References
+    ----------
+    Moseley L, Jeukendrup AE (2001). The reliability of cycling efficiency. Med Sci Sports
+    Exerc 33:621-627.
+    """
+    load = np.asarray(load_w, dtype=float)
+    metabolic_w = energy_expenditure_w(vo2_ml_min, vco2_ml_min, equation=equation,
+                                       rer_above_one=rer_above_one)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(load > 0, 100.0 * load / metabolic_w, np.nan)
+
+
+def gross_efficiency_by_stage(data: pd.DataFrame, *, min_stage_s: float = 180.0,
+                              last_s: float = 60.0, equation: str = "brouwer",
+                              rer_above_one: str = "cap") -> pd.DataFrame:
+    """Gross efficiency at each constant load held long enough for a steady state.
+
+    A stage is a run of consecutive rows with the same positive ``load`` lasting at least
+    ``min_stage_s`` (3 min stages as in Moseley & Jeukendrup 2001); VO2 and VCO2 are
+    averaged over its last ``last_s`` seconds. Stages are found in the whole record (a
+    constant-load warm-up counts). A ramp has no such stage and gives an empty table, as
+    does a treadmill test (see the module notes).
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        Canonical data with ``t``, ``load``, ``VO2`` and ``VCO2``.
+    min_stage_s : float
+        Shortest stage (s).
+    last_s : float
+        Averaging period at the end of each stage (s).
+    equation, rer_above_one : str
+        See :func:`energy_expenditure_w`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per stage: ``start_s``, ``end_s``, ``load_w``, ``vo2_ml_min``,
+        ``vco2_ml_min``, ``rer``, ``energy_expenditure_w``, ``gross_efficiency_pct``.
+
+    References
+    ----------
+    Moseley L, Jeukendrup AE (2001). The reliability of cycling efficiency. Med Sci Sports
+    Exerc 33:621-627.
+    """
+    columns = ["start_s", "end_s", "load_w", "vo2_ml_min", "vco2_ml_min"]
+    stages = []
+    if all(c in data for c in ("load", "VO2", "VCO2")) and not _on_treadmill(data):
+        rows = data.dropna(subset=["load"])
+        run = (rows["load"] != rows["load"].shift()).cumsum()
+        for _, stage in rows.groupby(run):
+            start_s, end_s = float(stage["t"].iloc[0]), float(stage["t"].iloc[-1])
+            if stage["load"].iloc[0] <= 0 or end_s - start_s < min_stage_s:
+                continue
+            steady = stage[stage["t"] >= end_s - last_s]
+            stages.append([start_s, end_s, float(stage["load"].iloc[0]),
+                           steady["VO2"].mean(), steady["VCO2"].mean()])
+    table = pd.DataFrame(stages, columns=columns, dtype=float)
+    table["rer"] = table["vco2_ml_min"] / table["vo2_ml_min"]
+    energy = {"equation": equation, "rer_above_one": rer_above_one}
+    table["energy_expenditure_w"] = energy_expenditure_w(
+        table["vo2_ml_min"], table["vco2_ml_min"], **energy)
+    table["gross_efficiency_pct"] = 100.0 * table["load_w"] / table["energy_expenditure_w"]
+    return table
+
+
+def gross_efficiency_peak_pct(data: pd.DataFrame, *, window_s: int = 30,
+                              phases: Sequence[str] = EXERCISE_PHASES,
+                              equation: str = "brouwer", rer_above_one: str = "cap") -> float:
+    """Gross efficiency (%) at peak exercise.
+
+    The ``window_s``-second window of the exercise portion with the highest mean VO2 (on a
+    1 s grid, as for VO2peak) gives the mean VO2, VCO2 and load. Near the end of a ramp VO2
+    lags the work rate and RER exceeds 1, so this is a peak-exercise index, higher than a
+    steady-state efficiency (use :func:`gross_efficiency_by_stage` for step tests).
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        Canonical data with ``t``, ``load``, ``VO2`` and ``VCO2``.
+    window_s : int
+        Averaging window (s).
+    phases : sequence of str
+        See :func:`exercise_portion`.
+    equation, rer_above_one : str
+        See :func:`energy_expenditure_w`.
+
+    Returns
+    -------
+    float
+        Gross efficiency (%), NaN without load, VO2 or VCO2, or on a treadmill.
+
+    References
+    ----------
+    Moseley L, Jeukendrup AE (2001). The reliability of cycling efficiency. Med Sci Sports
+    Exerc 33:621-627.
+    """
+    if _on_treadmill(data):
+        return float("nan")
+    grid = _grid(exercise_portion(data, phases), ("VO2", "VCO2", "load"))
+    means = grid.rolling(window_s, min_periods=window_s).mean()
+    if not means["VO2"].notna().any():
+        return float("nan")
+    peak = means.loc[means["VO2"].idxmax()]
+    return float(gross_efficiency_pct(peak["load"], peak["VO2"], peak["VCO2"],
+                                      equation=equation, rer_above_one=rer_above_one))
+
+
+def slope_measures(record: CPETRecord, *, vt1_s: float | None = None,
+                   vt2_s: float | None = None, phases: Sequence[str] = EXERCISE_PHASES,
+                   average_s: float = AVERAGE_S, nadir_window_s: int = 90,
+                   exclude_first_s: float = 45.0, equation: str = "brouwer",
+                   rer_above_one: str = "cap") -> dict[str, float]:
+    """All slope and efficiency measures of one test, keyed with their units.
+
+    Parameters
+    ----------
+    record : CPETRecord
+    vt1_s, vt2_s : float, optional
+        Ventilatory thresholds (s, on the record's ``t`` axis); unknown gives NaN for the
+        measures that need them.
+    phases, average_s
+        See :func:`exercise_portion` and :func:`ve_vco2_slope`.
+    nadir_window_s : int
+        Window of :func:`ve_vco2_nadir` (s).
+    exclude_first_s : float
+        See :func:`vo2_work_rate_slope`.
+    equation, rer_above_one : str
+        See :func:`energy_expenditure_w`.
+
+    Returns
+    -------
+    dict of str to float
+        ``ve_vco2_slope`` (whole exercise), ``ve_vco2_slope_to_vt2``, ``ve_vco2_at_vt1``,
+        ``ve_vco2_nadir``, ``oues_ml_min_per_log_l_min`` (whole exercise),
+        ``oues_90pct_ml_min_per_log_l_min`` and ``oues_75pct_ml_min_per_log_l_min`` (first
+        90 % and 75 % of the exercise duration), ``vo2_work_rate_slope_ml_min_w``,
+        ``gross_efficiency_peak_pct`` and ``hr_vo2_slope_bpm_per_l_min``; NaN where unknown.
+    """
+    data = record.data
+    fits = {"phases": phases, "average_s": average_s}
+    energy = {"equation": equation, "rer_above_one": rer_above_one}
+    known_vt2 = vt2_s is not None and np.isfinite(vt2_s)
+    return {
+        "ve_vco2_slope": ve_vco2_slope(data, **fits),
+        "ve_vco2_slope_to_vt2": (ve_vco2_slope(data, until_s=vt2_s, **fits)
+                                 if known_vt2 else float("nan")),
+        "ve_vco2_at_vt1": ve_vco2_at(data, vt1_s),
+        "ve_vco2_nadir": ve_vco2_nadir(data, window_s=nadir_window_s, phases=phases),
+        "oues_ml_min_per_log_l_min": oues(data, **fits),
+        "oues_90pct_ml_min_per_log_l_min": oues(data, fraction=0.9, **fits),
+        "oues_75pct_ml_min_per_log_l_min": oues(data, fraction=0.75, **fits),
+        "vo2_work_rate_slope_ml_min_w": vo2_work_rate_slope(
+            data, exclude_first_s=exclude_first_s, average_s=average_s),
+        "gross_efficiency_peak_pct": gross_efficiency_peak_pct(data, phases=phases, **energy),
+        "hr_vo2_slope_bpm_per_l_min": hr_vo2_slope(data, **fits),
+    }
+
+
+def _on_treadmill(data: pd.DataFrame) -> bool:
+    """Whether the record has a positive treadmill speed anywhere."""
+    return "speed" in data and bool((data["speed"] > 0).any())
+
+
+def _time_averages(frame: pd.DataFrame, columns: tuple[str, ...], average_s: float
+                   ) -> pd.DataFrame:
+    """Means of ``columns`` over consecutive ``average_s`` bins from the first row (the rows
+    themselves when ``average_s`` is 0); bins missing any column are dropped. An absent
+    column gives an empty frame."""
+    if any(c not in frame for c in columns):
+        return pd.DataFrame(columns=list(columns), dtype=float)
+    rows = frame[["t", *columns]].astype(float)
+    if average_s > 0 and len(rows):
+        t = rows["t"].to_numpy()
+        rows = rows.groupby(np.floor((t - t[0]) / average_s)).mean()
+    return rows.dropna()
+
+
+def _slope(x: pd.Series | np.ndarray, y: pd.Series | np.ndarray) -> float:
+    """Least-squares slope of y on x; NaN with fewer than three points or constant x."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if len(x) < _MIN_POINTS or np.ptp(x) == 0:
+        return float("nan")
+    dx = x - x.mean()
+    return float(np.dot(dx, y - y.mean()) / np.dot(dx, dx))
+
+
+def _grid(frame: pd.DataFrame, channels: tuple[str, ...]) -> pd.DataFrame:
+    """``channels`` of ``frame`` on a 1 s grid (:func:`cpet_nb.preprocess.resample_1s`);
+    empty when the frame is empty or lacks a channel."""
+    if not len(frame) or any(c not in frame for c in channels):
+        return pd.DataFrame(columns=["t", *channels], dtype=float)
+    return resample_1s(frame, channels)
+
+
+def _ve_per_vco2(ve_l_min, vco2_ml_min):
+    """Ventilatory equivalent for CO2: VE (L/min) over VCO2 converted to L/min."""
+    return ve_l_min / (vco2_ml_min / 1000.0)
+
+
+def _windowed_ve_vco2(frame: pd.DataFrame, window_s: int) -> pd.Series:
+    """VE/VCO2 from the means of VE and VCO2 over every complete ``window_s`` window of a
+    1 s grid; empty when a channel is missing or the frame is too short."""
+    if window_s < 1:
+        raise ValueError("window_s must be at least 1")
+    grid = _grid(frame, ("VE", "VCO2"))
+    means = grid[["VE", "VCO2"]].rolling(window_s, min_periods=window_s).mean()
+    return _ve_per_vco2(means["VE"], means["VCO2"]).dropna()

@@ -6,18 +6,24 @@ The public API::
     result = cpet_nb.analyze("test.csv")        # one test -> FileResult
     record = cpet_nb.read("test.csv")           # one file -> CPETRecord (canonical units)
     table = cpet_nb.results_table([result])     # results -> pandas DataFrame
+
+    batch = cpet_nb.submit(["tests/"], store="jobs.sqlite")   # many tests on dask
+    batch.wait(); batch.results()               # the same table, stored as it is made
+    cpet_nb.jobs(store="jobs.sqlite"); cpet_nb.resume(job_id, store="jobs.sqlite")
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
 from . import datasets
 from .analysis import analyze, analyze_record
+from .batch import Batch, Progress, Upload, jobs, resume, submit
 from .domains import DomainCurves
 from .findings import CODES, CPETError, Finding, Severity, UnsupportedFormat
 from .io import ColumnMapping, read, readers
 from .profiles import list_profiles, load_profile, save_profile
 from .record import CANONICAL_UNITS, CPETRecord, Metadata
 from .result import RESULT_COLUMNS, FileResult, Threshold, results_table
+from .settings import Settings
 
 try:
     __version__ = version("cpet-nb")
@@ -25,8 +31,9 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
 
 __all__ = [
-    "CANONICAL_UNITS", "CODES", "CPETError", "CPETRecord", "ColumnMapping", "DomainCurves",
-    "FileResult", "Finding", "Metadata", "RESULT_COLUMNS", "Severity", "Threshold",
-    "UnsupportedFormat", "analyze", "analyze_record", "datasets", "list_profiles", "load_profile",
-    "read", "readers", "results_table", "save_profile",
+    "Batch", "CANONICAL_UNITS", "CODES", "CPETError", "CPETRecord", "ColumnMapping",
+    "DomainCurves", "FileResult", "Finding", "Metadata", "Progress", "RESULT_COLUMNS",
+    "Settings", "Severity", "Threshold", "Upload", "UnsupportedFormat", "analyze",
+    "analyze_record", "datasets", "jobs", "list_profiles", "load_profile", "read", "readers",
+    "results_table", "resume", "save_profile", "submit",
 ]

@@ -7,16 +7,18 @@ import os
 import pandas as pd
 
 from .companion import merge_hr, read_hr
+from .consensus import review_flags, threshold_consensus
 from .findings import CPETError, Finding, Severity, has_errors
 from .io import ColumnMapping, read
 from .measures import peak_measures
 from .model import OxynetModel, get_model
 from .pipeline import model_thresholds
-from .record import CPETRecord
-from .result import FileResult, Threshold
+from .record import CPETRecord, mean_around, recorded_at
+from .result import FileResult
 from .settings import Settings
 from .slopes import slope_measures
 from .subjects import SubjectTable
+from .thresholds import classical_thresholds
 from .validate import check_protocol, screen_values, threshold_blockers
 
 
@@ -108,14 +110,34 @@ def analyze_record(record: CPETRecord, *, file: str | None = None,
             findings += model_findings
         except CPETError as exc:
             findings.append(exc.finding)
-    result.measures |= slope_measures(record, vt1_s=_time(result.vt1), vt2_s=_time(result.vt2))
+    _add_consensus(result, record, settings, findings)
+    agreed = result.consensus
+    result.measures |= slope_measures(record, vt1_s=agreed["vt1"].time_s,
+                                      vt2_s=agreed["vt2"].time_s)
     result.findings = findings
     result.status = FileResult.status_for(findings)
     return result
 
 
-def _time(threshold: Threshold | None) -> float | None:
-    return threshold.time_s if threshold is not None else None
+def _add_consensus(result: FileResult, record: CPETRecord, settings: Settings,
+                   findings: list[Finding]) -> None:
+    """Classical thresholds, their consensus with the model's, the values there and the
+    review flags; a method without an estimate adds an info finding with its reason."""
+    result.classical = classical_thresholds(record)
+    findings += [Finding("vt-method-no-estimate", Severity.INFO, f"{key}: {e.reason}",
+                         file=result.file)
+                 for key, e in result.classical.items() if not e.found]
+    result.consensus = threshold_consensus(result.classical, result.vt1, result.vt2)
+    for label, agreed in result.consensus.items():
+        result.consensus_values[f"{label}_hr_bpm"] = mean_around(record.data, "HR",
+                                                                 agreed.time_s)
+        result.consensus_values[f"{label}_load_w"] = recorded_at(record.data, "load",
+                                                                 agreed.time_s)
+    effort = {"rer": result.measures["rer_criterion_met"],
+              "hr": result.measures["hr_criterion_met"]}
+    result.review = review_flags(result.consensus["vt1"], result.consensus["vt2"],
+                                 model_findings=findings, effort=effort,
+                                 max_spread_vo2_ml_min=settings.review_spread_ml_min)
 
 
 def analyze_isolated(source: str | os.PathLike | CPETRecord, **kwargs) -> FileResult:

@@ -53,6 +53,8 @@ CODES: dict[str, str] = {
     "vt-too-early": "a domain transition lies before the model's first full 40 s window",
     "vt-order": "VT2 is not after VT1 (the heavy and severe outputs look swapped)",
     "domain-mapping-ambiguous": "the same model output dominates both the start and the end",
+    "vt-method-no-estimate": "a classical threshold method gave no estimate (the message says "
+                             "why: missing channel, no breakpoint, too little data)",
     "internal-error": "an unexpected exception while processing the file (a bug: please report)",
     "file-timeout": "the file's analysis ran past the time limit per file and was stopped",
     "file-memory-limit": "the file's analysis needed more memory than the limit per file",

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from .averaging import averages, binned_time_average, highest_finite, peak_average
+from .exercise import exercise_span_s
 from .record import CPETRecord
 
 #: Default averaging window for VO2peak (s).
@@ -67,36 +68,6 @@ def vo2peak_ml_min(t_s: np.ndarray, vo2_ml_min: np.ndarray, window_s: int = VO2P
     return peak_average(t_s, vo2_ml_min, method="time-moving", window=window_s)
 
 
-def exercise_span_s(data: pd.DataFrame) -> tuple[float, float]:
-    """First and last time (s) of the exercise part of a test.
-
-    The rows in phase ``EXERCISE`` when the file marks phases; otherwise the rows with a
-    load or speed above zero (this includes a warm-up at constant load, which does not
-    matter for peak values); otherwise the whole test.
-
-    Parameters
-    ----------
-    data : pandas.DataFrame
-        Canonical data (:attr:`CPETRecord.data`).
-
-    Returns
-    -------
-    (float, float)
-        Start and end (s); NaN for an empty table.
-    """
-    t = data["t"].to_numpy(dtype=float)
-    if not len(t):
-        return math.nan, math.nan
-    rows = np.zeros(len(t), dtype=bool)
-    if "phase" in data:
-        rows = (data["phase"] == "EXERCISE").to_numpy()
-    if not rows.any():
-        rows = (_channel(data, "load") > 0) | (_channel(data, "speed") > 0)
-    if not rows.any():
-        rows = np.ones(len(t), dtype=bool)
-    return float(t[rows].min()), float(t[rows].max())
-
-
 def predicted_hr_max_bpm(age_years: float | None, formula: str = "fox") -> float:
     """Age-predicted maximal heart rate.
 
@@ -146,7 +117,7 @@ def vo2_plateau_delta_ml_min(t_s: np.ndarray, vo2_ml_min: np.ndarray, end_s: flo
     vo2_ml_min : numpy.ndarray
         VO2 (mL/min).
     end_s : float
-        End of exercise (s), e.g. from :func:`exercise_span_s`.
+        End of exercise (s), e.g. from :func:`~cpet_nb.exercise.exercise_span_s`.
     interval_s : int
         Length of each of the two intervals (s).
 
@@ -166,6 +137,8 @@ def vo2_plateau_delta_ml_min(t_s: np.ndarray, vo2_ml_min: np.ndarray, end_s: flo
     Poole DC, Jones AM (2017). Measurement of the maximum oxygen uptake VO2max: VO2peak is
     no longer acceptable. J Appl Physiol 122:997-1002.
     """
+    if not math.isfinite(end_s):
+        return math.nan
     bin_t_s, means = binned_time_average(t_s, vo2_ml_min, interval_s, anchor_s=end_s)
     last = means[np.isclose(bin_t_s, end_s - 0.5 * interval_s)]
     previous = means[np.isclose(bin_t_s, end_s - 1.5 * interval_s)]
@@ -195,9 +168,9 @@ def peak_measures(record: CPETRecord, *, method: str = "time-moving", window: in
         Seconds (time strategies) or breaths (``"breath-moving"``).
     within : {"exercise", "test"}
         Which data the peaks come from. ``"exercise"`` (default): only the rows within
-        :func:`exercise_span_s` are averaged, so that recovery can raise neither RERpeak
-        (CO2 washout after exercise) nor VO2peak. ``"test"``: the whole recording, as
-        ``spiro`` 0.0.4 and Nolte et al. (2023). The plateau always uses the intervals
+        :func:`~cpet_nb.exercise.exercise_span_s` are averaged, so that recovery can raise
+        neither RERpeak (CO2 washout after exercise) nor VO2peak. ``"test"``: the whole
+        recording, as ``spiro`` 0.0.4 and Nolte et al. (2023). The plateau always uses the intervals
         ending at the end of exercise.
     smooth_hr : bool
         Average HR like the gases; default ``False`` takes the highest single value (as

@@ -11,7 +11,7 @@ from .domains import SMOOTHING_LAMBDA_S2, DomainCurves, domain_curves, threshold
 from .findings import Finding
 from .model import N_PAST_POINTS, OxynetModel
 from .preprocess import GRID_CHANNELS, minmax_scale, model_windows, resample_1s, trim_to_complete
-from .record import MODEL_CHANNELS, CPETRecord
+from .record import MODEL_CHANNELS, CPETRecord, recorded_at
 from .result import Threshold
 from .smoothing import optimal_filter
 
@@ -55,16 +55,6 @@ def model_thresholds(record: CPETRecord, model: OxynetModel
         for row in (vt1_row, vt2_row)
     ]
     return curves, thresholds[0], thresholds[1], findings
-
-
-def recorded_at(data, channel: str, time_s: float) -> float:
-    """The last value of ``channel`` recorded at or before ``time_s`` (NaN when there is
-    none): the work rate or speed being held at that moment, steps left as steps."""
-    if channel not in data:
-        return float("nan")
-    known = data[["t", channel]].dropna()
-    known = known[known["t"] <= time_s]
-    return float(known[channel].iloc[-1]) if len(known) else float("nan")
 
 
 def _values_at(grid, time_s: np.ndarray, rows: list[int]) -> dict[str, dict[int, float]]:

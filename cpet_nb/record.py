@@ -128,3 +128,23 @@ def detect_sampling(t_s: np.ndarray) -> str | None:
     if regular and median >= 2.0:
         return f"averaged {median:g} s"
     return "breath-by-breath"
+
+
+def recorded_at(data: pd.DataFrame, channel: str, time_s: float) -> float:
+    """The last value of ``channel`` recorded at or before ``time_s``: the work rate or speed
+    being held at that moment (steps stay steps). NaN when there is none."""
+    if channel not in data or not np.isfinite(time_s):
+        return float("nan")
+    known = data[["t", channel]].dropna()
+    known = known[known["t"] <= time_s]
+    return float(known[channel].iloc[-1]) if len(known) else float("nan")
+
+
+def mean_around(data: pd.DataFrame, channel: str, time_s: float, half_width_s: float = 10.0
+                ) -> float:
+    """Mean of ``channel`` over ``time_s`` ± ``half_width_s`` seconds (breath noise averaged
+    out); NaN when no value falls there."""
+    if channel not in data or not np.isfinite(time_s):
+        return float("nan")
+    near = data.loc[(data["t"] - time_s).abs() <= half_width_s, channel].dropna()
+    return float(near.mean()) if len(near) else float("nan")

@@ -8,11 +8,13 @@ from typing import Any
 
 import pandas as pd
 
+from .consensus import REVIEW_FLAGS, Consensus
 from .domains import DomainCurves
 from .findings import Finding, Severity
 from .measures import PEAK_MEASURES
 from .record import Metadata
 from .slopes import SLOPE_MEASURES
+from .thresholds import CLASSICAL_METHODS, ThresholdEstimate
 
 
 @dataclass
@@ -40,11 +42,21 @@ class Threshold:
 
 THRESHOLD_FIELDS = tuple(Threshold.__dataclass_fields__)
 
+#: Consensus columns per threshold (``vt1_consensus_time_s``, ...): the consensus, the values
+#: there, and how far the methods behind it spread.
+CONSENSUS_FIELDS = ("consensus_time_s", "consensus_vo2_ml_min", "consensus_pct_vo2peak",
+                    "consensus_hr_bpm", "consensus_load_w", "spread_s", "spread_ml_min",
+                    "n_methods")
+
 #: Columns of the results table, in order. Units are in the names.
+#: Review flags come first: they say which rows need a human look, and why.
 RESULT_COLUMNS: tuple[str, ...] = (
-    "file", "status", "format", "sampling", "duration_s",
+    "file", "status", "review", *(f for f in REVIEW_FLAGS if f != "review"),
+    "format", "sampling", "duration_s",
     *(f"vt1_{f}" for f in THRESHOLD_FIELDS), "vt1_pct_vo2peak",
     *(f"vt2_{f}" for f in THRESHOLD_FIELDS), "vt2_pct_vo2peak",
+    *(f"vt1_{f}" for f in CONSENSUS_FIELDS), *(f"vt2_{f}" for f in CONSENSUS_FIELDS),
+    *(f"{key}_{f}" for key in CLASSICAL_METHODS for f in ("time_s", "vo2_ml_min")),
     *PEAK_MEASURES, "weight_kg",
     *SLOPE_MEASURES,
     "n_findings", "findings", "model_version", "source_sha256",
@@ -53,6 +65,8 @@ RESULT_COLUMNS: tuple[str, ...] = (
 #: floats (NaN where unknown).
 TEXT_COLUMNS = frozenset({"file", "status", "format", "sampling", "findings", "model_version",
                           "source_sha256"})
+#: Columns holding true/false, or missing for a file that was not analysed.
+BOOL_COLUMNS = frozenset(REVIEW_FLAGS)
 
 
 @dataclass
@@ -68,6 +82,16 @@ class FileResult:
         or ``"error"`` (not analysed; the findings say why).
     vt1, vt2 : Threshold or None
         The Oxynet model's thresholds.
+    classical : dict of str to ThresholdEstimate
+        Each classical method's estimate, or its reason for none
+        (:func:`cpet_nb.thresholds.classical_thresholds`).
+    consensus : dict of str to Consensus
+        ``"vt1"`` and ``"vt2"``: the consensus of the model and the classical methods
+        (:func:`cpet_nb.consensus.threshold_consensus`).
+    consensus_values : dict of str to float
+        HR (1/min) and load (W) at each consensus threshold (``vt1_hr_bpm``, ...).
+    review : dict of str to bool
+        The review flags (:data:`cpet_nb.consensus.REVIEW_FLAGS`); empty when not analysed.
     measures : dict of str to float
         Peak values, effort criteria (:func:`cpet_nb.measures.peak_measures`), slopes and
         efficiency (:func:`cpet_nb.slopes.slope_measures`), units in the keys; NaN where
@@ -84,6 +108,10 @@ class FileResult:
     status: str
     vt1: Threshold | None = None
     vt2: Threshold | None = None
+    classical: dict[str, ThresholdEstimate] = field(default_factory=dict)
+    consensus: dict[str, Consensus] = field(default_factory=dict)
+    consensus_values: dict[str, float] = field(default_factory=dict)
+    review: dict[str, bool] = field(default_factory=dict)
     measures: dict[str, float] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
     curves: DomainCurves | None = None
@@ -132,6 +160,25 @@ class FileResult:
                 row[f"{label}_{name}"] = getattr(vt, name) if vt else math.nan
             row[f"{label}_pct_vo2peak"] = (100.0 * vt.vo2_ml_min / self.vo2peak_ml_min
                                            if vt else math.nan)
+        for flag in REVIEW_FLAGS:
+            row[flag] = self.review.get(flag)
+        for label in ("vt1", "vt2"):
+            agreed = self.consensus.get(label)
+            row[f"{label}_consensus_time_s"] = agreed.time_s if agreed else math.nan
+            row[f"{label}_consensus_vo2_ml_min"] = agreed.vo2_ml_min if agreed else math.nan
+            row[f"{label}_consensus_pct_vo2peak"] = (
+                100.0 * agreed.vo2_ml_min / self.vo2peak_ml_min if agreed else math.nan)
+            row[f"{label}_consensus_hr_bpm"] = self.consensus_values.get(f"{label}_hr_bpm",
+                                                                         math.nan)
+            row[f"{label}_consensus_load_w"] = self.consensus_values.get(f"{label}_load_w",
+                                                                         math.nan)
+            row[f"{label}_spread_s"] = agreed.spread_time_s if agreed else math.nan
+            row[f"{label}_spread_ml_min"] = agreed.spread_vo2_ml_min if agreed else math.nan
+            row[f"{label}_n_methods"] = agreed.n_methods if agreed else math.nan
+        for key in CLASSICAL_METHODS:
+            estimate = self.classical.get(key)
+            row[f"{key}_time_s"] = estimate.time_s if estimate else math.nan
+            row[f"{key}_vo2_ml_min"] = estimate.vo2_ml_min if estimate else math.nan
         for name in PEAK_MEASURES + SLOPE_MEASURES:
             row[name] = self.measures.get(name, math.nan)
         row["weight_kg"] = weight if weight else math.nan
@@ -149,6 +196,13 @@ class FileResult:
             "status": self.status,
             "vt1": self.vt1.to_dict() if self.vt1 else None,
             "vt2": self.vt2.to_dict() if self.vt2 else None,
+            "classical": {k: {"time_s": _json_number(e.time_s),
+                              "vo2_ml_min": _json_number(e.vo2_ml_min), "reason": e.reason}
+                          for k, e in self.classical.items()},
+            "consensus": {k: {f: _json_number(v) if isinstance(v, float) else v
+                              for f, v in c.__dict__.items()}
+                          for k, c in self.consensus.items()},
+            "review": dict(self.review),
             "measures": {k: _json_number(v) for k, v in self.measures.items()},
             "duration_s": _json_number(self.duration_s),
             "findings": [f.to_dict() for f in self.findings],
@@ -171,6 +225,8 @@ def results_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     for column in RESULT_COLUMNS:
         if column == "n_findings":
             table[column] = table[column].astype("int64")
+        elif column in BOOL_COLUMNS:
+            table[column] = table[column].astype("boolean")
         elif column in TEXT_COLUMNS:
             table[column] = table[column].astype(object).where(table[column].notna(), None)
         else:

@@ -32,6 +32,7 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 from .averaging import METHODS
+from .consensus import MAX_SPREAD_VO2_ML_MIN
 from .measures import HR_MAX_FORMULAS, PEAK_WITHIN, VO2PEAK_WINDOW_S
 
 ENV_PREFIX = "CPET_NB_"
@@ -80,6 +81,10 @@ class Settings:
     rer_criterion, hr_criterion_pct : float
         Maximal-effort criteria: RERpeak at or above ``rer_criterion`` (1.10), HRpeak at or
         above ``hr_criterion_pct`` % (90) of the age-predicted maximum.
+    review_spread_ml_min : float
+        A test is flagged for review when the threshold estimates spread over more than this
+        (mL/min; default 161, the 95 % limits of agreement between two experts,
+        :mod:`cpet_nb.consensus`).
     profile : dict, optional
         A column mapping (:meth:`cpet_nb.ColumnMapping.to_dict`) for files no built-in
         reader knows; ``Settings.load(profile="name")`` reads a saved lab profile.
@@ -105,6 +110,7 @@ class Settings:
     hr_max_formula: str = "fox"
     rer_criterion: float = 1.10
     hr_criterion_pct: float = 90.0
+    review_spread_ml_min: float = MAX_SPREAD_VO2_ML_MIN
     profile: dict[str, Any] | None = None
     keep_uploads: bool = False
     job_expiry_days: float | None = None
@@ -112,7 +118,8 @@ class Settings:
 
     #: Fields that change results: the rest only change how fast or where they are made.
     ANALYSIS_FIELDS = ("max_file_mb", "vo2peak_method", "vo2peak_window", "peak_within",
-                       "hr_max_formula", "rer_criterion", "hr_criterion_pct", "profile")
+                       "hr_max_formula", "rer_criterion", "hr_criterion_pct",
+                       "review_spread_ml_min", "profile")
 
     def __post_init__(self) -> None:
         for name in ("max_file_mb", "file_timeout_s", "file_memory_mb"):
@@ -133,6 +140,9 @@ class Settings:
                                  f"got {getattr(self, name)!r}")
         if not 1.0 <= self.rer_criterion <= 1.5:
             raise ValueError(f"rer_criterion must be 1.0 to 1.5, got {self.rer_criterion!r}")
+        if not self.review_spread_ml_min > 0:
+            raise ValueError(f"review_spread_ml_min must be positive, "
+                             f"got {self.review_spread_ml_min!r}")
         if not 50.0 <= self.hr_criterion_pct <= 100.0:
             raise ValueError(f"hr_criterion_pct must be 50 to 100, "
                              f"got {self.hr_criterion_pct!r}")

@@ -2,10 +2,10 @@
 
 Data windows
 ------------
-Every measure except ΔVO2/ΔWR and the per-stage gross efficiency uses the *exercise portion*
-(:func:`exercise_portion`): the rows whose ``phase`` label is in ``phases`` (default
-``EXERCISE`` only, so rest, warm-up and recovery are left out) when the record carries phase
-labels, otherwise the whole record (then rest and recovery rows, if any, are included). The
+Every measure except ΔVO2/ΔWR and the per-stage gross efficiency uses the *exercise part*
+(:func:`cpet_nb.exercise.exercise_rows`): the rows labelled with one of ``phases`` (default
+``EXERCISE`` only, so rest, warm-up and recovery are left out) when the record labels
+phases, otherwise the rows with a load or speed above zero, otherwise the whole record. The
 ramp for ΔVO2/ΔWR and the constant-load stages for gross efficiency are found in the ``load``
 channel itself (:func:`ramp_bounds_s`, :func:`gross_efficiency_by_stage`), which says where
 the work rate rises or is held better than a phase label does. Both are cycle-ergometer
@@ -25,11 +25,9 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from .exercise import EXERCISE_PHASES, exercise_rows
 from .preprocess import resample_1s
 from .record import CPETRecord
-
-#: Phase labels that make up the exercise portion by default.
-EXERCISE_PHASES: tuple[str, ...] = ("EXERCISE",)
 
 #: Default averaging bin (s) before a regression.
 AVERAGE_S = 10.0
@@ -59,31 +57,6 @@ SLOPE_MEASURES: tuple[str, ...] = (
 _MIN_POINTS = 3
 
 
-def exercise_portion(data: pd.DataFrame, phases: Sequence[str] = EXERCISE_PHASES
-                     ) -> pd.DataFrame:
-    """The rows of a canonical frame that belong to the exercise.
-
-    Parameters
-    ----------
-    data : pandas.DataFrame
-        Canonical data (:data:`cpet_nb.record.CANONICAL_UNITS`).
-    phases : sequence of str
-        Phase labels to keep (compared case-insensitively), e.g. ``("WARMUP", "EXERCISE")``
-        to include an unloaded or constant warm-up.
-
-    Returns
-    -------
-    pandas.DataFrame
-        The rows whose ``phase`` is in ``phases`` when the frame has any phase label (possibly
-        none of them, e.g. a file that stops during the warm-up); the whole frame otherwise.
-    """
-    if "phase" not in data or not data["phase"].notna().any():
-        return data
-    wanted = {p.upper() for p in phases}
-    labels = data["phase"].astype("string").str.strip().str.upper()
-    return data[labels.isin(wanted).fillna(False).to_numpy(dtype=bool)]
-
-
 def ve_vco2_slope(data: pd.DataFrame, *, until_s: float | None = None,
                   phases: Sequence[str] = EXERCISE_PHASES, average_s: float = AVERAGE_S
                   ) -> float:
@@ -100,7 +73,7 @@ def ve_vco2_slope(data: pd.DataFrame, *, until_s: float | None = None,
     until_s : float, optional
         Last time (s, on the record's ``t`` axis) to include; ``None`` for the whole exercise.
     phases : sequence of str
-        See :func:`exercise_portion`.
+        See :func:`~cpet_nb.exercise.exercise_rows`.
     average_s : float
         Averaging bin (s) before the regression; 0 for the rows as given.
 
@@ -116,7 +89,7 @@ def ve_vco2_slope(data: pd.DataFrame, *, until_s: float | None = None,
     Sun XG, Hansen JE, Garatachea N, Storer TW, Wasserman K (2002). Ventilatory efficiency
     during exercise in healthy subjects. Am J Respir Crit Care Med 166:1443-1448.
     """
-    portion = exercise_portion(data, phases)
+    portion = exercise_rows(data, phases)
     if until_s is not None:
         portion = portion[portion["t"] <= until_s]
     bins = _time_averages(portion, ("VCO2", "VE"), average_s)
@@ -139,7 +112,7 @@ def ve_vco2_nadir(data: pd.DataFrame, *, window_s: int = 90,
     window_s : int
         Averaging window (s), at least 1.
     phases : sequence of str
-        See :func:`exercise_portion`.
+        See :func:`~cpet_nb.exercise.exercise_rows`.
 
     Returns
     -------
@@ -152,7 +125,7 @@ def ve_vco2_nadir(data: pd.DataFrame, *, window_s: int = 90,
     Sun XG, Hansen JE, Garatachea N, Storer TW, Wasserman K (2002). Ventilatory efficiency
     during exercise in healthy subjects. Am J Respir Crit Care Med 166:1443-1448.
     """
-    ratios = _windowed_ve_vco2(exercise_portion(data, phases), window_s)
+    ratios = _windowed_ve_vco2(exercise_rows(data, phases), window_s)
     return float(ratios.min()) if ratios.notna().any() else float("nan")
 
 
@@ -203,7 +176,7 @@ def oues(data: pd.DataFrame, *, fraction: float = 1.0,
     fraction : float
         Share of the exercise duration (from its start) to fit, in (0, 1].
     phases : sequence of str
-        See :func:`exercise_portion`.
+        See :func:`~cpet_nb.exercise.exercise_rows`.
     average_s : float
         Averaging bin (s) before the regression; 0 for the rows as given.
 
@@ -223,7 +196,7 @@ def oues(data: pd.DataFrame, *, fraction: float = 1.0,
     """
     if not 0.0 < fraction <= 1.0:
         raise ValueError("fraction must be in (0, 1]")
-    portion = exercise_portion(data, phases)
+    portion = exercise_rows(data, phases)
     if len(portion):
         t = portion["t"].to_numpy(dtype=float)
         portion = portion[t <= t[0] + fraction * (t[-1] - t[0])]
@@ -336,7 +309,7 @@ def hr_vo2_slope(data: pd.DataFrame, *, phases: Sequence[str] = EXERCISE_PHASES,
     data : pandas.DataFrame
         Canonical data with ``t``, ``HR`` and ``VO2``.
     phases : sequence of str
-        See :func:`exercise_portion`.
+        See :func:`~cpet_nb.exercise.exercise_rows`.
     average_s : float
         Averaging bin (s) before the regression; 0 for the rows as given.
 
@@ -350,7 +323,7 @@ def hr_vo2_slope(data: pd.DataFrame, *, phases: Sequence[str] = EXERCISE_PHASES,
     Sietsema KE, Sue DY, Stringer WW, et al. (2020). Wasserman & Whipp's Principles of
     Exercise Testing and Interpretation, 6th ed. Philadelphia: Wolters Kluwer.
     """
-    bins = _time_averages(exercise_portion(data, phases), ("VO2", "HR"), average_s)
+    bins = _time_averages(exercise_rows(data, phases), ("VO2", "HR"), average_s)
     return _slope(bins["VO2"] / 1000.0, bins["HR"])
 
 
@@ -509,7 +482,7 @@ def gross_efficiency_peak_pct(data: pd.DataFrame, *, window_s: int = 30,
     window_s : int
         Averaging window (s).
     phases : sequence of str
-        See :func:`exercise_portion`.
+        See :func:`~cpet_nb.exercise.exercise_rows`.
     equation, rer_above_one : str
         See :func:`energy_expenditure_w`.
 
@@ -525,7 +498,7 @@ def gross_efficiency_peak_pct(data: pd.DataFrame, *, window_s: int = 30,
     """
     if _on_treadmill(data):
         return float("nan")
-    grid = _grid(exercise_portion(data, phases), ("VO2", "VCO2", "load"))
+    grid = _grid(exercise_rows(data, phases), ("VO2", "VCO2", "load"))
     means = grid.rolling(window_s, min_periods=window_s).mean()
     if not means["VO2"].notna().any():
         return float("nan")
@@ -548,7 +521,7 @@ def slope_measures(record: CPETRecord, *, vt1_s: float | None = None,
         Ventilatory thresholds (s, on the record's ``t`` axis); unknown gives NaN for the
         measures that need them.
     phases, average_s
-        See :func:`exercise_portion` and :func:`ve_vco2_slope`.
+        See :func:`~cpet_nb.exercise.exercise_rows` and :func:`ve_vco2_slope`.
     nadir_window_s : int
         Window of :func:`ve_vco2_nadir` (s).
     exclude_first_s : float

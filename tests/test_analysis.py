@@ -139,3 +139,43 @@ def test_settings_choose_the_peak_averaging(ramp_csv):
     assert short.vo2peak_ml_min > default.vo2peak_ml_min  # a ramp: shorter window, higher
     assert breaths.vo2peak_ml_min != default.vo2peak_ml_min
     assert default.vt1.load_w == default.vt1.load_w  # the synthetic ramp has a load
+
+
+def test_consensus_and_review_flags_come_first_in_the_table(bundled_results):
+    from cpet_nb.consensus import REVIEW_FLAGS
+
+    table = cpet_nb.results_table(list(bundled_results.values()))
+    assert list(table.columns[:8]) == ["file", "status", "review",
+                                       *(f for f in REVIEW_FLAGS if f != "review")]
+    assert str(table["review"].dtype) == "boolean"
+    assert (table["review"] == table[[f for f in REVIEW_FLAGS if f != "review"]].any(
+        axis=1)).all()
+    # the consensus lies within its methods' spread, VT1 before VT2 unless flagged
+    assert (table["vt1_n_methods"] >= 3).mean() > 0.9
+    ordered = table["vt1_consensus_time_s"] < table["vt2_consensus_time_s"]
+    assert (ordered | table["review_vt_order"]).all()
+    swapped = table["findings"].str.contains("vt-order")
+    assert table.loc[swapped, "review_model_swap"].all()
+
+
+def test_classical_methods_give_thresholds_where_the_model_cannot(bundled_tests):
+    from samples import sample
+
+    result = cpet_nb.analyze(sample("zan/ramptests/01"))  # no PetO2/PetCO2: no model
+    assert result.vt1 is None
+    assert result.consensus["vt1"].methods == ("vt1_vslope", "vt1_equivalents")
+    # VE/VCO2 rise only: the VE-VCO2 V-slope is reported but weighs 0 in the consensus
+    assert result.consensus["vt2"].methods == ("vt2_equivalents",)
+    assert result.classical["vt2_vslope"].found
+    reasons = [f.message for f in result.findings if f.code == "vt-method-no-estimate"]
+    assert reasons == ["vt1_peto2: missing channel PetO2", "vt2_petco2: missing channel PetCO2"]
+    row = result.to_row()
+    assert row["vt1_consensus_time_s"] < row["vt2_consensus_time_s"]
+    assert row["vt1_consensus_load_w"] > 0  # the cart's load at the consensus VT1
+
+
+def test_failed_file_has_unknown_flags(tmp_path):
+    path = tmp_path / "x.csv"
+    path.write_text("nothing here\n")
+    row = cpet_nb.results_table([cpet_nb.analyze(path)]).iloc[0]
+    assert row["status"] == "error" and row["review"] is pd.NA

@@ -39,7 +39,8 @@ def is_workbook(head: bytes, path: Path) -> bool:
 def sheet_names(path: Path) -> list[str]:
     """The workbook's sheet names; ``unreadable`` finding if it cannot be opened."""
     try:
-        return list(pd.ExcelFile(path, engine="calamine").sheet_names)
+        with pd.ExcelFile(path, engine="calamine") as book:
+            return list(book.sheet_names)
     except Exception as exc:  # noqa: BLE001 - any parser failure is the same finding
         raise CPETError(Finding("unreadable", Severity.ERROR,
                                 f"could not open the workbook: {type(exc).__name__}: {exc}",

@@ -1,0 +1,217 @@
+"""Accuracy of the classical thresholds, the Oxynet CNN and their consensus against labels.
+
+    python benchmarks/bench_accuracy.py [--csv per_test.csv] [--option NAME=VALUE ...]
+                                        [--weight KEY=VALUE ...]
+
+Reference: the per-second ``domain`` labels (-1/0/1 = moderate/heavy/severe) of pyoxynet's
+bundled tests (:func:`cpet_nb.datasets.pyoxynet_tests`). VT1 is the time of the first row
+labelled 0 after a row labelled -1, VT2 of the first row labelled 1 after a row labelled 0,
+each counted only when the new domain lasts at least :data:`MIN_DOMAIN_S` seconds (one test,
+``resting_real_test_8.csv``, has its severe label on its last second only: its VT2 is
+unlabelled). VO2 at a label is the test's VO2 smoothed as the model's values are
+(:func:`cpet_nb.smoothing.optimal_filter`, 100 s²) at the label's time.
+
+Split: tests whose file-name number is odd (``ramp_real_test_1``, ``resting_real_test_3``,
+...) were used to choose every setting (search floors, plateau fits, consensus weights);
+the figures that count are on the even-numbered half (``data_test.csv`` counts as 0).
+Errors are absolute differences from the labels; a test where a method gives no estimate is
+left out of that method's figures (``n`` says how many remain).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import cpet_nb
+from cpet_nb.consensus import (
+    DEFAULT_WEIGHTS,
+    MAX_SPREAD_VO2_ML_MIN,
+    REVIEW_FLAGS,
+    review_flags,
+    threshold_consensus,
+)
+from cpet_nb.smoothing import optimal_filter
+from cpet_nb.thresholds import classical_thresholds
+
+#: Least duration (s) of a labelled domain for its start to count as a threshold.
+MIN_DOMAIN_S = 5
+#: Smoothing of VO2 at a label, as for the model's values (s²).
+LABEL_SMOOTHING_S2 = 100.0
+#: Spread limits (mL/min) whose review rate and yield are shown besides the default.
+SPREAD_SWEEP_ML_MIN = (MAX_SPREAD_VO2_ML_MIN, 300.0, 500.0, 800.0)
+
+
+def test_number(path: Path) -> int:
+    """The number in a bundled test's file name (``data_test.csv`` is 0)."""
+    return int(path.stem.rsplit("_", 1)[1]) if "_real_test_" in path.name else 0
+
+
+def label_time_s(t_s: np.ndarray, labels: np.ndarray, before: int, after: int) -> float:
+    """Time of the first row labelled ``after`` right after a row labelled ``before``.
+
+    NaN when no such row starts a run of at least :data:`MIN_DOMAIN_S` seconds.
+    """
+    starts = np.flatnonzero((labels[:-1] == before) & (labels[1:] == after)) + 1
+    for row in starts:
+        run = np.flatnonzero(labels[row:] != after)
+        end = row + (run[0] if len(run) else len(labels) - row)
+        if t_s[end - 1] - t_s[row] + 1 >= MIN_DOMAIN_S:
+            return float(t_s[row])
+    return math.nan
+
+
+def reference(record: cpet_nb.CPETRecord) -> dict[str, float]:
+    """Labelled VT1/VT2 times (s) and smoothed VO2 there (mL/min)."""
+    data = record.data
+    t = data["t"].to_numpy(dtype=float)
+    labels = data["domain_label"].to_numpy()
+    vo2 = optimal_filter(t, data["VO2"].to_numpy(dtype=float), LABEL_SMOOTHING_S2)
+    out = {}
+    for name, (before, after) in (("vt1", (-1, 0)), ("vt2", (0, 1))):
+        time_s = label_time_s(t, labels, before, after)
+        out[f"ref_{name}_t"] = time_s
+        out[f"ref_{name}_vo2"] = float(np.interp(time_s, t, vo2)) if math.isfinite(time_s) \
+            else math.nan
+    return out
+
+
+def evaluate(path: Path, options: dict[str, float], weights: dict[str, float] | None
+             ) -> dict[str, object]:
+    """One test: labels, every method's estimates, the consensus and the review flags.
+
+    ``options`` go to :func:`~cpet_nb.thresholds.classical_thresholds`, ``weights`` to
+    :func:`~cpet_nb.consensus.consensus` (``None``: the defaults). With neither, the figures
+    are exactly what :func:`cpet_nb.analyze` reports (its ``classical``, ``consensus`` and
+    ``review``, effort criteria included).
+    """
+    record = cpet_nb.read(path)
+    result = cpet_nb.analyze(record)
+    if options or weights is not None:
+        classical = classical_thresholds(record, **options)
+        agreed = threshold_consensus(classical, result.vt1, result.vt2, weights=weights)
+        flags = review_flags(agreed["vt1"], agreed["vt2"], model_findings=result.findings)
+    else:
+        classical, agreed, flags = result.classical, result.consensus, result.review
+    row: dict[str, object] = {"file": path.name, "number": test_number(path),
+                              **reference(record)}
+    estimates = {**classical, "vt1_model": result.vt1, "vt2_model": result.vt2,
+                 "vt1_consensus": agreed["vt1"], "vt2_consensus": agreed["vt2"]}
+    for key, estimate in estimates.items():
+        row[f"{key}_t"] = estimate.time_s if estimate else math.nan
+        row[f"{key}_vo2"] = estimate.vo2_ml_min if estimate else math.nan
+    for label in ("vt1", "vt2"):
+        row[f"{label}_spread_vo2"] = agreed[label].spread_vo2_ml_min
+        row[f"{label}_n_methods"] = agreed[label].n_methods
+    row.update(flags)
+    for spread in SPREAD_SWEEP_ML_MIN:
+        row[f"review_at_{spread:.0f}"] = review_flags(
+            agreed["vt1"], agreed["vt2"], model_findings=result.findings,
+            max_spread_vo2_ml_min=spread)["review"]
+    row["model_findings"] = ",".join(f.code for f in result.findings)
+    return row
+
+
+def error_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """Mean and median absolute error (s, mL/min) of every estimate against the labels."""
+    keys = sorted({c[:-2] for c in rows.columns if c.endswith("_t") and not c.startswith("ref")},
+                  key=_method_order)
+    out = []
+    for key in keys:
+        label = key[:3]
+        err_t = (rows[f"{key}_t"] - rows[f"ref_{label}_t"]).abs().dropna()
+        err_vo2 = (rows[f"{key}_vo2"] - rows[f"ref_{label}_vo2"]).abs().dropna()
+        out.append({"threshold": label.upper(), "method": key[4:], "n": len(err_t),
+                    "mean_abs_s": err_t.mean(), "median_abs_s": err_t.median(),
+                    "mean_abs_ml_min": err_vo2.mean(), "median_abs_ml_min": err_vo2.median()})
+    return pd.DataFrame(out)
+
+
+def _method_order(key: str) -> tuple[str, int, str]:
+    rank = {"model": 1, "consensus": 2}.get(key[4:], 0)
+    return key[:3], rank, key
+
+
+def large_errors(rows: pd.DataFrame) -> np.ndarray:
+    """Tests whose consensus VO2 misses a label by more than 161 mL/min (VT1 or VT2)."""
+    large = np.zeros(len(rows), dtype=bool)
+    for label in ("vt1", "vt2"):
+        err = (rows[f"{label}_consensus_vo2"] - rows[f"ref_{label}_vo2"]).abs()
+        large |= (err > MAX_SPREAD_VO2_ML_MIN).to_numpy()
+    return large
+
+
+def flag_yield(flagged: np.ndarray, large: np.ndarray) -> str:
+    """Review rate, share of large errors flagged, and large-error rates with/without a flag."""
+    def share(part: np.ndarray, whole: np.ndarray) -> str:
+        return f"{part.sum() / whole.sum():.0%}" if whole.any() else "n/a"
+
+    return (f"review rate {flagged.mean():.0%}; large errors flagged "
+            f"{share(flagged & large, large)}; large-error rate among flagged "
+            f"{share(flagged & large, flagged)}, "
+            f"among unflagged {share(~flagged & large, ~flagged)}")
+
+
+def report(rows: pd.DataFrame, title: str) -> None:
+    print(f"\n## {title}: {len(rows)} tests")
+    print(error_table(rows).to_string(index=False, float_format=lambda v: f"{v:.0f}"))
+    families = rows["file"].str.replace(r"_real_test_\d+\.csv$|\.csv$", "", regex=True)
+    for family, group in rows.groupby(families):
+        table = error_table(group)
+        table = table[table["method"].isin(["model", "consensus"])]
+        print(f"  {family} ({len(group)} tests): " + "; ".join(
+            f"{r.threshold} {r.method} {r.mean_abs_s:.0f} s / {r.mean_abs_ml_min:.0f} mL/min"
+            for r in table.itertuples()))
+    large = large_errors(rows)
+    print(f"tests with a consensus VO2 error > {MAX_SPREAD_VO2_ML_MIN:.0f} mL/min at VT1 or VT2: "
+          f"{large.sum()} of {len(rows)}")
+    for spread in SPREAD_SWEEP_ML_MIN:
+        default = " (default)" if spread == MAX_SPREAD_VO2_ML_MIN else ""
+        flagged = rows[f"review_at_{spread:.0f}"].to_numpy(dtype=bool)
+        print(f"  spread limit {spread:.0f} mL/min{default}: {flag_yield(flagged, large)}")
+    print("  rate of each flag (default limit): " + ", ".join(
+        f"{flag} {rows[flag].mean():.0%}" for flag in REVIEW_FLAGS[:-1]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--csv", type=Path, help="write the per-test table here")
+    parser.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
+                        help="a classical_thresholds keyword, e.g. vt1_min_vo2_fraction=0.4")
+    parser.add_argument("--weight", action="append", default=[], metavar="KEY=VALUE",
+                        help="a consensus weight over the defaults, e.g. vt2_vslope=1")
+    args = parser.parse_args()
+    options = dict(_assignment(text) for text in args.option)
+    weights = {**DEFAULT_WEIGHTS, **dict(_assignment(text) for text in args.weight)}
+    start = time.perf_counter()
+    rows = pd.DataFrame([evaluate(p, options, weights)
+                         for p in cpet_nb.datasets.pyoxynet_tests()])
+    if options or args.weight:
+        print(f"options {options}; weights {weights}")
+    print(f"cpet_nb {cpet_nb.__version__}; {len(rows)} bundled pyoxynet tests, "
+          f"{rows['ref_vt1_t'].notna().sum()} with a VT1 label, "
+          f"{rows['ref_vt2_t'].notna().sum()} with a VT2 label "
+          f"(unlabelled VT2: {', '.join(rows.loc[rows['ref_vt2_t'].isna(), 'file'])})")
+    print("Every setting was tuned on the odd-numbered files only; the held-out figures are "
+          "on the even-numbered files (data_test.csv counts as 0).")
+    odd = rows["number"] % 2 == 1
+    report(rows[~odd], "held-out: even-numbered files")
+    report(rows[odd], "tuning: odd-numbered files")
+    print(f"\n{time.perf_counter() - start:.0f} s")
+    if args.csv:
+        rows.to_csv(args.csv, index=False)
+
+
+def _assignment(text: str) -> tuple[str, float]:
+    name, _, value = text.partition("=")
+    return name.strip(), float(value)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""The exercise part of a test: one definition shared by every measure and threshold method.
+
+A test usually holds rest, perhaps a warm-up, the exercise and recovery. Peaks, slopes and
+threshold searches belong to the exercise:
+
+1. when the file labels phases (the ``phase`` column), the rows labelled ``EXERCISE`` (or the
+   labels asked for). A file whose labels hold no exercise (it stopped during the warm-up)
+   has no exercise part: measures are NaN and the ``too-short`` finding says why;
+2. otherwise the rows with a ``load`` or ``speed`` above zero (this includes a warm-up at
+   constant load, which does not move peaks or breakpoints found later in the test);
+3. otherwise the whole test (pyoxynet's files, for instance, hold only the exercise).
+
+The part is the time span from its first to its last row: recovery rows never enter it, and a
+row inside it stays in even if mislabelled.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+#: Phase labels that make up the exercise part by default.
+EXERCISE_PHASES: tuple[str, ...] = ("EXERCISE",)
+
+
+def exercise_span_s(data: pd.DataFrame, phases: Sequence[str] = EXERCISE_PHASES
+                    ) -> tuple[float, float]:
+    """First and last time (s) of the exercise part of a test (see the module docstring).
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        Canonical data (:attr:`cpet_nb.record.CPETRecord.data`).
+    phases : sequence of str
+        Phase labels that count as exercise (case-insensitive), e.g.
+        ``("WARMUP", "EXERCISE")`` to include the warm-up.
+
+    Returns
+    -------
+    (float, float)
+        Start and end (s); NaN for an empty table or a labelled file without exercise.
+    """
+    t = data["t"].to_numpy(dtype=float)
+    rows = _labelled(data, phases)
+    if rows is None:
+        rows = (_positive(data, "load") | _positive(data, "speed"))
+        if not rows.any():
+            rows = np.ones(len(t), dtype=bool)
+    if not rows.any():
+        return math.nan, math.nan
+    return float(t[rows].min()), float(t[rows].max())
+
+
+def exercise_rows(data: pd.DataFrame, phases: Sequence[str] = EXERCISE_PHASES) -> pd.DataFrame:
+    """The rows within :func:`exercise_span_s` (none when the test has no exercise part)."""
+    start, end = exercise_span_s(data, phases)
+    return data[data["t"].between(start, end)] if math.isfinite(start) else data.iloc[:0]
+
+
+def _labelled(data: pd.DataFrame, phases: Sequence[str]) -> np.ndarray | None:
+    """Rows whose phase label is in ``phases``; None when the file labels no phase."""
+    if "phase" not in data or not data["phase"].notna().any():
+        return None
+    wanted = {p.upper() for p in phases}
+    labels = data["phase"].astype("string").str.strip().str.upper()
+    return labels.isin(wanted).fillna(False).to_numpy(dtype=bool)
+
+
+def _positive(data: pd.DataFrame, channel: str) -> np.ndarray:
+    if channel not in data:
+        return np.zeros(len(data), dtype=bool)
+    return (pd.to_numeric(data[channel], errors="coerce") > 0).to_numpy(dtype=bool)

@@ -1,0 +1,562 @@
+"""Classical ventilatory thresholds: V-slope, ventilatory equivalents and end-tidal gases.
+
+Each method returns a :class:`ThresholdEstimate`: its time and VO2, or NaN and the reason it
+could not estimate (a missing channel, too little data, no breakpoint of the expected shape).
+
+Every method works on the same prepared data (:func:`exercise_bins`):
+
+1. the exercise portion: rows whose ``phase`` is ``EXERCISE`` (from the first to the last
+   such row) when the record says so, otherwise every row;
+2. without its first ``skip_start_s`` seconds, where the VCO2 response lags VO2 while CO2
+   stores fill (Beaver et al. 1986 leave out this early, non-linear part);
+3. averaged over consecutive ``bin_s``-second bins (time averaging, as recommended by
+   Robergs et al. 2010, rather than breath counts).
+
+Breakpoints are found by one shared fit (:func:`hinge_fit`): an exhaustive search over every
+candidate breakpoint of a continuous two-segment ("broken stick") least-squares regression,
+keeping the one with the smallest residual sum of squares, with at least ``min_segment_s``
+seconds of bins on each side. This is a documented simplification of Beaver's V-slope
+algorithm (two independent regressions whose intersection is the threshold): forcing the two
+lines to meet makes the intersection the breakpoint itself. The shape each method expects
+(rising, falling, a slope increase of a minimum size) is checked after the fit.
+
+VT1 methods search before the respiratory compensation point, and VT2 methods after VT1,
+as the methods are defined (Wasserman et al.'s isocapnic buffering between the two);
+:func:`classical_thresholds` chains them that way, and starts each search only once VO2 has
+reached a fraction of its peak (:func:`vo2_fraction_s`), so that the transient of an
+unlabelled step from rest or a warm-up is not taken for a threshold.
+
+Defaults that the literature leaves open (bins of 10 s, 60 s skipped and at least 60 s on
+each side of a breakpoint, plateau fits for the ventilatory equivalents and PetO2 but a
+sloping first segment for PetCO2, search floors at 50 % and 65 % of peak VO2) were chosen
+on the odd-numbered half of pyoxynet's labelled tests; ``docs/accuracy.md`` has the figures
+on the other half.
+
+References
+----------
+Beaver WL, Wasserman K, Whipp BJ (1986). A new method for detecting anaerobic threshold by
+gas exchange. J Appl Physiol 60:2020-2027.
+Gaskill SE, Ruby BC, Walker AJ, Sanchez OA, Serfass RC, Leon AS (2001). Validity and
+reliability of combining three methods to determine ventilatory threshold. Med Sci Sports
+Exerc 33:1841-1848.
+Whipp BJ, Davis JA, Wasserman K (1989). Ventilatory control of the 'isocapnic buffering'
+region in rapidly-incremental exercise. Respir Physiol 76:357-367.
+Wasserman K, Hansen JE, Sue DY, Stringer WW, Whipp BJ (2005). Principles of Exercise Testing
+and Interpretation, 4th ed. Lippincott Williams & Wilkins (chapter 4: the anaerobic threshold
+by ventilatory equivalents and end-tidal pressures).
+Robergs RA, Dwyer D, Astorino T (2010). Recommendations for improved data processing from
+expired gas analysis indirect calorimetry. Sports Med 40:95-111.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .exercise import exercise_rows
+from .record import CPETRecord
+
+#: The keys of :func:`classical_thresholds`, in results-table order.
+CLASSICAL_METHODS: tuple[str, ...] = ("vt1_vslope", "vt1_equivalents", "vt1_peto2",
+                                      "vt2_equivalents", "vt2_petco2", "vt2_vslope")
+
+#: Channels averaged into bins (the others are not used by any classical method).
+BIN_CHANNELS: tuple[str, ...] = ("VO2", "VCO2", "VE", "PetO2", "PetCO2")
+
+
+@dataclass(frozen=True)
+class ThresholdEstimate:
+    """One method's estimate of one threshold.
+
+    Attributes
+    ----------
+    method : str
+        The method's name (e.g. ``"vslope"``).
+    threshold : str
+        ``"VT1"`` or ``"VT2"``.
+    time_s : float
+        Time of the threshold (s, the record's clock); NaN when not estimated.
+    vo2_ml_min : float
+        VO2 at the threshold (mL/min); NaN when not estimated or VO2 is missing.
+    reason : str or None
+        Why there is no estimate; ``None`` when there is one.
+    """
+
+    method: str
+    threshold: str
+    time_s: float
+    vo2_ml_min: float
+    reason: str | None = None
+
+    @property
+    def found(self) -> bool:
+        """Whether the method gave an estimate."""
+        return self.reason is None
+
+
+@dataclass(frozen=True)
+class Preparation:
+    """How the data are prepared for every method (see the module docstring).
+
+    Attributes
+    ----------
+    bin_s : float
+        Width of the averaging bins (s).
+    skip_start_s : float
+        Seconds left out at the start of exercise.
+    min_segment_s : float
+        Least data (s of bins) on each side of a breakpoint.
+    """
+
+    bin_s: float = 10.0
+    skip_start_s: float = 60.0
+    min_segment_s: float = 60.0
+
+    @property
+    def min_points(self) -> int:
+        """Least number of bins on each side of a breakpoint (at least 3)."""
+        return max(3, math.ceil(self.min_segment_s / self.bin_s))
+
+
+@dataclass(frozen=True)
+class Hinge:
+    """The best continuous two-segment fit of ``y`` against ``x`` (:func:`hinge_fit`).
+
+    Attributes
+    ----------
+    x : float
+        The breakpoint, in units of ``x``.
+    slope_below, slope_above : float
+        Slopes of ``y`` against ``x`` on each side (units of y per unit of x).
+    """
+
+    x: float
+    slope_below: float
+    slope_above: float
+
+
+def hinge_fit(x: np.ndarray, y: np.ndarray, min_points: int, *, flat_below: bool = False
+              ) -> Hinge:
+    """Continuous two-segment least-squares regression by exhaustive search.
+
+    Fits ``y = a + b x + c max(x - x0, 0)`` for every sample ``x0`` that leaves at least
+    ``min_points`` samples on each side, and keeps the ``x0`` with the smallest residual sum of
+    squares (the broken-stick model; Beaver et al. 1986 use two separate lines, see the module
+    docstring). With ``flat_below`` the first segment is level (``b = 0``): a plateau, then
+    a change.
+
+    Parameters
+    ----------
+    x, y : numpy.ndarray
+        Finite values, same length, at least ``2 * min_points``.
+    min_points : int
+        Least number of samples on each side of the breakpoint.
+    flat_below : bool
+        Fit a plateau below the breakpoint instead of a sloping line.
+
+    Returns
+    -------
+    Hinge
+    """
+    order = np.argsort(x, kind="stable")
+    x_mean, x_scale = float(np.mean(x)), float(np.std(x)) or 1.0
+    y_mean, y_scale = float(np.mean(y)), float(np.std(y)) or 1.0
+    xs = (np.asarray(x, dtype=float)[order] - x_mean) / x_scale
+    ys = (np.asarray(y, dtype=float)[order] - y_mean) / y_scale
+    candidates = xs[min_points - 1: len(xs) - min_points]
+    shape = (len(candidates), len(xs))
+    hinge = np.maximum(xs[None, :] - candidates[:, None], 0.0)
+    columns = [np.broadcast_to(1.0, shape), *([] if flat_below else [np.broadcast_to(xs, shape)]),
+               hinge]
+    normal = np.stack([np.stack([np.einsum("kn,kn->k", a, b) for b in columns], axis=-1)
+                       for a in columns], axis=-2)
+    rhs = np.stack([a @ ys for a in columns], axis=-1)
+    usable = np.einsum("kn,kn->k", hinge, hinge) > 1e-12 * len(xs)
+    coef = np.full_like(rhs, np.nan)
+    coef[usable] = np.linalg.solve(normal[usable], rhs[usable][..., None])[..., 0]
+    rss = np.where(usable, ys @ ys - np.einsum("ki,ki->k", coef, rhs), np.inf)
+    best = int(np.argmin(rss))
+    slope = y_scale / x_scale
+    below = 0.0 if flat_below else float(coef[best, 1] * slope)
+    return Hinge(x=float(candidates[best] * x_scale + x_mean), slope_below=below,
+                 slope_above=below + float(coef[best, -1] * slope))
+
+
+def exercise_bins(source: CPETRecord | pd.DataFrame, prep: Preparation | None = None
+                  ) -> pd.DataFrame:
+    """The exercise portion, without its start, averaged in time bins.
+
+    Parameters
+    ----------
+    source : CPETRecord or pandas.DataFrame
+        A record, or its canonical data.
+    prep : Preparation, optional
+        Bin width and start skipped; defaults to :class:`Preparation()`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``t`` (s, the mean time of the samples in each bin) and the mean of each of
+        :data:`BIN_CHANNELS` present (NaN where a bin has none), one row per non-empty bin.
+    """
+    prep = prep or Preparation()
+    data = exercise_rows(_data(source))
+    columns = ["t", *(c for c in BIN_CHANNELS if c in data)]
+    if data.empty:
+        return pd.DataFrame(columns=columns, dtype=float)
+    t = data["t"].to_numpy(dtype=float)
+    start = t[0] + prep.skip_start_s
+    kept = data.loc[t >= start, columns].astype(float)
+    bins = pd.Series(np.floor((kept["t"].to_numpy() - start) / prep.bin_s), index=kept.index)
+    return kept.groupby(bins, sort=True).mean().reset_index(drop=True)
+
+
+def _data(source: CPETRecord | pd.DataFrame) -> pd.DataFrame:
+    return source.data if isinstance(source, CPETRecord) else source
+
+
+#: A method's search: prepared bins in, (time_s, vo2_ml_min) or a reason out.
+_Locate = Callable[[pd.DataFrame, Preparation], "tuple[float, float] | str"]
+
+
+def _estimate(method: str, threshold: str, source: CPETRecord | pd.DataFrame,
+              prep: Preparation | None, channels: tuple[str, ...], after_s: float,
+              before_s: float, locate: _Locate) -> ThresholdEstimate:
+    """Prepare the data, check channels and amount, then run ``locate`` in the window."""
+    def failed(reason: str) -> ThresholdEstimate:
+        return ThresholdEstimate(method, threshold, math.nan, math.nan, reason)
+
+    data = _data(source)
+    missing = [c for c in channels if c not in data or not data[c].notna().any()]
+    if missing:
+        return failed(f"missing channel {', '.join(missing)}")
+    prep = prep or Preparation()
+    bins = exercise_bins(source, prep).dropna(subset=list(channels))
+    bins = bins[_in_window(bins["t"], after_s, before_s)]
+    if len(bins) < 2 * prep.min_points:
+        window = " and ".join(text for text, bound in ((f"after {after_s:.0f} s", after_s),
+                                                        (f"before {before_s:.0f} s", before_s))
+                              if not math.isnan(bound))
+        return failed(f"too few points after {prep.skip_start_s / 60:g} min of exercise"
+                      f"{f' ({window})' if window else ''}: {len(bins)} bins of "
+                      f"{prep.bin_s:g} s, need {2 * prep.min_points}")
+    located = locate(bins, prep)
+    if isinstance(located, str):
+        return failed(located)
+    return ThresholdEstimate(method, threshold, *located)
+
+
+def _in_window(time_s: pd.Series, after_s: float, before_s: float) -> pd.Series:
+    """Whether each time lies strictly between ``after_s`` and ``before_s`` (NaN: no limit)."""
+    after = -math.inf if math.isnan(after_s) else after_s
+    before = math.inf if math.isnan(before_s) else before_s
+    return (time_s > after) & (time_s < before)
+
+
+def _vo2_at(bins: pd.DataFrame, time_s: float) -> float:
+    """Binned VO2 interpolated at ``time_s`` (NaN without VO2)."""
+    if "VO2" not in bins or not bins["VO2"].notna().any():
+        return math.nan
+    known = bins.dropna(subset=["VO2"])
+    return float(np.interp(time_s, known["t"], known["VO2"]))
+
+
+def _time_at(bins: pd.DataFrame, column: str, value: float) -> float:
+    """First bin time at which the running maximum of ``column`` reaches ``value``."""
+    reached = np.maximum.accumulate(bins[column].to_numpy()) >= value
+    return float(bins["t"].to_numpy()[np.argmax(reached)])
+
+
+def _time_breakpoint(bins: pd.DataFrame, values: np.ndarray, prep: Preparation,
+                     rising: bool, plateau: bool, label: str) -> tuple[float, float] | str:
+    """Breakpoint in time of ``values`` that starts a rise (or a fall): (time_s, VO2) or why not.
+
+    A rise needs a positive slope after the breakpoint, steeper than before; a fall the mirror.
+    With ``plateau`` the values are level before the breakpoint (:func:`hinge_fit`).
+    """
+    fit = hinge_fit(bins["t"].to_numpy(), values, prep.min_points, flat_below=plateau)
+    sign = 1.0 if rising else -1.0
+    if not (sign * fit.slope_above > 0 and sign * (fit.slope_above - fit.slope_below) > 0):
+        shape = "rise" if rising else "fall"
+        return (f"no breakpoint: {label} does not {shape} after its best breakpoint "
+                f"(slopes {fit.slope_below * 60:.3g} then {fit.slope_above * 60:.3g} per min)")
+    return fit.x, _vo2_at(bins, fit.x)
+
+
+def vslope_vt1(source: CPETRecord | pd.DataFrame, *, prep: Preparation | None = None,
+               after_s: float = math.nan, before_s: float = math.nan,
+               min_slope_change: float = 0.1) -> ThresholdEstimate:
+    """VT1 by the V-slope method: the breakpoint of VCO2 against VO2.
+
+    Beaver, Wasserman & Whipp (1986), J Appl Physiol 60:2020-2027: below the threshold VCO2
+    rises with VO2 at a slope near 1; above it, bicarbonate buffering of lactic acid adds CO2
+    and the slope steepens. Here the breakpoint is the best continuous two-segment fit
+    (:func:`hinge_fit`) of binned VCO2 against binned VO2; it counts only when the slope
+    increases by at least ``min_slope_change`` (0.1, the minimum change usually attributed
+    to Beaver et al.'s algorithm).
+
+    Parameters
+    ----------
+    source : CPETRecord or pandas.DataFrame
+        A record or its canonical data.
+    prep : Preparation, optional
+        Binning and exclusions (:class:`Preparation`).
+    after_s, before_s : float
+        Search only bins after / before these times (s); NaN: no limit. ``before_s`` is
+        normally the respiratory compensation point, above which hyperventilation steepens
+        VCO2 further (Beaver et al. excluded that part).
+    min_slope_change : float
+        Least increase of the VCO2-VO2 slope (dimensionless).
+
+    Returns
+    -------
+    ThresholdEstimate
+        VO2 is the breakpoint itself; the time is the first bin where VO2 (running maximum)
+        reaches it.
+    """
+    def locate(bins: pd.DataFrame, prep: Preparation) -> tuple[float, float] | str:
+        fit = hinge_fit(bins["VO2"].to_numpy(), bins["VCO2"].to_numpy(), prep.min_points)
+        change = fit.slope_above - fit.slope_below
+        if not change >= min_slope_change:
+            return (f"no breakpoint: VCO2-VO2 slope changes by {change:.2f} "
+                    f"(from {fit.slope_below:.2f}), less than {min_slope_change:g}")
+        return _time_at(bins, "VO2", fit.x), fit.x
+
+    return _estimate("vslope", "VT1", source, prep, ("VO2", "VCO2"), after_s, before_s, locate)
+
+
+def equivalents_vt1(source: CPETRecord | pd.DataFrame, *, prep: Preparation | None = None,
+                    after_s: float = math.nan, before_s: float | None = None,
+                    plateau: bool = True) -> ThresholdEstimate:
+    """VT1 by the ventilatory equivalents: VE/VO2 starts rising while VE/VCO2 does not.
+
+    Wasserman et al. (2005); Gaskill et al. (2001), Med Sci Sports Exerc 33:1841-1848. The
+    breakpoint where binned VE/VO2 turns upward (:func:`hinge_fit` against time, rising after
+    and steeper than before), searched before VE/VCO2 starts rising, so that VE/VCO2 is flat
+    or falling over the search.
+
+    Parameters
+    ----------
+    source : CPETRecord or pandas.DataFrame
+    prep : Preparation, optional
+    after_s : float
+        Start of the search (s); NaN: no limit.
+    before_s : float, optional
+        End of the search (s). ``None`` (default): where VE/VCO2 starts rising after
+        ``after_s`` (:func:`equivalents_vt2`; no limit when it finds none). NaN: no limit.
+    plateau : bool
+        VE/VO2 level before the breakpoint (``hinge_fit(..., flat_below=True)``); ``False``
+        lets it slope.
+    """
+    def locate(bins: pd.DataFrame, prep: Preparation) -> tuple[float, float] | str:
+        ratio = bins["VE"].to_numpy() * 1000.0 / bins["VO2"].to_numpy()
+        return _time_breakpoint(bins, ratio, prep, True, plateau, "VE/VO2")
+
+    limit = _vco2_rise_s(source, prep, after_s) if before_s is None else before_s
+    return _estimate("equivalents", "VT1", source, prep, ("VE", "VO2"), after_s, limit, locate)
+
+
+def peto2_vt1(source: CPETRecord | pd.DataFrame, *, prep: Preparation | None = None,
+              after_s: float = math.nan, before_s: float | None = None,
+              plateau: bool = True) -> ThresholdEstimate:
+    """VT1 at the end of the PetO2 nadir, where end-tidal O2 starts rising.
+
+    Wasserman et al. (2005), Whipp et al. (1989): at VT1 PetO2 rises from its nadir while
+    PetCO2 has not yet fallen. The breakpoint where binned PetO2 turns upward
+    (:func:`hinge_fit` against time), searched before VE/VCO2 starts rising (when PetCO2
+    starts to fall), as in :func:`equivalents_vt1`.
+
+    Parameters
+    ----------
+    source : CPETRecord or pandas.DataFrame
+    prep : Preparation, optional
+    after_s, before_s : float
+        As in :func:`equivalents_vt1`.
+    plateau : bool
+        PetO2 level before the breakpoint; ``False`` lets it slope.
+    """
+    def locate(bins: pd.DataFrame, prep: Preparation) -> tuple[float, float] | str:
+        return _time_breakpoint(bins, bins["PetO2"].to_numpy(), prep, True, plateau, "PetO2")
+
+    limit = _vco2_rise_s(source, prep, after_s) if before_s is None else before_s
+    return _estimate("peto2", "VT1", source, prep, ("PetO2",), after_s, limit, locate)
+
+
+def equivalents_vt2(source: CPETRecord | pd.DataFrame, *, prep: Preparation | None = None,
+                    after_s: float = math.nan, plateau: bool = True) -> ThresholdEstimate:
+    """VT2 (respiratory compensation point) where VE/VCO2 starts rising from its nadir.
+
+    Wasserman et al. (2005); Whipp et al. (1989): above the respiratory compensation point
+    ventilation outpaces CO2 output. The breakpoint where binned VE/VCO2 turns upward
+    (:func:`hinge_fit` against time, rising after and steeper than before).
+
+    Parameters
+    ----------
+    source : CPETRecord or pandas.DataFrame
+    prep : Preparation, optional
+    after_s : float
+        Search only after this time (s), normally VT1. NaN: no limit.
+    plateau : bool
+        VE/VCO2 level before the breakpoint; ``False`` lets it slope.
+    """
+    def locate(bins: pd.DataFrame, prep: Preparation) -> tuple[float, float] | str:
+        ratio = bins["VE"].to_numpy() * 1000.0 / bins["VCO2"].to_numpy()
+        return _time_breakpoint(bins, ratio, prep, True, plateau, "VE/VCO2")
+
+    return _estimate("equivalents", "VT2", source, prep, ("VE", "VCO2"), after_s, math.nan,
+                     locate)
+
+
+def petco2_vt2(source: CPETRecord | pd.DataFrame, *, prep: Preparation | None = None,
+               after_s: float = math.nan, plateau: bool = False) -> ThresholdEstimate:
+    """VT2 where PetCO2 starts falling from its plateau.
+
+    Whipp et al. (1989), Wasserman et al. (2005): respiratory compensation for the metabolic
+    acidosis lowers end-tidal CO2. The breakpoint where binned PetCO2 turns downward
+    (:func:`hinge_fit` against time, falling after and steeper than before).
+
+    Parameters
+    ----------
+    source : CPETRecord or pandas.DataFrame
+    prep : Preparation, optional
+    after_s : float
+        Search only after this time (s), normally VT1. NaN: no limit.
+    plateau : bool
+        PetCO2 level before the breakpoint. ``False`` (default) lets it slope: PetCO2 often
+        still rises through the isocapnic buffering region.
+    """
+    def locate(bins: pd.DataFrame, prep: Preparation) -> tuple[float, float] | str:
+        return _time_breakpoint(bins, bins["PetCO2"].to_numpy(), prep, False, plateau, "PetCO2")
+
+    return _estimate("petco2", "VT2", source, prep, ("PetCO2",), after_s, math.nan, locate)
+
+
+def vslope_vt2(source: CPETRecord | pd.DataFrame, *, prep: Preparation | None = None,
+               after_s: float = math.nan, min_slope_ratio: float = 1.1) -> ThresholdEstimate:
+    """VT2 by the V-slope of VE against VCO2: the second breakpoint.
+
+    Beaver et al. (1986) and Whipp et al. (1989): VE rises in proportion to VCO2 through
+    the isocapnic buffering region and more steeply above the respiratory compensation
+    point. The breakpoint is the best continuous two-segment fit (:func:`hinge_fit`) of
+    binned VE against binned VCO2; it counts only when the slope above is at least
+    ``min_slope_ratio`` times the slope below.
+
+    Parameters
+    ----------
+    source : CPETRecord or pandas.DataFrame
+    prep : Preparation, optional
+    after_s : float
+        Search only after this time (s), normally VT1. NaN: no limit.
+    min_slope_ratio : float
+        Least ratio of the VE-VCO2 slopes above and below the breakpoint.
+
+    Returns
+    -------
+    ThresholdEstimate
+        The time is the first bin where VCO2 (running maximum) reaches the breakpoint; VO2
+        is binned VO2 at that time.
+    """
+    def locate(bins: pd.DataFrame, prep: Preparation) -> tuple[float, float] | str:
+        fit = hinge_fit(bins["VCO2"].to_numpy(), bins["VE"].to_numpy(), prep.min_points)
+        if not fit.slope_above >= min_slope_ratio * fit.slope_below:
+            return (f"no breakpoint: VE-VCO2 slope goes from {fit.slope_below * 1000:.1f} to "
+                    f"{fit.slope_above * 1000:.1f}, less than {min_slope_ratio:g} times")
+        time_s = _time_at(bins, "VCO2", fit.x)
+        return time_s, _vo2_at(bins, time_s)
+
+    return _estimate("vslope", "VT2", source, prep, ("VE", "VCO2"), after_s, math.nan, locate)
+
+
+def _vco2_rise_s(source: CPETRecord | pd.DataFrame, prep: Preparation | None,
+                 after_s: float) -> float:
+    """Time VE/VCO2 starts rising after ``after_s`` (NaN when not found)."""
+    return equivalents_vt2(source, prep=prep, after_s=after_s).time_s
+
+
+def vo2_fraction_s(source: CPETRecord | pd.DataFrame, fraction: float,
+                   prep: Preparation | None = None) -> float:
+    """First time binned VO2 reaches ``fraction`` of its highest bin.
+
+    A search floor for the thresholds: the anaerobic threshold normally lies above 40 % of
+    VO2max (Wasserman et al. 2005) and the respiratory compensation point higher still,
+    while a warm-up or an unlabelled step from rest gives VCO2-lag and hyperventilation
+    breakpoints at low VO2.
+
+    Parameters
+    ----------
+    source : CPETRecord or pandas.DataFrame
+    fraction : float
+        Fraction of the highest binned VO2; 0 or less means no floor.
+    prep : Preparation, optional
+
+    Returns
+    -------
+    float
+        Time (s); NaN without VO2 or when ``fraction <= 0``.
+    """
+    bins = exercise_bins(source, prep)
+    if fraction <= 0 or "VO2" not in bins or not bins["VO2"].notna().any():
+        return math.nan
+    known = bins.dropna(subset=["VO2"])
+    return _time_at(known, "VO2", fraction * float(known["VO2"].max()))
+
+
+def classical_thresholds(source: CPETRecord | pd.DataFrame, *, bin_s: float = 10.0,
+                         skip_start_s: float = 60.0, min_segment_s: float = 60.0,
+                         vt1_min_vo2_fraction: float = 0.5, vt2_min_vo2_fraction: float = 0.65,
+                         vslope_before_rcp: bool = True) -> dict[str, ThresholdEstimate]:
+    """Every classical VT1 and VT2 method on one test, VT2 searched after VT1.
+
+    VT1 methods search from where VO2 first reaches ``vt1_min_vo2_fraction`` of its peak
+    (:func:`vo2_fraction_s`) to where VE/VCO2 then starts rising. VT2 methods search after
+    the median time of the VT1 estimates found (the start of the VT1 search when none is)
+    and after VO2 reaches ``vt2_min_vo2_fraction`` of its peak. The default fractions were
+    chosen on the odd-numbered half of pyoxynet's labelled tests (``docs/accuracy.md``).
+
+    Parameters
+    ----------
+    source : CPETRecord or pandas.DataFrame
+        A record or its canonical data.
+    bin_s, skip_start_s, min_segment_s : float
+        See :class:`Preparation`.
+    vt1_min_vo2_fraction, vt2_min_vo2_fraction : float
+        Search floors as fractions of peak VO2; 0 for none.
+    vslope_before_rcp : bool
+        Search the V-slope VT1 before the VE/VCO2 rise, as Beaver et al. (1986) excluded
+        the respiratory compensation region; ``False`` searches to the end of the test.
+
+    Returns
+    -------
+    dict of str to ThresholdEstimate
+        Keys ``vt1_vslope``, ``vt1_equivalents``, ``vt1_peto2``, ``vt2_equivalents``,
+        ``vt2_petco2``, ``vt2_vslope``.
+    """
+    prep = Preparation(bin_s=bin_s, skip_start_s=skip_start_s, min_segment_s=min_segment_s)
+    start_s = vo2_fraction_s(source, vt1_min_vo2_fraction, prep)
+    rcp_s = _vco2_rise_s(source, prep, start_s)
+    if _in_window(exercise_bins(source, prep)["t"], start_s, rcp_s).sum() < 2 * prep.min_points:
+        rcp_s = math.nan  # a VE/VCO2 rise right after the start of the search: noise
+    vt1 = {
+        "vt1_vslope": vslope_vt1(source, prep=prep, after_s=start_s,
+                                 before_s=rcp_s if vslope_before_rcp else math.nan),
+        "vt1_equivalents": equivalents_vt1(source, prep=prep, after_s=start_s, before_s=rcp_s),
+        "vt1_peto2": peto2_vt1(source, prep=prep, after_s=start_s, before_s=rcp_s),
+    }
+    found = [e.time_s for e in vt1.values() if e.found]
+    after_vt1_s = _latest(float(np.median(found)) if found else start_s,
+                          vo2_fraction_s(source, vt2_min_vo2_fraction, prep))
+    return vt1 | {
+        "vt2_equivalents": equivalents_vt2(source, prep=prep, after_s=after_vt1_s),
+        "vt2_petco2": petco2_vt2(source, prep=prep, after_s=after_vt1_s),
+        "vt2_vslope": vslope_vt2(source, prep=prep, after_s=after_vt1_s),
+    }
+
+
+def _latest(*times_s: float) -> float:
+    """The largest of the finite times, NaN when none is."""
+    finite = [t for t in times_s if math.isfinite(t)]
+    return max(finite) if finite else math.nan

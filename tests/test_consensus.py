@@ -1,0 +1,121 @@
+"""Consensus of threshold estimates and review flags, on hand-built estimates."""
+
+import math
+
+import numpy as np
+import pytest
+
+from cpet_nb import Finding, Severity, Threshold
+from cpet_nb.consensus import (
+    REVIEW_FLAGS,
+    Consensus,
+    consensus,
+    review_flags,
+    threshold_consensus,
+    weighted_median,
+)
+from cpet_nb.thresholds import ThresholdEstimate
+
+NAN = math.nan
+
+
+def est(time_s: float, vo2: float, threshold: str = "VT1", method: str = "m"
+        ) -> ThresholdEstimate:
+    reason = "no breakpoint: test" if math.isnan(time_s) and math.isnan(vo2) else None
+    return ThresholdEstimate(method, threshold, time_s, vo2, reason)
+
+
+def model(time_s: float, vo2: float) -> Threshold:
+    return Threshold(time_s, vo2, NAN, NAN, NAN, NAN, NAN)
+
+
+def agreed(time_s: float, vo2: float, spread_vo2: float = 100.0, n: int = 3) -> Consensus:
+    return Consensus(time_s, vo2, 30.0, spread_vo2, n, ("a", "b", "c")[:n])
+
+
+@pytest.mark.parametrize("values, weights, expected", [
+    ([3, 1, 2], [1, 1, 1], 2.0),
+    ([4, 1, 3, 2], [1, 1, 1, 1], 2.5),  # equal weights: the plain median
+    ([1, 2, 10], [1, 1, 3], 10.0),
+    ([1, 2, 10], [1, 1, 2], 6.0),  # half the weight reached exactly at 2: midpoint with 10
+    ([1, NAN, 3, 100], [1, 5, 1, 0], 2.0),  # NaN and zero weights left out
+    ([NAN, NAN], [1, 1], NAN),
+])
+def test_weighted_median(values, weights, expected):
+    result = weighted_median(np.array(values, dtype=float), np.array(weights, dtype=float))
+    assert result == pytest.approx(expected, nan_ok=True)
+
+
+def test_vt1_consensus_is_the_median_of_what_is_available():
+    estimates = {"vt1_vslope": est(300, 2000), "vt1_equivalents": est(330, 2150),
+                 "vt1_peto2": est(NAN, NAN), "vt1_model": model(420, 2500)}
+    result = consensus(estimates)
+    assert (result.time_s, result.vo2_ml_min) == (330, 2150)
+    assert (result.spread_time_s, result.spread_vo2_ml_min) == (120, 500)
+    assert result.n_methods == 3
+    assert result.methods == ("vt1_vslope", "vt1_equivalents", "vt1_model")
+
+
+def test_vt2_default_weights_count_the_model_twice_and_not_the_ve_vslope():
+    estimates = {"vt2_equivalents": est(600, 3000, "VT2"), "vt2_petco2": est(640, 3100, "VT2"),
+                 "vt2_vslope": est(300, 1800, "VT2"), "vt2_model": model(700, 3300)}
+    result = consensus(estimates)
+    assert result.time_s == 670 and result.vo2_ml_min == 3200  # midpoints, see weighted_median
+    assert result.spread_vo2_ml_min == 300 and result.n_methods == 3
+    plain = consensus(estimates, weights={})
+    assert plain.time_s == 620 and plain.n_methods == 4
+
+
+def test_an_estimate_without_vo2_still_counts_for_time():
+    result = consensus({"a": est(100, NAN), "b": est(200, 1500), "c": None})
+    assert result.time_s == 150 and result.vo2_ml_min == 1500
+    assert math.isnan(result.spread_vo2_ml_min) and result.spread_time_s == 100
+    assert result.n_methods == 2
+
+
+def test_no_estimate_gives_nan_and_zero_methods():
+    result = consensus({"vt1_vslope": est(NAN, NAN), "vt1_model": None})
+    assert math.isnan(result.time_s) and math.isnan(result.vo2_ml_min)
+    assert result.n_methods == 0 and result.methods == ()
+
+
+def test_threshold_consensus_groups_by_threshold_and_adds_the_model():
+    classical = {"vt1_vslope": est(300, 2000), "vt1_peto2": est(320, 2100),
+                 "vt2_equivalents": est(600, 3000, "VT2"), "vt2_petco2": est(620, 3050, "VT2")}
+    both = threshold_consensus(classical, model(400, 2400), None)
+    assert both["vt1"].methods == ("vt1_vslope", "vt1_peto2", "vt1_model")
+    assert both["vt1"].time_s == 320
+    assert both["vt2"].methods == ("vt2_equivalents", "vt2_petco2")
+    assert both["vt2"].time_s == 610
+
+
+def test_review_flags_when_all_is_well():
+    flags = review_flags(agreed(300, 2000), agreed(500, 3000), effort={"rer": True, "hr": NAN})
+    assert list(flags) == list(REVIEW_FLAGS)
+    assert not any(flags.values())
+
+
+@pytest.mark.parametrize("flag, vt1, vt2, kwargs", [
+    ("review_vt_spread", agreed(300, 2000, spread_vo2=162), agreed(500, 3000), {}),
+    ("review_vt_spread", agreed(300, 2000), agreed(500, 3000, spread_vo2=120),
+     {"max_spread_vo2_ml_min": 100}),
+    ("review_vt_missing", agreed(NAN, NAN, spread_vo2=NAN, n=0), agreed(500, 3000), {}),
+    ("review_vt_order", agreed(500, 2000), agreed(500, 3000), {}),
+    ("review_vt_order", agreed(300, 3000), agreed(500, 2900), {}),
+    ("review_model_swap", agreed(300, 2000), agreed(500, 3000), {"model_findings": ["vt-order"]}),
+    ("review_model_swap", agreed(300, 2000), agreed(500, 3000), {"model_findings": [
+        Finding("domain-mapping-ambiguous", Severity.WARNING, "same output at both ends")]}),
+    ("review_effort", agreed(300, 2000), agreed(500, 3000),
+     {"effort": {"rer": False, "hr": True}}),
+])
+def test_each_review_flag(flag, vt1, vt2, kwargs):
+    flags = review_flags(vt1, vt2, **kwargs)
+    assert flags[flag] and flags["review"]
+    assert [name for name, raised in flags.items() if raised] == [flag, "review"]
+
+
+def test_unknown_is_not_a_failure_and_spread_at_the_limit_passes():
+    flags = review_flags(agreed(300, 2000, spread_vo2=161), agreed(500, 3000, spread_vo2=NAN),
+                         model_findings=["vt1-not-found"],
+                         effort={"rer": NAN, "hr": None, "plateau": np.float64("nan")})
+    assert not flags["review"]

@@ -46,8 +46,10 @@ expired gas analysis indirect calorimetry. Sports Med 40:95-111.
 from __future__ import annotations
 
 import numbers
+from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
 #: Averaging strategies understood by :func:`averages` and :func:`peak_average`.
@@ -163,6 +165,48 @@ def binned_time_average(t_s: np.ndarray, values: np.ndarray, bin_s: int, *,
     means = np.where(complete, sums / bin_s, np.nan)
     bin_t_s = anchor_s + (first + np.arange(len(counts)) + 0.5) * bin_s
     return bin_t_s, means
+
+
+def time_bin_means(frame: pd.DataFrame, columns: Sequence[str], bin_s: float,
+                   start_s: float) -> pd.DataFrame:
+    """Means over consecutive ``bin_s``-second bins from ``start_s`` (rows before it dropped).
+
+    Each column's mean skips its missing values (NaN when a bin has none); ``t`` is the mean
+    time of the rows in the bin. One row per bin that holds a row, in time order. This is
+    the binning before a regression (:mod:`cpet_nb.slopes`, :mod:`cpet_nb.thresholds`).
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Canonical data with ``t`` (s) and ``columns``.
+    columns : sequence of str
+    bin_s : float
+        Bin width (s), positive.
+    start_s : float
+        Start of the first bin (s).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``t`` and ``columns``.
+    """
+    if not bin_s > 0:
+        raise ValueError(f"bin_s must be positive, got {bin_s!r}")
+    t = frame["t"].to_numpy(dtype=float)
+    kept = t >= start_s
+    index = np.floor((t[kept] - start_s) / bin_s).astype(np.int64)
+    if not len(index):
+        return pd.DataFrame(columns=["t", *columns], dtype=float)
+    used, index = np.unique(index, return_inverse=True)
+    out = {"t": np.bincount(index, weights=t[kept]) / np.bincount(index)}
+    for column in columns:
+        values = frame[column].to_numpy(dtype=float)[kept]
+        known = np.isfinite(values)
+        counts = np.bincount(index, weights=known, minlength=len(used))
+        sums = np.bincount(index, weights=np.where(known, values, 0.0), minlength=len(used))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[column] = np.where(counts > 0, sums / counts, np.nan)
+    return pd.DataFrame(out)
 
 
 def one_second_grid(t_s: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

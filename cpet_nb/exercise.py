@@ -57,7 +57,10 @@ def exercise_span_s(data: pd.DataFrame, phases: Sequence[str] = EXERCISE_PHASES
 def exercise_rows(data: pd.DataFrame, phases: Sequence[str] = EXERCISE_PHASES) -> pd.DataFrame:
     """The rows within :func:`exercise_span_s` (none when the test has no exercise part)."""
     start, end = exercise_span_s(data, phases)
-    return data[data["t"].between(start, end)] if math.isfinite(start) else data.iloc[:0]
+    if not math.isfinite(start):
+        return data.iloc[:0]
+    t = data["t"].to_numpy(dtype=float)  # increasing in a canonical record: slice, not mask
+    return data.iloc[np.searchsorted(t, start, "left"): np.searchsorted(t, end, "right")]
 
 
 def _labelled(data: pd.DataFrame, phases: Sequence[str]) -> np.ndarray | None:
@@ -65,8 +68,9 @@ def _labelled(data: pd.DataFrame, phases: Sequence[str]) -> np.ndarray | None:
     if "phase" not in data or not data["phase"].notna().any():
         return None
     wanted = {p.upper() for p in phases}
-    labels = data["phase"].astype("string").str.strip().str.upper()
-    return labels.isin(wanted).fillna(False).to_numpy(dtype=bool)
+    labels = data["phase"]
+    hits = [label for label in labels.dropna().unique() if str(label).strip().upper() in wanted]
+    return labels.isin(hits).to_numpy(dtype=bool)
 
 
 def _positive(data: pd.DataFrame, channel: str) -> np.ndarray:

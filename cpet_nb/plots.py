@@ -96,9 +96,45 @@ def batch_figure(table: pd.DataFrame, width: int = 520, height: int = 380):
     return fig
 
 
+def review_table(table: pd.DataFrame, width: int = 1040):
+    """The tests flagged for review first, with why (a Bokeh ``DataTable`` under a heading).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        A results table (:func:`cpet_nb.results_table` or ``Batch.results()``).
+    """
+    from .consensus import REVIEW_FLAGS
+
+    bokeh = _bokeh()
+    from bokeh.models import ColumnDataSource, DataTable, Div, TableColumn
+
+    reasons = [f for f in REVIEW_FLAGS if f != "review"]
+    flagged = table[table["review"].fillna(False).astype(bool)].copy()
+    flagged["why"] = [", ".join(f.removeprefix("review_") for f in reasons if row[f] is True)
+                      for _, row in flagged.iterrows()]
+    shown = {"file": "file", "status": "status", "why": "why",
+             "vt1_consensus_vo2_ml_min": "VT1 VO2 (mL/min)", "vt1_spread_ml_min": "spread",
+             "vt2_consensus_vo2_ml_min": "VT2 VO2 (mL/min)", "vt2_spread_ml_min": "spread "}
+    flagged["file"] = [Path(name).name for name in flagged["file"]]
+    source = ColumnDataSource({c: flagged[c].round(0) if flagged[c].dtype.kind == "f"
+                               else flagged[c].astype(str) for c in shown})
+    heading = Div(text=f"<h3>{len(flagged)} of {len(table)} tests need review</h3>"
+                  "<p>Flags: threshold estimates spread more than two experts would "
+                  "(vt_spread), a threshold no method found (vt_missing), VT2 not after VT1 "
+                  "(vt_order), the model's domains look swapped (model_swap), a failed "
+                  "effort criterion (effort). Tests that could not be analysed are listed "
+                  "with their findings in the results table.</p>", width=width)
+    columns = [TableColumn(field=c, title=t) for c, t in shown.items()]
+    return bokeh.layouts.column(heading, DataTable(source=source, columns=columns, width=width,
+                                                   height=min(400, 28 * (len(flagged) + 1)),
+                                                   index_position=None))
+
+
 def save_report(results: Sequence[FileResult], path: str | os.PathLike,
                 title: str = "cpet_nb results", n_tests: int = 6) -> Path:
-    """A standalone HTML page (works offline): the batch figure and the first tests' domains.
+    """A standalone HTML page (works offline): the tests that need review first, then the
+    batch figure and the first tests' domains.
 
     Parameters
     ----------
@@ -119,8 +155,10 @@ def save_report(results: Sequence[FileResult], path: str | os.PathLike,
     from bokeh.resources import INLINE
 
     analysed = [r for r in results if r.curves is not None][:n_tests]
+    table = results_table(list(results))
     layout = bokeh.layouts.column(
-        batch_figure(results_table(list(results))),
+        review_table(table),
+        batch_figure(table),
         bokeh.layouts.gridplot([domain_figure(r) for r in analysed], ncols=2),
     )
     path = Path(path)

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from .averaging import time_bin_means
 from .exercise import EXERCISE_PHASES, exercise_rows
 from .preprocess import resample_1s
 from .record import CPETRecord
@@ -570,10 +571,10 @@ def _time_averages(frame: pd.DataFrame, columns: tuple[str, ...], average_s: flo
     column gives an empty frame."""
     if any(c not in frame for c in columns):
         return pd.DataFrame(columns=list(columns), dtype=float)
-    rows = frame[["t", *columns]].astype(float)
-    if average_s > 0 and len(rows):
-        t = rows["t"].to_numpy()
-        rows = rows.groupby(np.floor((t - t[0]) / average_s)).mean()
+    if average_s > 0 and len(frame):
+        rows = time_bin_means(frame, columns, average_s, float(frame["t"].iloc[0]))
+    else:
+        rows = frame[["t", *columns]].astype(float)
     return rows.dropna()
 
 

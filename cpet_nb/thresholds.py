@@ -57,6 +57,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .averaging import time_bin_means
 from .exercise import exercise_rows
 from .record import CPETRecord
 
@@ -204,19 +205,27 @@ def exercise_bins(source: CPETRecord | pd.DataFrame, prep: Preparation | None = 
         :data:`BIN_CHANNELS` present (NaN where a bin has none), one row per non-empty bin.
     """
     prep = prep or Preparation()
+    if isinstance(source, _Prepared) and source.prep == prep:
+        return source.bins
     data = exercise_rows(_data(source))
     columns = ["t", *(c for c in BIN_CHANNELS if c in data)]
     if data.empty:
         return pd.DataFrame(columns=columns, dtype=float)
-    t = data["t"].to_numpy(dtype=float)
-    start = t[0] + prep.skip_start_s
-    kept = data.loc[t >= start, columns].astype(float)
-    bins = pd.Series(np.floor((kept["t"].to_numpy() - start) / prep.bin_s), index=kept.index)
-    return kept.groupby(bins, sort=True).mean().reset_index(drop=True)
+    start = float(data["t"].iloc[0]) + prep.skip_start_s
+    return time_bin_means(data, columns[1:], prep.bin_s, start)
 
 
-def _data(source: CPETRecord | pd.DataFrame) -> pd.DataFrame:
-    return source.data if isinstance(source, CPETRecord) else source
+@dataclass(frozen=True)
+class _Prepared:
+    """A test's data with its bins for one :class:`Preparation`, made once for all methods."""
+
+    data: pd.DataFrame
+    prep: Preparation
+    bins: pd.DataFrame
+
+
+def _data(source: CPETRecord | pd.DataFrame | _Prepared) -> pd.DataFrame:
+    return source.data if isinstance(source, (CPETRecord, _Prepared)) else source
 
 
 #: A method's search: prepared bins in, (time_s, vo2_ml_min) or a reason out.
@@ -536,6 +545,7 @@ def classical_thresholds(source: CPETRecord | pd.DataFrame, *, bin_s: float = 10
         ``vt2_petco2``, ``vt2_vslope``.
     """
     prep = Preparation(bin_s=bin_s, skip_start_s=skip_start_s, min_segment_s=min_segment_s)
+    source = _Prepared(_data(source), prep, exercise_bins(source, prep))
     start_s = vo2_fraction_s(source, vt1_min_vo2_fraction, prep)
     rcp_s = _vco2_rise_s(source, prep, start_s)
     if _in_window(exercise_bins(source, prep)["t"], start_s, rcp_s).sum() < 2 * prep.min_points:

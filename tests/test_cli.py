@@ -88,6 +88,7 @@ def test_demo_writes_table_and_offline_plot(tmp_path):
     html = (tmp_path / "report.html").read_text()
     assert "Bokeh" in html and "cdn.bokeh.org" not in html  # inline resources, works offline
     assert "data_test.csv" in html
+    assert "tests need review" in html  # the review table comes first
 
 
 def test_formats_lists_readers(capsys):

@@ -181,3 +181,19 @@ def test_every_strategy_reproduces_nolte_2023(test_number, reference):
                                      window=int(window), partial_bins="zero-fill")
         ours[column] = vo2max_ml_min / bodymass[test_number]
     np.testing.assert_allclose(pd.Series(ours)[expected.index], expected, rtol=REFERENCE_RTOL)
+
+
+def test_time_bin_means_skip_missing_values_per_column():
+    from cpet_nb.averaging import time_bin_means
+
+    frame = pd.DataFrame({"t": [0.0, 4.0, 9.0, 10.0, 12.0, 25.0],
+                          "VO2": [1.0, 3.0, np.nan, 10.0, 20.0, 7.0],
+                          "VE": [np.nan, np.nan, np.nan, 1.0, 2.0, 3.0]})
+    bins = time_bin_means(frame, ["VO2", "VE"], bin_s=10.0, start_s=2.0)
+    # bins start at 2 s: [2, 12) holds 4, 9, 10; [12, 22) holds 12; [22, 32) holds 25
+    assert bins["t"].tolist() == [pytest.approx(23 / 3), 12.0, 25.0]
+    assert bins["VO2"].tolist() == [6.5, 20.0, 7.0]
+    assert bins["VE"].tolist() == [1.0, 2.0, 3.0]
+    assert time_bin_means(frame, ["VO2"], 10.0, start_s=100.0).empty
+    with pytest.raises(ValueError, match="bin_s must be positive"):
+        time_bin_means(frame, ["VO2"], 0.0, 0.0)

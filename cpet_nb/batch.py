@@ -26,7 +26,9 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -218,12 +220,13 @@ def submit(inputs: Iterable[str | os.PathLike | Upload], store: str | os.PathLik
     store = store if isinstance(store, Store) else Store(store)
     chosen = Settings.load(config, **settings)
     job_id = store.new_job_id()
-    entries, info = _stage_inputs(list(inputs), store.upload_dir(job_id), chosen)
-    model_version = bundled_model_version()
-    store.create_job(job_id, entries, settings=chosen.to_dict(),
-                     analysis_key=chosen.analysis_key(model_version),
-                     model_version=model_version, inputs=info)
-    return _start(store, job_id, chosen, client)
+    with _cluster_starting(client, chosen) as ready:  # meanwhile: expand and hash
+        entries, info = _stage_inputs(list(inputs), store.upload_dir(job_id), chosen)
+        model_version = bundled_model_version()
+        store.create_job(job_id, entries, settings=chosen.to_dict(),
+                         analysis_key=chosen.analysis_key(model_version),
+                         model_version=model_version, inputs=info)
+    return _start(store, job_id, chosen, ready.result())
 
 
 def resume(job_id: str, store: str | os.PathLike | Store, *, client: Any = None) -> Batch:
@@ -233,9 +236,10 @@ def resume(job_id: str, store: str | os.PathLike | Store, *, client: Any = None)
     has a result under the same analysis key in another job.
     """
     store = store if isinstance(store, Store) else Store(store)
-    store.claim_job(job_id)
     settings = Settings.from_dict(store.job(job_id)["settings"])
-    return _start(store, job_id, settings, client)
+    with _cluster_starting(client, settings) as ready:
+        store.claim_job(job_id)
+    return _start(store, job_id, settings, ready.result())
 
 
 def jobs(store: str | os.PathLike | Store) -> pd.DataFrame:
@@ -243,15 +247,23 @@ def jobs(store: str | os.PathLike | Store) -> pd.DataFrame:
     return (store if isinstance(store, Store) else Store(store)).jobs()
 
 
-def _start(store: Store, job_id: str, settings: Settings, client: Any) -> Batch:
+@contextmanager
+def _cluster_starting(client: Any, settings: Settings) -> Iterator[Future]:
+    """Connect to (or start) the cluster in a thread while the caller prepares the job; the
+    workers' analysis processes load the model meanwhile."""
     from .engine import get_client
 
+    with ThreadPoolExecutor(1, thread_name_prefix="cpet_nb-connect") as pool:
+        yield pool.submit(get_client, client, settings.workers)
+
+
+def _start(store: Store, job_id: str, settings: Settings, client: Any) -> Batch:
     batch = Batch(store, job_id)
     store.reuse_results(job_id)
     if not store.pending(job_id):
         _finish(store, job_id, "done", settings)
         return batch
-    batch._driver = _Driver(batch, get_client(client, settings.workers), settings)
+    batch._driver = _Driver(batch, client, settings)
     batch._driver.start()
     return batch
 
@@ -413,9 +425,17 @@ class _Driver(threading.Thread):
         return "done" if not store.pending(job_id) else "failed"
 
     def _partitions(self, pending: list[FileEntry], threads: int) -> list[_Partition]:
-        size = self.settings.partition_size or min(
-            MAX_AUTO_PARTITION, max(1, math.ceil(len(pending) / (threads * PARTITIONS_PER_THREAD))))
-        return [_Partition(pending[i:i + size]) for i in range(0, len(pending), size)]
+        """Partitions in file order. With an automatic size, each worker thread's first
+        partition holds one file, so the first results are stored (and shown) while the
+        rest of the batch is still being planned into larger tasks."""
+        size = self.settings.partition_size
+        first: list[_Partition] = []
+        if not size:
+            size = min(MAX_AUTO_PARTITION,
+                       max(1, math.ceil(len(pending) / (threads * PARTITIONS_PER_THREAD))))
+            if size > 1:
+                first, pending = [_Partition([e]) for e in pending[:threads]], pending[threads:]
+        return first + [_Partition(pending[i:i + size]) for i in range(0, len(pending), size)]
 
     def _submit(self, partition: _Partition, completed: Any, by_path: bool) -> None:
         from .engine import run_partition

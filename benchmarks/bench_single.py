@@ -7,8 +7,10 @@ Measures, on pyoxynet's bundled real tests:
 * end to end per test (parse the CSV, grid, model, thresholds, VO2peak) with cpet_nb, and with
   ``pyoxynet.test_pyoxynet`` (TensorFlow) on the same files in the same run (model loaded
   once in both cases; pyoxynet's time includes its ``pd.read_csv``), and the ratio;
-* preprocess + inference + post-processing alone (record already parsed), pinned to one
-  core, scaled to a 10-minute test (600 s; cost grows linearly with duration);
+* the model pipeline alone (1 s grid, scaling, inference, smoothing, VT1/VT2; record already
+  parsed), and the complete analysis of a parsed record (the model plus the measures, the
+  classical thresholds and their consensus), pinned to one core, scaled to a 10-minute test
+  (600 s; cost grows about linearly with duration);
 * peak resident memory (``VmHWM``: ``ru_maxrss`` would include the parent's, as Linux keeps
   it across ``exec``) of a fresh process that imports the package and analyses one test.
 
@@ -29,6 +31,7 @@ from pathlib import Path
 
 import cpet_nb
 from cpet_nb.analysis import analyze_record
+from cpet_nb.pipeline import model_thresholds
 
 HERE = Path(__file__).parent
 
@@ -40,16 +43,16 @@ def time_cpet_nb(files: list[Path], repeats: int = 3) -> list[float]:
             for path in files]
 
 
-def pipeline_ms_per_10_min(files: list[Path], repeats: int = 5) -> float:
-    """Median ms of analyze_record per 600 s of test, pinned to one core."""
+def ms_per_10_min(files: list[Path], step, repeats: int = 5) -> float:
+    """Median ms of ``step(record)`` per 600 s of test, pinned to one core."""
     cores = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {min(cores)})
     try:
         records = [cpet_nb.read(p) for p in files]
-        analyze_record(records[0])
+        step(records[0])
         per_10_min = []
         for record in records:
-            best = min(_timed(analyze_record, record) for _ in range(repeats))
+            best = min(_timed(step, record) for _ in range(repeats))
             per_10_min.append(best * 1000 * 600 / record.duration_s)
     finally:
         os.sched_setaffinity(0, cores)  # pyoxynet, run later, gets every core
@@ -86,14 +89,18 @@ def main() -> None:
     sample = tests[: args.n]
     ours = time_cpet_nb(sample)
     all_ours = time_cpet_nb(tests)
-    pipeline_ms = pipeline_ms_per_10_min(tests)
+    model = cpet_nb.model.get_model()
+    pipeline_ms = ms_per_10_min(tests, lambda record: model_thresholds(record, model))
+    analysis_ms = ms_per_10_min(tests, analyze_record)
     peak = peak_mib_cpet_nb(sample[0])
     print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, "
           f"cpet_nb {cpet_nb.__version__}, runtime {cpet_nb.model.get_model().info.runtime}")
     print(f"cpet_nb end to end, all {len(tests)} tests: median "
           f"{statistics.median(all_ours) * 1000:.1f} ms/test, total {sum(all_ours):.2f} s")
-    print(f"cpet_nb preprocess+inference+post-processing, one core: "
+    print(f"cpet_nb model pipeline (preprocess+inference+post-processing), one core: "
           f"{pipeline_ms:.1f} ms per 10-minute test (median)")
+    print(f"cpet_nb complete analysis of a parsed test (model, measures, classical thresholds, "
+          f"consensus), one core: {analysis_ms:.1f} ms per 10-minute test (median)")
     print(f"cpet_nb peak memory, one process analysing one test: {peak:.0f} MiB")
     if not args.tf_python:
         print("pyoxynet: not measured (pass --tf-python)")

@@ -13,7 +13,7 @@ from typing import Any
 
 from . import __version__, datasets
 from .analysis import analyze_isolated
-from .export import TABLE_FORMATS, write_table
+from .export import TABLE_FORMATS, check_table_path, write_table
 from .findings import has_errors
 from .inputs import Inputs, expand_inputs
 from .io import DEFAULT_MAX_FILE_BYTES, ColumnMapping, readers
@@ -140,9 +140,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if bool(args.inputs) == bool(args.resume):
         print("cpet-nb: give INPUTS for a new job, or --resume JOB (not both)", file=sys.stderr)
         return 2
-    if args.output and Path(args.output).suffix.lower() not in TABLE_FORMATS:
-        print(f"cpet-nb: --output must end in {', '.join(TABLE_FORMATS)}", file=sys.stderr)
-        return 2
+    if args.output:
+        try:
+            check_table_path(args.output)
+        except ValueError as exc:
+            print(f"cpet-nb: {exc}", file=sys.stderr)
+            return 2
     started = time.perf_counter()
     try:
         if args.resume:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -28,6 +29,26 @@ def neutralise_formulas(table: pd.DataFrame) -> pd.DataFrame:
 TABLE_FORMATS = (".csv", ".json", ".xlsx", ".parquet")
 
 
+def check_table_path(path: str | os.PathLike) -> str:
+    """The table format :func:`write_table` would use for ``path`` (its ending, e.g.
+    ``".xlsx"``), checked before any work is done.
+
+    Raises
+    ------
+    ValueError
+        For an unknown ending, or ``.parquet`` without pyarrow installed.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in TABLE_FORMATS:
+        raise ValueError(f"cannot write {path.name}: the name must end in "
+                         f"{', '.join(TABLE_FORMATS)}")
+    if suffix == ".parquet" and importlib.util.find_spec("pyarrow") is None:
+        raise ValueError(f"cannot write {path.name}: Parquet needs pyarrow "
+                         "(pip install 'cpet-nb[parquet]')")
+    return suffix
+
+
 def write_table(table: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Write a results table as CSV, JSON records, Excel or Parquet (by the file's ending).
 
@@ -39,12 +60,14 @@ def write_table(table: pd.DataFrame, path: str | os.PathLike) -> Path:
     -------
     pathlib.Path
         The path written.
+
+    Raises
+    ------
+    ValueError
+        See :func:`check_table_path`.
     """
+    suffix = check_table_path(path)
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in TABLE_FORMATS:
-        raise ValueError(f"cannot write {path.name}: the name must end in "
-                         f"{', '.join(TABLE_FORMATS)}")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     if suffix == ".csv":

@@ -487,6 +487,23 @@ def run_batch(n: int, workdir: Path, tests: list[Path], exports: list[Path],
     }
 
 
+def cancel_latency(n: int, workdir: Path, tests: list[Path], exports: list[Path],
+                   copyable: dict[Path, bool], workers: int) -> dict[str, Any]:
+    """Seconds from ``Batch.cancel()`` to the batch being stopped (every running task back,
+    the job ``cancelled``), cancelled once the first result is stored in an N-file batch."""
+    build_batch(n, workdir / "files", tests, exports, copyable)
+    first = threading.Event()
+    batch = submit([workdir / "files"], workdir / "jobs.sqlite", workers=workers)
+    batch.subscribe(lambda progress: first.set() if progress.new_files else None)
+    first.wait(120)
+    t0 = time.perf_counter()
+    status = batch.cancel()
+    latency = time.perf_counter() - t0
+    cpet_nb.engine.shutdown()
+    return {"n": n, "cancel_s": latency, "state": status.state,
+            "stored": status.counts["done"], "cancelled": status.counts["cancelled"]}
+
+
 def copies_disagree(files: Any, staged: list[Staged | None]) -> list[str]:
     """Sources whose copies in the batch got different statuses or finding codes."""
     seen: dict[Path, tuple] = {}
@@ -631,6 +648,8 @@ def main() -> None:
                         help="pyoxynet tests timed with pyoxynet itself (default 10)")
     parser.add_argument("--workers", type=int, default=0,
                         help="worker processes of the embedded cluster (0: one per core)")
+    parser.add_argument("--cancel-n", type=int, default=300,
+                        help="files in the batch cancelled to time cancel() (0: skip)")
     parser.add_argument("--json", type=Path, help="write the figures to this JSON file")
     args = parser.parse_args()
     sizes = args.n or [100, 1000]
@@ -659,6 +678,13 @@ def main() -> None:
                                   args.workers))
             print_run(runs[-1])
             shutil.rmtree(Path(folder) / f"n{n}", ignore_errors=True)
+        cancelled = (cancel_latency(args.cancel_n, Path(folder) / "cancel", tests, exports,
+                                    copyable, args.workers) if args.cancel_n else None)
+    if cancelled:
+        print(f"\ncancel: a {cancelled['n']}-file batch cancelled after its first stored "
+              f"result stopped {cancelled['cancel_s']:.2f} s after cancel() (target <= 2 s); "
+              f"job {cancelled['state']}, {cancelled['stored']} results kept, "
+              f"{cancelled['cancelled']} files cancelled")
 
     pyoxynet: dict[str, Any] = {}
     in_every = set.intersection(*(set(r.pop("pyoxynet_sources")) for r in runs))
@@ -687,7 +713,7 @@ def main() -> None:
             "machine": {"cores": os.cpu_count(), "python": sys.version.split()[0],
                         "cpet_nb": cpet_nb.__version__},
             "comment_line_changes_result": changed, "included_once": binary + changed,
-            "runs": runs, "pyoxynet": pyoxynet,
+            "runs": runs, "pyoxynet": pyoxynet, "cancel": cancelled,
             "definitions": {
                 "end_to_end_s": "just before submit() to wait() returning",
                 "first_result_s": "just before submit() to the first subscriber notice "

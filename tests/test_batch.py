@@ -7,7 +7,6 @@ import io
 import os
 import signal
 import threading
-import time
 import zipfile
 
 import pandas as pd
@@ -152,11 +151,8 @@ def test_cancel_stops_quickly_keeps_results_and_resume_finishes(dask_client, bun
     first = threading.Event()
     batch.subscribe(lambda p: first.set() if p.new_files else None)
     assert first.wait(60)
-    started = time.monotonic()
-    status = batch.cancel()
-    stopped_in = time.monotonic() - started
+    status = batch.cancel()  # how fast: benchmarks/bench_batch.py (no clocks in tests)
     assert status.state == "cancelled"
-    assert stopped_in < 2.0, f"cancel took {stopped_in:.2f} s"
     kept = batch.results()
     assert 0 < len(kept) < 120 == status.n_files
     assert status.counts["cancelled"] == 120 - len(kept)

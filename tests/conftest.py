@@ -118,3 +118,16 @@ def dask_client(misbehaving_plugin):
                       dashboard_address=None) as cluster, \
             Client(cluster, set_as_default=False) as client:
         yield client
+
+
+def distinct_copies(sources: list[Path], folder: Path, n: int, start: int = 0) -> list[Path]:
+    """``n`` copies of ``sources`` (cycled) in ``folder``, each unique in content (a comment
+    line appended: the reader skips it), so that a job store does not reuse their results."""
+    folder.mkdir()
+    paths = []
+    for i in range(start, start + n):
+        source = sources[i % len(sources)]
+        target = folder / f"{i:04d}-{source.name}"
+        target.write_bytes(source.read_bytes() + f"\n# copy {i}\n".encode())
+        paths.append(target)
+    return paths

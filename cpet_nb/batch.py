@@ -26,7 +26,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -52,10 +52,20 @@ PARTITIONS_PER_THREAD = 4
 
 @dataclass(frozen=True)
 class Upload:
-    """A file given as bytes (e.g. from a notebook upload widget) rather than a path."""
+    """A file given as bytes (e.g. from a notebook upload widget) rather than a path.
+
+    Only the last part of ``name`` is used (no folders), so an upload cannot be written
+    outside its job's folder.
+    """
 
     name: str
     content: bytes
+
+    @classmethod
+    def from_widget(cls, value: Mapping[str, Any]) -> Upload:
+        """An upload from one item of an ``ipywidgets.FileUpload`` value (a mapping with
+        ``name`` and ``content``, a memoryview)."""
+        return cls(str(value["name"]), bytes(value["content"]))
 
 
 @dataclass(frozen=True)
@@ -195,7 +205,7 @@ class Batch:
 
 def submit(inputs: Iterable[str | os.PathLike | Upload], store: str | os.PathLike | Store, *,
            client: Any = None, config: str | os.PathLike | None = None,
-           **settings: Any) -> Batch:
+           participants: str | os.PathLike | None = None, **settings: Any) -> Batch:
     """Start analysing ``inputs`` on a dask cluster; return at once with the :class:`Batch`.
 
     Parameters
@@ -210,21 +220,35 @@ def submit(inputs: Iterable[str | os.PathLike | Upload], store: str | os.PathLik
         local cluster (see :func:`cpet_nb.engine.get_client`).
     config : str or path-like, optional
         A settings file (see :mod:`cpet_nb.settings`).
+    participants : str or path-like, optional
+        A participants table (:mod:`cpet_nb.subjects`: weight, height, age, sex by file name
+        or number) overriding the files' subject data. It is checked before any work starts
+        and copied into the job, so a resume uses the same table.
     **settings
         :class:`~cpet_nb.settings.Settings` fields, e.g. ``file_timeout_s=30``.
 
     Returns
     -------
     Batch
+
+    Raises
+    ------
+    ValueError
+        For invalid settings, inputs without any CPET file, or a participants table with
+        errors (the message lists them).
     """
     store = store if isinstance(store, Store) else Store(store)
     chosen = Settings.load(config, **settings)
     job_id = store.new_job_id()
+    folder = store.upload_dir(job_id)
+    table = _stage_participants(participants, folder) if participants is not None else None
     with _cluster_starting(client, chosen) as ready:  # meanwhile: expand and hash
-        entries, info = _stage_inputs(list(inputs), store.upload_dir(job_id), chosen)
+        entries, info = _stage_inputs(list(inputs), folder, chosen)
         model_version = bundled_model_version()
+        info["participants"] = table
         store.create_job(job_id, entries, settings=chosen.to_dict(),
-                         analysis_key=chosen.analysis_key(model_version),
+                         analysis_key=chosen.analysis_key(
+                             model_version, table["sha256"] if table else None),
                          model_version=model_version, inputs=info)
     return _start(store, job_id, chosen, ready.result())
 
@@ -277,6 +301,21 @@ def _finish(store: Store, job_id: str, status: str, settings: Settings) -> None:
 # -- inputs ------------------------------------------------------------------------------
 
 
+def _stage_participants(path: str | os.PathLike, folder: Path) -> dict[str, str]:
+    """Check a participants table and keep a copy with the job; its name, copy and sha256."""
+    from .findings import has_errors
+    from .subjects import SubjectTable
+
+    table = SubjectTable.from_csv(path)
+    if has_errors(table.findings):
+        raise ValueError("participants table refused: "
+                         + "; ".join(str(f) for f in table.findings if f.severity.value == "error"))
+    folder.mkdir(parents=True, exist_ok=True)
+    copy = folder / "participants.csv"
+    shutil.copyfile(path, copy)
+    return {"name": os.fspath(path), "path": str(copy), "sha256": _hash(copy)[0]}
+
+
 def _stage_inputs(inputs: Sequence[str | os.PathLike | Upload], folder: Path,
                   settings: Settings) -> tuple[list[FileEntry], dict[str, Any]]:
     """Expand and hash the inputs; uploads and archive members are copied into ``folder``
@@ -285,7 +324,7 @@ def _stage_inputs(inputs: Sequence[str | os.PathLike | Upload], folder: Path,
     paths: list[str | os.PathLike] = []
     for i, item in enumerate(inputs):
         if isinstance(item, Upload):
-            target = folder / f"upload-{i}" / Path(item.name).name
+            target = folder / f"upload-{i}" / (Path(item.name).name or f"upload-{i}")
             target.parent.mkdir()
             target.write_bytes(item.content)
             paths.append(target)
@@ -357,6 +396,7 @@ class _Driver(threading.Thread):
         self._in_flight: dict[Any, _Partition] = {}
         self._state_lock = threading.Lock()
         self._stored = 0
+        self._analysis_options: dict[str, Any] | None = None
         self._began = time.monotonic()
 
     # state read by Batch.status() from other threads
@@ -474,12 +514,19 @@ class _Driver(threading.Thread):
                         time.monotonic() - partition.started, error=repr(exc))]
 
     def _options(self) -> dict[str, Any]:
-        from .io import ColumnMapping
+        """Keyword arguments of :func:`cpet_nb.analyze` for every file (made once)."""
+        if self._analysis_options is None:
+            from .io import ColumnMapping
+            from .subjects import SubjectTable
 
-        options: dict[str, Any] = {"settings": self.settings}
-        if self.settings.profile is not None:
-            options["mapping"] = ColumnMapping.from_dict(self.settings.profile)
-        return options
+            options: dict[str, Any] = {"settings": self.settings}
+            if self.settings.profile is not None:
+                options["mapping"] = ColumnMapping.from_dict(self.settings.profile)
+            table = self.batch.store.job(self.batch.job_id)["inputs"].get("participants")
+            if table:
+                options["subjects"] = SubjectTable.from_csv(table["path"])
+            self._analysis_options = options
+        return self._analysis_options
 
     def _release_event(self) -> None:
         """Forget the job's cancel event on the scheduler (it holds one per job)."""

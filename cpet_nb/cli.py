@@ -154,7 +154,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             batch = submit(args.inputs, args.store, client=args.scheduler, config=args.config,
                            workers=args.workers, file_timeout_s=args.timeout,
                            max_file_mb=args.max_file_mb, partition_size=args.partition_size,
-                           profile=args.profile)
+                           profile=args.profile, participants=args.participants)
     except (ValueError, KeyError, RuntimeError, OSError) as exc:
         print(f"cpet-nb: {exc}", file=sys.stderr)
         return 2
@@ -288,6 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-file-mb", type=float, help="refuse larger files")
     run.add_argument("--partition-size", type=int, help="files per task (default: automatic)")
     run.add_argument("--profile", help="read every file with this lab profile")
+    run.add_argument("--participants", metavar="CSV", help="participants table (weight, "
+                     "height, age, sex by file name or number) overriding the files' data")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     run.set_defaults(func=_cmd_run)
 

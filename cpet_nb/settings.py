@@ -215,13 +215,14 @@ class Settings:
                 "within": self.peak_within, "hr_max_formula": self.hr_max_formula,
                 "rer_min": self.rer_criterion, "hr_pct_min": self.hr_criterion_pct}
 
-    def analysis_key(self, model_version: str) -> str:
-        """A digest of what makes results comparable: the analysis settings, the model and
-        cpet_nb's version. Equal keys and equal file contents give equal results."""
+    def analysis_key(self, model_version: str, participants_sha256: str | None = None) -> str:
+        """A digest of what makes results comparable: the analysis settings, the model,
+        cpet_nb's version and the participants table (its sha256) if one is used. Equal keys
+        and equal file contents give equal results."""
         from . import __version__
 
         basis = {name: getattr(self, name) for name in self.ANALYSIS_FIELDS}
-        basis.update(model=model_version, cpet_nb=__version__)
+        basis.update(model=model_version, cpet_nb=__version__, participants=participants_sha256)
         text = json.dumps(basis, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 

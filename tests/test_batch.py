@@ -11,7 +11,7 @@ import zipfile
 
 import pandas as pd
 import pytest
-from conftest import misbehaving_file
+from conftest import distinct_copies, misbehaving_file
 
 import cpet_nb
 from cpet_nb.batch import Upload, jobs, resume, submit
@@ -108,8 +108,10 @@ def test_uploads_and_zip_uploads(dask_client, bundled_tests, tmp_path):
         for path in bundled_tests[2:4]:
             zf.write(path, f"lab/{path.name}")
         zf.writestr("lab/readme.txt", "notes")
-    uploads = [Upload(bundled_tests[0].name, bundled_tests[0].read_bytes()),
-               Upload("visit.zip", archive.getvalue())]
+    widget_value = {"name": f"../../{bundled_tests[0].name}",  # no way out of the job folder
+                    "content": memoryview(bundled_tests[0].read_bytes()),
+                    "type": "text/csv", "size": 1}
+    uploads = [Upload.from_widget(widget_value), Upload("visit.zip", archive.getvalue())]
     store = tmp_path / "jobs.sqlite"
     batch = submit(uploads, store, client=dask_client)
     assert batch.wait().state == "done"
@@ -131,26 +133,20 @@ def test_files_travel_as_bytes_when_workers_cannot_see_them(dask_client, bundled
     pd.testing.assert_frame_equal(got, reference_table.iloc[:5])
 
 
-def _copies(bundled_tests, folder, n):
-    """``n`` distinct files (a comment line makes each copy's content unique)."""
-    folder.mkdir()
-    paths = []
-    for i in range(n):
-        source = bundled_tests[i % len(bundled_tests)]
-        target = folder / f"{i:04d}-{source.name}"
-        target.write_bytes(source.read_bytes() + f"\n# copy {i}\n".encode())
-        paths.append(target)
-    return paths
+def _running(paths, store, client):
+    """A batch of small partitions, returned once its first result is stored."""
+    batch = submit(paths, store, client=client, partition_size=3)
+    first = threading.Event()
+    batch.subscribe(lambda p: first.set() if p.new_files else None)
+    assert first.wait(60)
+    return batch
 
 
 def test_cancel_stops_quickly_keeps_results_and_resume_finishes(dask_client, bundled_tests,
                                                                  tmp_path):
-    paths = _copies(bundled_tests, tmp_path / "many", 120)
+    paths = distinct_copies(bundled_tests, tmp_path / "many", 120)
     store = tmp_path / "jobs.sqlite"
-    batch = submit(paths, store, client=dask_client, partition_size=3)
-    first = threading.Event()
-    batch.subscribe(lambda p: first.set() if p.new_files else None)
-    assert first.wait(60)
+    batch = _running(paths, store, dask_client)
     status = batch.cancel()  # how fast: benchmarks/bench_batch.py (no clocks in tests)
     assert status.state == "cancelled"
     kept = batch.results()
@@ -166,12 +162,9 @@ def test_cancel_stops_quickly_keeps_results_and_resume_finishes(dask_client, bun
 
 def test_killed_worker_loses_nothing_and_writes_nothing_twice(dask_client, bundled_tests,
                                                                bundled_results, tmp_path):
-    paths = _copies(bundled_tests, tmp_path / "many", 90)
+    paths = distinct_copies(bundled_tests, tmp_path / "many", 90)
     store = tmp_path / "jobs.sqlite"
-    batch = submit(paths, store, client=dask_client, partition_size=3)
-    first = threading.Event()
-    batch.subscribe(lambda p: first.set() if p.new_files else None)
-    assert first.wait(60)
+    batch = _running(paths, store, dask_client)
     victim = next(iter(dask_client.run(os.getpid).values()))
     os.kill(victim, signal.SIGKILL)
     status = batch.wait(120)
@@ -185,3 +178,30 @@ def test_killed_worker_loses_nothing_and_writes_nothing_twice(dask_client, bundl
         (batch.job_id,)).fetchone()
     assert rows == (90, 90)
     dask_client.wait_for_workers(2, timeout=60)  # the nanny restarted it
+
+
+def test_participants_table_travels_with_the_job(dask_client, tmp_path):
+    from samples import sample
+
+    folder = sample("zan/ramptests")
+    tests = [folder / f"{n:02d}" for n in (1, 2, 3)]
+    store = tmp_path / "jobs.sqlite"
+    batch = submit(tests, store, client=dask_client, participants=folder / "participants.csv")
+    assert batch.wait().state == "done"
+    table = batch.results()
+    assert table["weight_kg"].tolist() == [60.1, 60.7, 63.9]  # the table's, not the files'
+    assert (table["vo2peak_ml_kg_min"] * table["weight_kg"]).round(6).tolist() == \
+        table["vo2peak_ml_min"].round(6).tolist()
+    # same files without the table: a different analysis, nothing reused
+    plain = submit(tests, store, client=dask_client)
+    assert plain.wait().counts["reused"] == 0
+
+
+def test_a_bad_participants_table_stops_the_submit_before_any_work(dask_client, tmp_path,
+                                                                   bundled_tests):
+    bad = tmp_path / "participants.csv"
+    bad.write_text("colour,shade\nred,dark\n")
+    store = tmp_path / "jobs.sqlite"
+    with pytest.raises(ValueError, match="participants table refused"):
+        submit(bundled_tests[:2], store, client=dask_client, participants=bad)
+    assert jobs(store).empty

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import distinct_copies
 
 import cpet_nb
 from cpet_nb.batch import resume
@@ -21,18 +22,6 @@ from cpet_nb.store import Store
 
 pytestmark = pytest.mark.slow
 CLI = [sys.executable, "-m", "cpet_nb.cli"]
-
-
-def _copies(bundled_tests, folder: Path, n: int, start: int = 0) -> list[Path]:
-    """``n`` distinct files (a comment line makes each copy's content unique)."""
-    folder.mkdir()
-    paths = []
-    for i in range(start, start + n):
-        source = bundled_tests[i % len(bundled_tests)]
-        target = folder / f"{i:04d}-{source.name}"
-        target.write_bytes(source.read_bytes() + f"\n# copy {i}\n".encode())
-        paths.append(target)
-    return paths
 
 
 def _wait_for(condition, timeout_s: float, what: str):
@@ -57,7 +46,7 @@ def _stored(store_path: Path) -> int:
 
 def test_killed_client_then_resume_runs_only_the_missing_files(dask_client, bundled_tests,
                                                                 tmp_path):
-    paths = _copies(bundled_tests, tmp_path / "tests", 60)
+    paths = distinct_copies(bundled_tests, tmp_path / "tests", 60)
     store_path = tmp_path / "jobs.sqlite"
     client = subprocess.Popen(
         [*CLI, "run", str(tmp_path / "tests"), "--store", str(store_path), "--workers", "2",
@@ -86,7 +75,7 @@ def test_killed_client_then_resume_runs_only_the_missing_files(dask_client, bund
 
 def test_two_clients_run_batches_on_one_store_at_once(bundled_tests, tmp_path):
     store_path = tmp_path / "jobs.sqlite"
-    sets = [_copies(bundled_tests, tmp_path / f"set{k}", 30, start=30 * k) for k in (0, 1)]
+    sets = [distinct_copies(bundled_tests, tmp_path / f"set{k}", 30, start=30 * k) for k in (0, 1)]
     runs = [subprocess.Popen([*CLI, "run", str(tmp_path / f"set{k}"), "--store",
                               str(store_path), "--workers", "1", "--partition-size", "3", "-q"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

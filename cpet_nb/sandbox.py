@@ -122,8 +122,13 @@ class Sandbox:
                                    f"analysis stopped after the {timeout_s:g} s limit per file")
                 result, restart = self._reader.recv()
             except (EOFError, OSError, BrokenPipeError):
-                code = self._process.poll() if self._process else None
+                code = self._process.wait() if self._process else None
                 self.close()
+                if allowance:  # it never answered anything: a set-up problem, not the file
+                    return _failed(label, "analysis-crashed",
+                                   f"the analysis process exited (code {code}) before "
+                                   "analysing anything: is cpet_nb with its TFLite runtime "
+                                   "installed where the workers run? (see the worker's log)")
                 return _failed(label, "analysis-crashed",
                                f"the analysis process died (exit code {code}) on this file")
             if restart:

@@ -49,3 +49,11 @@ def test_exception_in_analysis_is_an_internal_error_finding(sandbox, tmp_path):
     result = sandbox.analyze(path, "odd.txt")
     assert [f.code for f in result.findings] == ["internal-error"]
     assert "ValueError" in result.findings[0].message
+
+
+def test_a_child_that_cannot_start_says_so(monkeypatch, bundled_tests):
+    monkeypatch.setenv("CPET_NB_TFLITE_RUNTIME", "no-such-runtime")  # the child inherits it
+    with Sandbox() as box:
+        result = box.analyze(bundled_tests[0], "first")
+    assert [f.code for f in result.findings] == ["analysis-crashed"]
+    assert "before analysing anything" in result.findings[0].message

@@ -20,6 +20,7 @@ from .io import DEFAULT_MAX_FILE_BYTES, ColumnMapping, readers
 from .model import RuntimeMissing, get_model
 from .profiles import list_profiles, load_profile, profiles_folder, save_profile
 from .result import FileResult, results_table
+from .settings import Settings
 from .subjects import SubjectTable
 
 
@@ -57,7 +58,7 @@ def _run(inputs: Inputs, output: Path, max_file_bytes: int, quiet: bool,
     results = []
     start = time.perf_counter()
     for i, item in enumerate(inputs.files, 1):
-        result = analyze_isolated(item.path, max_file_bytes=max_file_bytes, **options)
+        result = analyze_isolated(item.path, **options)
         result = result.renamed(item.label)
         results.append(result)
         if not quiet:
@@ -82,7 +83,13 @@ def _run(inputs: Inputs, output: Path, max_file_bytes: int, quiet: bool,
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
-    options: dict[str, Any] = {"hr_file": args.hr_file, "hr_offset_s": args.hr_offset}
+    try:
+        settings = Settings.load(args.config, max_file_mb=args.max_file_mb)
+    except ValueError as exc:
+        print(f"cpet-nb: {exc}", file=sys.stderr)
+        return 2
+    options: dict[str, Any] = {"hr_file": args.hr_file, "hr_offset_s": args.hr_offset,
+                               "settings": settings}
     if args.profile:
         try:
             options["mapping"] = load_profile(args.profile)
@@ -96,7 +103,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         if has_errors(table.findings):
             return 2
         options["subjects"] = table
-    _, code = _analyze_many(args.paths, Path(args.output), args.max_file_mb * 1_000_000,
+    _, code = _analyze_many(args.paths, Path(args.output), settings.max_file_bytes,
                             args.quiet, **options)
     return code
 
@@ -244,8 +251,10 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("paths", nargs="+", help="files, folders (searched recursively) or globs")
     analyze.add_argument("-o", "--output", default="results.csv",
                          help="results table, .csv or .json (default: results.csv)")
-    analyze.add_argument("--max-file-mb", type=float, default=DEFAULT_MAX_FILE_BYTES / 1e6,
-                         help="refuse larger files (default: %(default)g MB)")
+    analyze.add_argument("--max-file-mb", type=float,
+                         help="refuse larger files (default: settings, 10 MB)")
+    analyze.add_argument("--config", help="settings file (TOML, [cpet_nb] table; also "
+                         "$CPET_NB_CONFIG and CPET_NB_* variables): peak averaging, criteria")
     analyze.add_argument("-q", "--quiet", action="store_true", help="only the summary")
     analyze.add_argument("--profile", help="read every file with this lab profile's column "
                          "mapping (see 'cpet-nb profile')")

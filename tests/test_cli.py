@@ -168,3 +168,30 @@ def test_hr_file_fills_missing_cart_hr_for_one_test(tmp_path, capsys):
     assert main(["analyze", str(zan), str(zan.parent / "ramptests" / "01"), "-o", str(out),
                  "--hr-file", str(tcx)]) == 2
     assert "exactly one input file" in capsys.readouterr().err
+
+
+def test_analyze_reads_settings_from_a_config_file(tmp_path, ramp_csv):
+    config = tmp_path / "cpet.toml"
+    config.write_text('[cpet_nb]\nvo2peak_window = 10\nvo2peak_method = "time-binned"\n')
+    default, configured = tmp_path / "default.csv", tmp_path / "configured.csv"
+    assert main(["analyze", str(ramp_csv), "-o", str(default), "-q"]) == 0
+    assert main(["analyze", str(ramp_csv), "-o", str(configured), "-q",
+                 "--config", str(config)]) == 0
+    assert (pd.read_csv(configured)["vo2peak_ml_min"][0]
+            != pd.read_csv(default)["vo2peak_ml_min"][0])
+    config.write_text("[cpet_nb]\nvo2peak_window = 0\n")
+    assert main(["analyze", str(ramp_csv), "-o", str(configured), "--config", str(config)]) == 2
+
+
+def test_run_exports_and_summarises(tmp_path, bundled_tests, capsys):
+    from cpet_nb import engine
+
+    out = tmp_path / "r.xlsx"
+    code = main(["run", *map(str, bundled_tests[:3]), "--store", str(tmp_path / "s.sqlite"),
+                 "--workers", "1", "-o", str(out), "-q"])
+    engine.shutdown()
+    assert code == 0
+    assert "3 file(s), job done" in capsys.readouterr().err
+    assert len(pd.read_excel(out, engine="calamine")) == 3
+    assert main(["store", "check", "--store", str(tmp_path / "s.sqlite")]) == 0
+    assert main(["run", "--store", str(tmp_path / "s.sqlite")]) == 2  # neither inputs nor JOB

@@ -28,8 +28,10 @@ from typing import Any
 from .findings import Finding, Severity
 from .result import FileResult
 
-#: Time a new child may take to start and load the model, on top of the file's limit (s).
+#: Time a new child may take to start and load the model (s); the per-file limit starts after.
 STARTUP_ALLOWANCE_S = 60.0
+#: What a child sends once its model is loaded.
+READY = "ready"
 
 
 class Sandbox:
@@ -76,6 +78,17 @@ class Sandbox:
         self._process.stdin.close()
         self._fresh = True
 
+    def _await_ready(self) -> bool:
+        """Wait for a new child's "model loaded" message; stop it if none comes."""
+        self._fresh = False
+        try:
+            if self._reader.poll(STARTUP_ALLOWANCE_S) and self._reader.recv() == READY:
+                return True
+        except (EOFError, OSError):
+            pass
+        self.close()
+        return False
+
     def close(self) -> None:
         """Stop the child (safe to call twice)."""
         process, self._process = self._process, None
@@ -111,24 +124,23 @@ class Sandbox:
         """
         with self._lock:
             self.start()
-            allowance = STARTUP_ALLOWANCE_S if self._fresh else 0.0
-            self._fresh = False
+            if self._fresh and not self._await_ready():
+                return _failed(label, "analysis-crashed",
+                               "the analysis process could not start (no model loaded within "
+                               f"{STARTUP_ALLOWANCE_S:g} s, or it exited): is cpet_nb with its "
+                               "TFLite runtime installed where the workers run? (see the "
+                               "worker's log)")
             request = (os.fspath(path), label, options or {}, memory_mb)
             try:
                 self._writer.send(request)
-                if not self._reader.poll(timeout_s + allowance):
+                if not self._reader.poll(timeout_s):
                     self.close()
                     return _failed(label, "file-timeout",
                                    f"analysis stopped after the {timeout_s:g} s limit per file")
                 result, restart = self._reader.recv()
-            except (EOFError, OSError, BrokenPipeError):
+            except (EOFError, OSError):
                 code = self._process.wait() if self._process else None
                 self.close()
-                if allowance:  # it never answered anything: a set-up problem, not the file
-                    return _failed(label, "analysis-crashed",
-                                   f"the analysis process exited (code {code}) before "
-                                   "analysing anything: is cpet_nb with its TFLite runtime "
-                                   "installed where the workers run? (see the worker's log)")
                 return _failed(label, "analysis-crashed",
                                f"the analysis process died (exit code {code}) on this file")
             if restart:
@@ -176,6 +188,7 @@ def _serve(reader: Connection, writer: Connection) -> None:
     from .model import get_model
 
     get_model()
+    writer.send(READY)
     while True:
         try:
             path, label, options, memory_mb = reader.recv()

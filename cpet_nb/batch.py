@@ -20,6 +20,7 @@ partition is committed in one transaction and only then announced to subscribers
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import math
 import os
@@ -373,13 +374,27 @@ def _hash(path: Path) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
+def _contents(entries: Sequence[FileEntry], max_file_bytes: int) -> dict[int, bytes]:
+    """The bytes of each readable file, for workers that cannot read the client's paths. A
+    file over the size limit is cut just past it (the worker then refuses it as too large,
+    as it would the original); an unreadable file is left out (the worker reports it as not
+    found)."""
+    out = {}
+    for entry in entries:
+        try:
+            with open(entry.path, "rb") as stream:
+                out[entry.idx] = stream.read(max_file_bytes + 1)
+        except OSError:
+            continue
+    return out
+
+
 # -- the driver --------------------------------------------------------------------------
 
 
 @dataclass
 class _Partition:
     entries: list[FileEntry]
-    attempts: int = 0
     started: float = field(default_factory=time.monotonic)
 
 
@@ -397,6 +412,7 @@ class _Driver(threading.Thread):
         self._state_lock = threading.Lock()
         self._stored = 0
         self._analysis_options: dict[str, Any] | None = None
+        self._task_numbers = itertools.count()  # unique keys: a retried file is a new task
         self._began = time.monotonic()
 
     # state read by Batch.status() from other threads
@@ -480,15 +496,14 @@ class _Driver(threading.Thread):
     def _submit(self, partition: _Partition, completed: Any, by_path: bool) -> None:
         from .engine import run_partition
 
-        contents = None if by_path else {e.idx: Path(e.path).read_bytes()
-                                         for e in partition.entries}
-        partition.attempts += 1
+        contents = None if by_path else _contents(partition.entries,
+                                                  self.settings.max_file_bytes)
         partition.started = time.monotonic()
         future = self.client.submit(
             run_partition, self.batch.job_id, partition.entries, self._options(),
             self.settings.file_timeout_s, self.settings.file_memory_mb, contents,
             pure=False, retries=self.settings.retries,
-            key=f"cpet_nb-{self.batch.job_id}-{partition.entries[0].idx}-{partition.attempts}")
+            key=f"cpet_nb-{self.batch.job_id}-{next(self._task_numbers)}")
         with self._state_lock:
             self._in_flight[future] = partition
         completed.add(future)

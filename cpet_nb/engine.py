@@ -158,7 +158,8 @@ def run_partition(job_id: str, entries: Sequence[FileEntry], options: dict[str, 
     timeout_s, memory_mb : float
         Limits per file (:meth:`cpet_nb.sandbox.Sandbox.analyze`).
     contents : dict, optional
-        File bytes by index, when this worker cannot read the client's paths.
+        File bytes by index, when this worker cannot read the client's paths (a file
+        missing from it is reported as not found).
 
     Returns
     -------
@@ -177,9 +178,10 @@ def run_partition(job_id: str, entries: Sequence[FileEntry], options: dict[str, 
                     break
                 checked = time.monotonic()
             path = entry.path
-            if contents is not None:
+            if contents is not None:  # a file the client could not read is not written
                 path = os.path.join(scratch, f"{entry.idx}-{Path(entry.name).name}")
-                Path(path).write_bytes(contents[entry.idx])
+                if entry.idx in contents:
+                    Path(path).write_bytes(contents[entry.idx])
             started = time.time()
             result = sandbox.analyze(path, entry.name, options, timeout_s=timeout_s,
                                      memory_mb=memory_mb)

@@ -126,11 +126,13 @@ def test_uploads_and_zip_uploads(dask_client, bundled_tests, tmp_path):
 
 def test_files_travel_as_bytes_when_workers_cannot_see_them(dask_client, bundled_tests,
                                                              reference_table, tmp_path):
-    batch = submit(bundled_tests[:5], tmp_path / "jobs.sqlite", client=dask_client,
+    missing = tmp_path / "gone.csv"
+    batch = submit([*bundled_tests[:5], missing], tmp_path / "jobs.sqlite", client=dask_client,
                    ship_files="bytes")
     batch.wait()
     got = batch.results()
-    pd.testing.assert_frame_equal(got, reference_table.iloc[:5])
+    pd.testing.assert_frame_equal(got.iloc[:5], reference_table.iloc[:5])
+    assert got.loc[5, "file"] == str(missing) and "file-not-found" in got.loc[5, "findings"]
 
 
 def _running(paths, store, client):

@@ -179,7 +179,8 @@ def run_partition(job_id: str, entries: Sequence[FileEntry], options: dict[str, 
                 checked = time.monotonic()
             path = entry.path
             if contents is not None:  # a file the client could not read is not written
-                path = os.path.join(scratch, f"{entry.idx}-{Path(entry.name).name}")
+                # the index keeps names unique and short; the ending is kept for readers
+                path = os.path.join(scratch, f"{entry.idx}{Path(entry.name).suffix[:16]}")
                 if entry.idx in contents:
                     Path(path).write_bytes(contents[entry.idx])
             started = time.time()

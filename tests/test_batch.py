@@ -207,3 +207,27 @@ def test_a_bad_participants_table_stops_the_submit_before_any_work(dask_client, 
     with pytest.raises(ValueError, match="participants table refused"):
         submit(bundled_tests[:2], store, client=dask_client, participants=bad)
     assert jobs(store).empty
+
+
+def _raise(message):
+    raise RuntimeError(message)
+
+
+def test_a_failed_partition_is_split_and_a_failed_file_becomes_a_finding(dask_client,
+                                                                         tmp_path):
+    from cpet_nb.batch import Batch, _Driver, _Partition
+    from cpet_nb.settings import Settings
+    from cpet_nb.store import FileEntry
+
+    store = Store(tmp_path / "jobs.sqlite")
+    entries = [FileEntry(i, f"f{i}.csv", str(tmp_path / f"f{i}.csv"), "", 0) for i in (0, 1)]
+    driver = _Driver(Batch(store, "job"), dask_client, Settings())
+    failed = dask_client.submit(_raise, "worker exploded", pure=False)
+    assert "worker exploded" in str(failed.exception())  # done, and failed
+    queue = []
+    assert driver._outcomes(failed, _Partition(entries), queue) == []
+    assert [p.entries for p in queue] == [[entries[0]], [entries[1]]]  # tried one by one
+    [outcome] = driver._outcomes(failed, _Partition([entries[1]]), queue)
+    assert outcome.idx == 1 and outcome.result.status == "error"
+    assert outcome.result.findings[0].code == "worker-lost"
+    assert "worker exploded" in outcome.result.findings[0].message

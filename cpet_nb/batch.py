@@ -254,17 +254,21 @@ def submit(inputs: Iterable[str | os.PathLike | Upload], store: str | os.PathLik
     return _start(store, job_id, chosen, ready.result())
 
 
-def resume(job_id: str, store: str | os.PathLike | Store, *, client: Any = None) -> Batch:
+def resume(job_id: str, store: str | os.PathLike | Store, *, client: Any = None,
+           force: bool = False) -> Batch:
     """Run what a job has not finished (after a crash, a kernel restart or a cancel).
 
     Files that have a stored result are not analysed again; neither are files whose content
-    has a result under the same analysis key in another job.
+    has a result under the same analysis key in another job. A job that still looks
+    ``running`` is refused unless ``force`` (its owner ran on another host, so this process
+    cannot tell whether it is gone; see :meth:`cpet_nb.store.Store.claim_job`).
     """
     store = store if isinstance(store, Store) else Store(store)
     settings = Settings.from_dict(store.job(job_id)["settings"])
-    with _cluster_starting(client, settings) as ready:
-        store.claim_job(job_id)
-    return _start(store, job_id, settings, ready.result())
+    store.claim_job(job_id, force=force)  # refuse before starting a cluster
+    from .engine import get_client
+
+    return _start(store, job_id, settings, get_client(client, settings.workers))
 
 
 def jobs(store: str | os.PathLike | Store) -> pd.DataFrame:

@@ -156,7 +156,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     try:
         if args.resume:
-            batch = resume(args.resume, args.store, client=args.scheduler)
+            batch = resume(args.resume, args.store, client=args.scheduler, force=args.force)
         else:
             batch = submit(args.inputs, args.store, client=args.scheduler, config=args.config,
                            workers=args.workers, file_timeout_s=args.timeout,
@@ -286,6 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("inputs", nargs="*", help="files, folders, globs or ZIP archives")
     run.add_argument("--store", required=True, help="SQLite job store (created when missing)")
     run.add_argument("--resume", metavar="JOB", help="finish an interrupted or cancelled job")
+    run.add_argument("--force", action="store_true", help="with --resume: take over a job "
+                     "that still looks running (its process was on another host and is gone)")
     run.add_argument("--scheduler", metavar="ADDR", help="an existing dask scheduler "
                      "(default: $DASK_SCHEDULER_ADDRESS, else a local cluster)")
     run.add_argument("--workers", type=int, help="local cluster worker processes "

@@ -286,17 +286,25 @@ class Store:
             table[column] = table[column].fillna(0).astype(int)
         return table
 
-    def claim_job(self, job_id: str) -> None:
+    def claim_job(self, job_id: str, force: bool = False) -> None:
         """Make this process the job's owner and mark it running (for a resume).
+
+        Parameters
+        ----------
+        force : bool
+            Take the job even if it looks running: for an owner on another host, whose
+            death this process cannot see. (Two live owners would waste work, never results:
+            a file's result is stored once.)
 
         Raises
         ------
         RuntimeError
-            When another live process on this host is running the job.
+            When another process that may be alive is running the job (and not ``force``).
         """
         job = self.job(job_id)
-        if job["status"] == "running" and job["owner"] != owner_id():
-            raise RuntimeError(f"job {job_id} is being run by process {job['owner']}")
+        if job["status"] == "running" and job["owner"] != owner_id() and not force:
+            raise RuntimeError(f"job {job_id} is being run by process {job['owner']} "
+                               "(if that process is gone, resume with force)")
         with self.transaction() as db:
             db.execute("UPDATE jobs SET status = 'running', owner = ?, updated_at = ?, "
                        "finished_at = NULL WHERE job_id = ?", (owner_id(), utc_now(), job_id))

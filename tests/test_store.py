@@ -106,6 +106,14 @@ def test_interrupted_cancelled_and_claimed_jobs(tmp_path, analysed):
     assert store.counts(job)["cancelled"] == 4 and not store.pending(job)
     store.claim_job(job)  # a resume makes cancelled files pending again
     assert len(store.pending(job)) == 4
+    with store.transaction() as db:  # an owner on another host: its death cannot be seen
+        db.execute("UPDATE jobs SET status = 'running', owner = 'elsewhere:1' "
+                   "WHERE job_id = ?", (job,))
+    assert store.job(job)["status"] == "running"
+    with pytest.raises(RuntimeError, match="resume with force"):
+        store.claim_job(job)
+    store.claim_job(job, force=True)
+    assert store.job(job)["owner"] != "elsewhere:1"
     with pytest.raises(KeyError, match="no job 'nope'"):
         store.job("nope")
 

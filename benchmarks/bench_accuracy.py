@@ -33,7 +33,7 @@ import cpet_nb
 from cpet_nb.consensus import (
     DEFAULT_WEIGHTS,
     MAX_SPREAD_VO2_ML_MIN,
-    REVIEW_FLAGS,
+    REVIEW_REASONS,
     review_flags,
     threshold_consensus,
 )
@@ -176,7 +176,7 @@ def report(rows: pd.DataFrame, title: str) -> None:
         flagged = rows[f"review_at_{spread:.0f}"].to_numpy(dtype=bool)
         print(f"  spread limit {spread:.0f} mL/min{default}: {flag_yield(flagged, large)}")
     print("  rate of each flag (default limit): " + ", ".join(
-        f"{flag} {rows[flag].mean():.0%}" for flag in REVIEW_FLAGS[:-1]))
+        f"{flag} {rows[flag].mean():.0%}" for flag in REVIEW_REASONS))
 
 
 def main() -> None:

@@ -314,7 +314,8 @@ def _stage_participants(path: str | os.PathLike, folder: Path) -> dict[str, str]
     table = SubjectTable.from_csv(path)
     if has_errors(table.findings):
         raise ValueError("participants table refused: "
-                         + "; ".join(str(f) for f in table.findings if f.severity.value == "error"))
+                         + "; ".join(str(f) for f in table.findings
+                                     if f.severity is Severity.ERROR))
     folder.mkdir(parents=True, exist_ok=True)
     copy = folder / "participants.csv"
     shutil.copyfile(path, copy)
@@ -451,9 +452,9 @@ class _Driver(threading.Thread):
         try:
             _finish(store, job_id, status, self.settings)
         finally:
-            store.close()
             self._release_event()
             self.batch._notify(self.batch.status())
+            store.close()  # this thread's connection, after its last read
 
     def _drive(self, store: Store, job_id: str) -> str:
         from distributed import as_completed

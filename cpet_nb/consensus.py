@@ -60,9 +60,11 @@ MAX_SPREAD_VO2_ML_MIN = 161.0
 #: Model finding codes that mean its domain mapping is not to be trusted.
 MODEL_SWAP_CODES = frozenset({"vt-order", "domain-mapping-ambiguous"})
 
-#: The review flags, in table order.
-REVIEW_FLAGS: tuple[str, ...] = ("review_vt_spread", "review_vt_missing", "review_vt_order",
-                                 "review_model_swap", "review_effort", "review")
+#: The reasons a test is flagged, in table order; ``review`` is raised by any of them.
+REVIEW_REASONS: tuple[str, ...] = ("review_vt_spread", "review_vt_missing", "review_vt_order",
+                                   "review_model_swap", "review_effort")
+#: The review flags (the reasons, then ``review``), as :func:`review_flags` returns them.
+REVIEW_FLAGS: tuple[str, ...] = (*REVIEW_REASONS, "review")
 
 
 class Estimate(Protocol):

@@ -21,7 +21,7 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -76,24 +76,29 @@ def get_client(client: Client | str | None = None, workers: int = 0) -> Client:
 
 
 def _scheduler_client(address: str) -> Client:
-    with _lock:
-        existing = _clients.get(address)
-        if existing is None or existing.status != "running":
-            existing = _clients[address] = Client(address, set_as_default=False)
-        return existing
+    return _cached_client(address, lambda: Client(address, set_as_default=False))
 
 
 def _embedded_client(workers: int) -> Client:
-    global _local_cluster
-    with _lock:
-        existing = _clients.get("embedded")
-        if existing is not None and existing.status == "running":
-            return existing
+    def start() -> Client:
+        global _local_cluster
+        if _local_cluster is not None:  # its client closed: start afresh, not beside it
+            _local_cluster.close()
         _local_cluster = LocalCluster(
             n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
             dashboard_address=":0")
-        client = _clients["embedded"] = Client(_local_cluster, set_as_default=False)
-        return client
+        return Client(_local_cluster, set_as_default=False)
+
+    return _cached_client("embedded", start)
+
+
+def _cached_client(key: str, connect: Callable[[], Client]) -> Client:
+    """The running client kept under ``key``, or a new one from ``connect()``."""
+    with _lock:
+        existing = _clients.get(key)
+        if existing is None or existing.status != "running":
+            existing = _clients[key] = connect()
+        return existing
 
 
 @atexit.register

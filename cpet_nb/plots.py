@@ -104,14 +104,13 @@ def review_table(table: pd.DataFrame, width: int = 1040):
     table : pandas.DataFrame
         A results table (:func:`cpet_nb.results_table` or ``Batch.results()``).
     """
-    from .consensus import REVIEW_FLAGS
+    from .consensus import REVIEW_REASONS
 
     bokeh = _bokeh()
     from bokeh.models import ColumnDataSource, DataTable, Div, TableColumn
 
-    reasons = [f for f in REVIEW_FLAGS if f != "review"]
     flagged = table[table["review"].fillna(False).astype(bool)].copy()
-    flagged["why"] = [", ".join(f.removeprefix("review_") for f in reasons if row[f] is True)
+    flagged["why"] = [", ".join(f.removeprefix("review_") for f in REVIEW_REASONS if row[f] is True)
                       for _, row in flagged.iterrows()]
     shown = {"file": "file", "status": "status", "why": "why",
              "vt1_consensus_vo2_ml_min": "VT1 VO2 (mL/min)", "vt1_spread_ml_min": "spread",

@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from .consensus import REVIEW_FLAGS, Consensus
+from .consensus import REVIEW_FLAGS, REVIEW_REASONS, Consensus
 from .domains import DomainCurves
 from .findings import Finding, Severity
 from .measures import PEAK_MEASURES
@@ -51,7 +51,7 @@ CONSENSUS_FIELDS = ("consensus_time_s", "consensus_vo2_ml_min", "consensus_pct_v
 #: Columns of the results table, in order. Units are in the names.
 #: Review flags come first: they say which rows need a human look, and why.
 RESULT_COLUMNS: tuple[str, ...] = (
-    "file", "status", "review", *(f for f in REVIEW_FLAGS if f != "review"),
+    "file", "status", "review", *REVIEW_REASONS,
     "format", "sampling", "duration_s",
     *(f"vt1_{f}" for f in THRESHOLD_FIELDS), "vt1_pct_vo2peak",
     *(f"vt2_{f}" for f in THRESHOLD_FIELDS), "vt2_pct_vo2peak",

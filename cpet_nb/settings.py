@@ -23,6 +23,7 @@ import os
 import sys
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -227,6 +228,7 @@ class Settings:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+@cache
 def _field_types() -> dict[str, type]:
     return {f.name: type(getattr(Settings(), f.name)) for f in fields(Settings)}
 

@@ -44,7 +44,7 @@ from .domains import DomainCurves
 from .result import RESULT_COLUMNS, FileResult, results_frame
 
 SCHEMA_VERSION = 1
-BUSY_TIMEOUT_MS = 60_000
+BUSY_TIMEOUT_S = 60.0
 #: Job states. ``interrupted`` is never written: :meth:`Store.jobs` reports a ``running``
 #: job whose process is gone (on this host) that way.
 JOB_STATES = ("running", "done", "cancelled", "failed", "interrupted")
@@ -93,7 +93,6 @@ CREATE TABLE IF NOT EXISTS results (
     analysis_key TEXT NOT NULL,
     PRIMARY KEY (job_id, idx)
 );
-CREATE INDEX IF NOT EXISTS results_by_content ON results (analysis_key, job_id);
 CREATE TABLE IF NOT EXISTS curves (
     job_id TEXT NOT NULL REFERENCES jobs(job_id) ON DELETE CASCADE,
     idx INTEGER NOT NULL,
@@ -180,8 +179,8 @@ class Store:
         """This thread's connection (autocommit; use :meth:`transaction` to write)."""
         db = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
-            db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            # timeout= is SQLite's busy timeout: writers from other processes are waited for
+            db = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_S)
             db.execute("PRAGMA journal_mode = WAL")
             db.execute("PRAGMA synchronous = FULL")
             db.execute("PRAGMA foreign_keys = ON")
@@ -218,9 +217,9 @@ class Store:
             for column in RESULT_COLUMNS:
                 if column not in present:
                     db.execute(f"ALTER TABLE results ADD COLUMN {_quote(column)}")
-            if "source_sha256" in RESULT_COLUMNS:
-                db.execute("CREATE INDEX IF NOT EXISTS results_by_hash "
-                           "ON results (source_sha256, analysis_key)")
+            # after the columns exist: reuse looks results up by content and analysis key
+            db.execute("CREATE INDEX IF NOT EXISTS results_by_hash "
+                       "ON results (source_sha256, analysis_key)")
 
     # -- jobs ----------------------------------------------------------------------------
 
@@ -229,9 +228,14 @@ class Store:
         """A new job id: UTC creation time and a random suffix, e.g. ``20261121-031500-a1b2c3``."""
         return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
 
+    @property
+    def uploads_folder(self) -> Path:
+        """``<store name>.uploads`` beside the store: one folder per job (:meth:`upload_dir`)."""
+        return self.path.with_name(self.path.name + ".uploads")
+
     def upload_dir(self, job_id: str) -> Path:
         """Where the job's in-memory uploads and extracted archive members are kept."""
-        return self.path.with_name(self.path.name + ".uploads") / job_id
+        return self.uploads_folder / job_id
 
     def create_job(self, job_id: str, files: Sequence[FileEntry], *, settings: dict[str, Any],
                    analysis_key: str, model_version: str, inputs: dict[str, Any]) -> None:
@@ -507,7 +511,7 @@ class Store:
         for job_id in expired:
             self.delete_job(job_id)
             shutil.rmtree(self.upload_dir(job_id), ignore_errors=True)
-        uploads = self.path.with_name(self.path.name + ".uploads")
+        uploads = self.uploads_folder
         if uploads.is_dir():
             done = {r[0] for r in self.connection().execute(
                 "SELECT job_id FROM jobs WHERE status = 'done'")}
@@ -545,9 +549,9 @@ def _live_status(status: str, owner: str | None) -> str:
     if host != socket.gethostname() or not pid.isdigit():
         return status
     try:
-        os.kill(int(pid), 0)
+        os.kill(int(pid), 0)  # signal 0: only asks whether the process exists
     except ProcessLookupError:
         return "interrupted"
-    except PermissionError:
-        return status
+    except PermissionError:  # it exists, under another user
+        pass
     return status

@@ -9,7 +9,7 @@ labelled 0 after a row labelled -1, VT2 of the first row labelled 1 after a row 
 each counted only when the new domain lasts at least :data:`MIN_DOMAIN_S` seconds (one test,
 ``resting_real_test_8.csv``, has its severe label on its last second only: its VT2 is
 unlabelled). VO2 at a label is the test's VO2 smoothed as the model's values are
-(:func:`cpet_nb.smoothing.optimal_filter`, 100 s²) at the label's time.
+(:func:`cpet_nb.model.smoothing.optimal_filter`, 100 s²) at the label's time.
 
 Split: tests whose file-name number is odd (``ramp_real_test_1``, ``resting_real_test_3``,
 ...) were used to choose every setting (search floors, plateau fits, consensus weights);
@@ -30,15 +30,15 @@ import numpy as np
 import pandas as pd
 
 import cpet_nb
-from cpet_nb.consensus import (
+from cpet_nb.model.smoothing import optimal_filter
+from cpet_nb.physiology.consensus import (
     DEFAULT_WEIGHTS,
     MAX_SPREAD_VO2_ML_MIN,
     REVIEW_REASONS,
     review_flags,
     threshold_consensus,
 )
-from cpet_nb.smoothing import optimal_filter
-from cpet_nb.thresholds import classical_thresholds
+from cpet_nb.physiology.thresholds import classical_thresholds
 
 #: Least duration (s) of a labelled domain for its start to count as a threshold.
 MIN_DOMAIN_S = 5
@@ -86,8 +86,9 @@ def evaluate(path: Path, options: dict[str, float], weights: dict[str, float] | 
              ) -> dict[str, object]:
     """One test: labels, every method's estimates, the consensus and the review flags.
 
-    ``options`` go to :func:`~cpet_nb.thresholds.classical_thresholds`, ``weights`` to
-    :func:`~cpet_nb.consensus.consensus` (``None``: the defaults). With neither, the figures
+    ``options`` go to :func:`~cpet_nb.physiology.thresholds.classical_thresholds`, ``weights`` to
+    :func:`~cpet_nb.physiology.consensus.consensus` (``None``: the defaults). With neither, the
+    figures
     are exactly what :func:`cpet_nb.analyze` reports (its ``classical``, ``consensus`` and
     ``review``, effort criteria included).
     """

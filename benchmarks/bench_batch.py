@@ -13,7 +13,7 @@ computed, as reuse by content hash happens only across jobs, but they would add 
 batch is shuffled with a fixed seed so that long exports do not share one partition.
 
 Each N runs with :func:`cpet_nb.batch.submit` into a fresh store, on a cold embedded
-``LocalCluster`` (started by ``submit``, shut down with :func:`cpet_nb.engine.shutdown`
+``LocalCluster`` (started by ``submit``, shut down with :func:`cpet_nb.batch.engine.shutdown`
 afterwards), and reports:
 
 * end to end: from just before ``submit`` (which expands, sniffs and hashes the inputs and
@@ -59,9 +59,9 @@ import dask
 import psutil
 
 import cpet_nb
-import cpet_nb.engine
+import cpet_nb.batch.engine
 from cpet_nb.batch import Progress, submit
-from cpet_nb.inputs import expand_inputs
+from cpet_nb.io.inputs import expand_inputs
 
 HERE = Path(__file__).parent
 SEED = 0
@@ -270,7 +270,7 @@ class MemorySampler(threading.Thread):
                 cmdline = " ".join(proc.cmdline())
             except psutil.Error:
                 cmdline = ""
-            if "cpet_nb.sandbox" in cmdline:
+            if "cpet_nb.batch.sandbox" in cmdline:
                 role = "analysis"
             elif "multiprocessing" in cmdline and "resource_tracker" not in cmdline:
                 role = "workers"
@@ -418,8 +418,8 @@ def run_batch(n: int, workdir: Path, tests: list[Path], exports: list[Path],
     t_end = time.perf_counter()
     sampler.stop()
 
-    client = cpet_nb.engine.get_client()
-    threads = cpet_nb.engine.worker_threads(client)
+    client = cpet_nb.batch.engine.get_client()
+    threads = cpet_nb.batch.engine.worker_threads(client)
     n_workers = len(client.scheduler_info(n_workers=-1)["workers"])
     prefix = f"cpet_nb-{batch.job_id}-"
     tasks = [t for t in client.get_task_stream() if str(t["key"]).startswith(prefix)]
@@ -428,7 +428,7 @@ def run_batch(n: int, workdir: Path, tests: list[Path], exports: list[Path],
         "SELECT idx, started_at FROM files WHERE job_id = ?", (batch.job_id,)).fetchall())
     files["started_at"] = files["idx"].map(started)
     results = batch.results()
-    cpet_nb.engine.shutdown()
+    cpet_nb.batch.engine.shutdown()
 
     if not first_stored:  # the subscription came after the first partition was stored
         first_stored.append(float("nan"))
@@ -499,7 +499,7 @@ def cancel_latency(n: int, workdir: Path, tests: list[Path], exports: list[Path]
     t0 = time.perf_counter()
     status = batch.cancel()
     latency = time.perf_counter() - t0
-    cpet_nb.engine.shutdown()
+    cpet_nb.batch.engine.shutdown()
     return {"n": n, "cancel_s": latency, "state": status.state,
             "stored": status.counts["done"], "cancelled": status.counts["cancelled"]}
 

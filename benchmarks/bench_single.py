@@ -31,7 +31,7 @@ from pathlib import Path
 
 import cpet_nb
 from cpet_nb.analysis import analyze_record
-from cpet_nb.pipeline import model_thresholds
+from cpet_nb.model.pipeline import model_thresholds
 
 HERE = Path(__file__).parent
 

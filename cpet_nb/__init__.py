@@ -14,13 +14,12 @@ The public API::
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import datasets
 from .analysis import analyze, analyze_record
 from .batch import Batch, Progress, Upload, jobs, resume, submit
-from .domains import DomainCurves
 from .findings import CODES, CPETError, Finding, Severity, UnsupportedFormat
-from .io import ColumnMapping, read, readers
-from .profiles import list_profiles, load_profile, save_profile
+from .io import ColumnMapping, datasets, read, readers
+from .io.profiles import list_profiles, load_profile, save_profile
+from .model.domains import DomainCurves
 from .record import CANONICAL_UNITS, CPETRecord, Metadata
 from .result import RESULT_COLUMNS, FileResult, Threshold, results_table
 from .settings import Settings

@@ -6,20 +6,20 @@ import os
 
 import pandas as pd
 
-from .companion import merge_hr, read_hr
-from .consensus import review_flags, threshold_consensus
 from .findings import CPETError, Finding, Severity, has_errors
 from .io import ColumnMapping, read
-from .measures import peak_measures
+from .io.companion import merge_hr, read_hr
+from .io.participants import SubjectTable
 from .model import OxynetModel, get_model
-from .pipeline import model_thresholds
+from .model.pipeline import model_thresholds
+from .physiology.consensus import review_flags, threshold_consensus
+from .physiology.measures import peak_measures
+from .physiology.slopes import slope_measures
+from .physiology.thresholds import classical_thresholds
+from .physiology.validate import check_protocol, screen_values, threshold_blockers
 from .record import CPETRecord, mean_around, recorded_at
 from .result import FileResult
 from .settings import Settings
-from .slopes import slope_measures
-from .subjects import SubjectTable
-from .thresholds import classical_thresholds
-from .validate import check_protocol, screen_values, threshold_blockers
 
 
 def analyze(source: str | os.PathLike | CPETRecord, *, model: OxynetModel | None = None,
@@ -46,12 +46,12 @@ def analyze(source: str | os.PathLike | CPETRecord, *, model: OxynetModel | None
         ``cpet_nb.load_profile(name)``).
     subjects : SubjectTable, optional
         A participants table whose row for this file overrides the file's weight, height,
-        age and sex (:mod:`cpet_nb.subjects`).
+        age and sex (:mod:`cpet_nb.io.participants`).
     hr_file : str, path-like or DataFrame, optional
-        A heart-rate recording (TCX or CSV, or what :func:`cpet_nb.companion.read_hr`
-        returns) to fill HR the cart did not record (:func:`cpet_nb.companion.merge_hr`).
+        A heart-rate recording (TCX or CSV, or what :func:`cpet_nb.io.companion.read_hr`
+        returns) to fill HR the cart did not record (:func:`cpet_nb.io.companion.merge_hr`).
     hr_offset_s : float, optional
-        The companion's time (s) at the test's t = 0; see :func:`~cpet_nb.companion.merge_hr`.
+        The companion's time (s) at the test's t = 0; see :func:`~cpet_nb.io.companion.merge_hr`.
     settings : Settings, optional
         Analysis choices (averaging of peaks, effort criteria, file size limit); default
         :class:`~cpet_nb.settings.Settings()`.

@@ -11,17 +11,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from . import __version__, datasets
+from . import __version__
 from .analysis import analyze_isolated
-from .export import TABLE_FORMATS, check_table_path, write_table
 from .findings import has_errors
-from .inputs import Inputs, expand_inputs
-from .io import DEFAULT_MAX_FILE_BYTES, ColumnMapping, readers
+from .io import DEFAULT_MAX_FILE_BYTES, ColumnMapping, datasets, readers
+from .io.exports import TABLE_FORMATS, check_table_path, write_table
+from .io.inputs import Inputs, expand_inputs
+from .io.participants import SubjectTable
+from .io.profiles import list_profiles, load_profile, profiles_folder, save_profile
 from .model import RuntimeMissing, get_model
-from .profiles import list_profiles, load_profile, profiles_folder, save_profile
 from .result import FileResult, results_table
 from .settings import Settings
-from .subjects import SubjectTable
 
 
 def _analyze_many(paths: Sequence[str], output: Path, max_file_bytes: int, quiet: bool,
@@ -133,7 +133,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     results, code = _analyze_many([str(p) for p in tests], out / "results.csv",
                                   DEFAULT_MAX_FILE_BYTES, args.quiet)
     if results:
-        from .plots import save_report
+        from .report.plots import save_report
 
         report = save_report(results, out / "report.html",
                              title="cpet_nb demo: pyoxynet's bundled real tests")
@@ -142,7 +142,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .batch import resume, submit
+    from .batch.api import resume, submit
 
     if bool(args.inputs) == bool(args.resume):
         print("cpet-nb: give INPUTS for a new job, or --resume JOB (not both)", file=sys.stderr)
@@ -205,8 +205,8 @@ def _follow(batch: Any, quiet: bool) -> Any:
 
 
 def _cmd_store(args: argparse.Namespace) -> int:
+    from .batch.store import Store
     from .settings import Settings
-    from .store import Store
 
     if not Path(args.store).exists():
         print(f"cpet-nb: no store at {args.store}", file=sys.stderr)

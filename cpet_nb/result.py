@@ -8,13 +8,13 @@ from typing import Any
 
 import pandas as pd
 
-from .consensus import REVIEW_FLAGS, REVIEW_REASONS, Consensus
-from .domains import DomainCurves
 from .findings import Finding, Severity
-from .measures import PEAK_MEASURES
+from .model.domains import DomainCurves
+from .physiology.consensus import REVIEW_FLAGS, REVIEW_REASONS, Consensus
+from .physiology.measures import PEAK_MEASURES
+from .physiology.slopes import SLOPE_MEASURES
+from .physiology.thresholds import CLASSICAL_METHODS, ThresholdEstimate
 from .record import Metadata
-from .slopes import SLOPE_MEASURES
-from .thresholds import CLASSICAL_METHODS, ThresholdEstimate
 
 
 @dataclass
@@ -84,17 +84,18 @@ class FileResult:
         The Oxynet model's thresholds.
     classical : dict of str to ThresholdEstimate
         Each classical method's estimate, or its reason for none
-        (:func:`cpet_nb.thresholds.classical_thresholds`).
+        (:func:`cpet_nb.physiology.thresholds.classical_thresholds`).
     consensus : dict of str to Consensus
         ``"vt1"`` and ``"vt2"``: the consensus of the model and the classical methods
-        (:func:`cpet_nb.consensus.threshold_consensus`).
+        (:func:`cpet_nb.physiology.consensus.threshold_consensus`).
     consensus_values : dict of str to float
         HR (1/min) and load (W) at each consensus threshold (``vt1_hr_bpm``, ...).
     review : dict of str to bool
-        The review flags (:data:`cpet_nb.consensus.REVIEW_FLAGS`); empty when not analysed.
+        The review flags (:data:`cpet_nb.physiology.consensus.REVIEW_FLAGS`); empty when not
+        analysed.
     measures : dict of str to float
-        Peak values, effort criteria (:func:`cpet_nb.measures.peak_measures`), slopes and
-        efficiency (:func:`cpet_nb.slopes.slope_measures`), units in the keys; NaN where
+        Peak values, effort criteria (:func:`cpet_nb.physiology.measures.peak_measures`), slopes and
+        efficiency (:func:`cpet_nb.physiology.slopes.slope_measures`), units in the keys; NaN where
         unknown.
     findings : list of Finding
     curves : DomainCurves or None

@@ -32,9 +32,9 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-from .averaging import METHODS
-from .consensus import MAX_SPREAD_VO2_ML_MIN
-from .measures import HR_MAX_FORMULAS, PEAK_WITHIN, VO2PEAK_WINDOW_S
+from .physiology.averaging import METHODS
+from .physiology.consensus import MAX_SPREAD_VO2_ML_MIN
+from .physiology.measures import HR_MAX_FORMULAS, PEAK_WITHIN, VO2PEAK_WINDOW_S
 
 ENV_PREFIX = "CPET_NB_"
 CONFIG_ENV = "CPET_NB_CONFIG"
@@ -70,7 +70,7 @@ class Settings:
         system), ``bytes`` (each task carries its partition's bytes), or ``auto`` (``path``
         when every worker runs on this machine, else ``bytes``).
     vo2peak_method, vo2peak_window : str, int
-        Averaging of every peak value (:mod:`cpet_nb.averaging`, Nolte et al. 2023):
+        Averaging of every peak value (:mod:`cpet_nb.physiology.averaging`, Nolte et al. 2023):
         ``time-moving`` (s; the default, 30 s), ``time-binned`` (s) or ``breath-moving``
         (breaths).
     peak_within : str
@@ -85,7 +85,7 @@ class Settings:
     review_spread_ml_min : float
         A test is flagged for review when the threshold estimates spread over more than this
         (mL/min; default 161, the 95 % limits of agreement between two experts,
-        :mod:`cpet_nb.consensus`).
+        :mod:`cpet_nb.physiology.consensus`).
     profile : dict, optional
         A column mapping (:meth:`cpet_nb.ColumnMapping.to_dict`) for files no built-in
         reader knows; ``Settings.load(profile="name")`` reads a saved lab profile.
@@ -211,7 +211,7 @@ class Settings:
         return cls(**{k: v for k, v in data.items() if k in names})
 
     def peak_options(self) -> dict[str, Any]:
-        """Keyword arguments of :func:`cpet_nb.measures.peak_measures`."""
+        """Keyword arguments of :func:`cpet_nb.physiology.measures.peak_measures`."""
         return {"method": self.vo2peak_method, "window": self.vo2peak_window,
                 "within": self.peak_within, "hr_max_formula": self.hr_max_formula,
                 "rer_min": self.rer_criterion, "hr_pct_min": self.hr_criterion_pct}
@@ -290,7 +290,7 @@ def _from_environ(environ: Mapping[str, str]) -> dict[str, Any]:
 
 def _profile_dict(profile: Any) -> dict[str, Any] | None:
     from .io import ColumnMapping
-    from .profiles import load_profile
+    from .io.profiles import load_profile
 
     if profile is None or isinstance(profile, dict):
         return profile

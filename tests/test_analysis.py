@@ -6,7 +6,7 @@ import pytest
 from synthetic import ramp_test, write_canonical_csv
 
 import cpet_nb
-from cpet_nb.measures import vo2peak_ml_min
+from cpet_nb.physiology.measures import vo2peak_ml_min
 
 
 def test_canonical_copy_of_a_real_test_gives_the_same_result(tmp_path, bundled_tests,
@@ -116,8 +116,8 @@ def test_vo2peak_is_the_highest_30_s_average_on_a_1_s_interpolation():
 
 
 def test_every_measure_reaches_the_results_table(bundled_results):
-    from cpet_nb.measures import PEAK_MEASURES
-    from cpet_nb.slopes import SLOPE_MEASURES
+    from cpet_nb.physiology.measures import PEAK_MEASURES
+    from cpet_nb.physiology.slopes import SLOPE_MEASURES
 
     result = bundled_results["ramp_real_test_1.csv"]
     assert tuple(result.measures) == PEAK_MEASURES + SLOPE_MEASURES
@@ -142,7 +142,7 @@ def test_settings_choose_the_peak_averaging(ramp_csv):
 
 
 def test_consensus_and_review_flags_come_first_in_the_table(bundled_results):
-    from cpet_nb.consensus import REVIEW_FLAGS
+    from cpet_nb.physiology.consensus import REVIEW_FLAGS
 
     table = cpet_nb.results_table(list(bundled_results.values()))
     assert list(table.columns[:8]) == ["file", "status", "review",

@@ -8,7 +8,7 @@ import pytest
 from samples import sample
 
 import cpet_nb
-from cpet_nb.averaging import (
+from cpet_nb.physiology.averaging import (
     averages,
     binned_time_average,
     highest_finite,
@@ -184,7 +184,7 @@ def test_every_strategy_reproduces_nolte_2023(test_number, reference):
 
 
 def test_time_bin_means_skip_missing_values_per_column():
-    from cpet_nb.averaging import time_bin_means
+    from cpet_nb.physiology.averaging import time_bin_means
 
     frame = pd.DataFrame({"t": [0.0, 4.0, 9.0, 10.0, 12.0, 25.0],
                           "VO2": [1.0, 3.0, np.nan, 10.0, 20.0, 7.0],

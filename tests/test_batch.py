@@ -15,8 +15,8 @@ from conftest import distinct_copies, misbehaving_file
 
 import cpet_nb
 from cpet_nb.batch import Upload, jobs, resume, submit
+from cpet_nb.batch.store import Store
 from cpet_nb.result import RESULT_COLUMNS, results_table
-from cpet_nb.store import Store
 
 pytestmark = pytest.mark.slow
 
@@ -215,9 +215,9 @@ def _raise(message):
 
 def test_a_failed_partition_is_split_and_a_failed_file_becomes_a_finding(dask_client,
                                                                          tmp_path):
-    from cpet_nb.batch import Batch, _Driver, _Partition
+    from cpet_nb.batch.api import Batch, _Driver, _Partition
+    from cpet_nb.batch.store import FileEntry
     from cpet_nb.settings import Settings
-    from cpet_nb.store import FileEntry
 
     store = Store(tmp_path / "jobs.sqlite")
     entries = [FileEntry(i, f"f{i}.csv", str(tmp_path / f"f{i}.csv"), "", 0) for i in (0, 1)]

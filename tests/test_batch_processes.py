@@ -17,8 +17,8 @@ from conftest import distinct_copies
 
 import cpet_nb
 from cpet_nb.batch import resume
+from cpet_nb.batch.store import Store
 from cpet_nb.result import results_table
-from cpet_nb.store import Store
 
 pytestmark = pytest.mark.slow
 CLI = [sys.executable, "-m", "cpet_nb.cli"]

@@ -184,7 +184,7 @@ def test_analyze_reads_settings_from_a_config_file(tmp_path, ramp_csv):
 
 
 def test_run_exports_and_summarises(tmp_path, bundled_tests, capsys):
-    from cpet_nb import engine
+    from cpet_nb.batch import engine
 
     out = tmp_path / "r.xlsx"
     code = main(["run", *map(str, bundled_tests[:3]), "--store", str(tmp_path / "s.sqlite"),

@@ -8,7 +8,7 @@ import pytest
 from samples import sample
 
 import cpet_nb
-from cpet_nb.companion import ASSUMED_CODE, MERGED_CODE, merge_hr, read_hr
+from cpet_nb.io.companion import ASSUMED_CODE, MERGED_CODE, merge_hr, read_hr
 from cpet_nb.record import CPETRecord, Metadata
 
 TCX_NS = "http://www.garmin.com/xmlschemas/TrainingCenterDatabase/v2"

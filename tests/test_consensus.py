@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from cpet_nb import Finding, Severity, Threshold
-from cpet_nb.consensus import (
+from cpet_nb.physiology.consensus import (
     REVIEW_FLAGS,
     Consensus,
     consensus,
@@ -14,7 +14,7 @@ from cpet_nb.consensus import (
     threshold_consensus,
     weighted_median,
 )
-from cpet_nb.thresholds import ThresholdEstimate
+from cpet_nb.physiology.thresholds import ThresholdEstimate
 
 NAN = math.nan
 

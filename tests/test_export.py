@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from cpet_nb.export import check_table_path, write_table
+from cpet_nb.io.exports import check_table_path, write_table
 
 
 @pytest.fixture()

@@ -12,7 +12,7 @@ import cpet_nb
 from cpet_nb.findings import CPETError
 from cpet_nb.io import readers
 from cpet_nb.io.generic import Channel, ColumnMapping, read_mapped
-from cpet_nb.profiles import (
+from cpet_nb.io.profiles import (
     PROFILES_ENV,
     list_profiles,
     load_profile,

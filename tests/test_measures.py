@@ -9,8 +9,8 @@ from samples import sample
 from synthetic import ramp_test
 
 import cpet_nb
-from cpet_nb.exercise import exercise_span_s
-from cpet_nb.measures import (
+from cpet_nb.physiology.exercise import exercise_span_s
+from cpet_nb.physiology.measures import (
     peak_measures,
     predicted_hr_max_bpm,
     vo2_plateau_delta_ml_min,

@@ -6,8 +6,8 @@ import pytest
 from conftest import misbehaving_file
 
 import cpet_nb
+from cpet_nb.batch.sandbox import Sandbox
 from cpet_nb.result import results_table
-from cpet_nb.sandbox import Sandbox
 
 
 @pytest.fixture(scope="module")

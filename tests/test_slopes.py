@@ -9,7 +9,7 @@ from samples import sample
 from synthetic import ramp_test
 
 import cpet_nb
-from cpet_nb import slopes
+from cpet_nb.physiology import slopes
 from cpet_nb.record import CPETRecord, Metadata
 
 KEYS = {

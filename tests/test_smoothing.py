@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cpet_nb.smoothing import optimal_filter
+from cpet_nb.model.smoothing import optimal_filter
 
 
 def dense_penalised_least_squares(t, y, lam):

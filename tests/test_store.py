@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 import cpet_nb
+from cpet_nb.batch.store import FileEntry, Outcome, Store
 from cpet_nb.result import RESULT_COLUMNS, results_table
-from cpet_nb.store import FileEntry, Outcome, Store
 
 
 def _entries(paths):

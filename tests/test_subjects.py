@@ -7,8 +7,8 @@ import pytest
 from samples import SAMPLES, sample
 
 import cpet_nb
+from cpet_nb.io.participants import AMBIGUOUS_CODE, APPLIED_CODE, NO_ROW_CODE, SubjectTable
 from cpet_nb.record import CPETRecord, Metadata
-from cpet_nb.subjects import AMBIGUOUS_CODE, APPLIED_CODE, NO_ROW_CODE, SubjectTable
 
 RAMPTESTS = SAMPLES / "zan" / "ramptests"
 

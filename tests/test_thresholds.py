@@ -9,7 +9,7 @@ from samples import sample
 from synthetic import ramp_test
 
 import cpet_nb
-from cpet_nb.thresholds import (
+from cpet_nb.physiology.thresholds import (
     Preparation,
     classical_thresholds,
     equivalents_vt1,

@@ -61,7 +61,7 @@ def read(path: str | os.PathLike, *, format: str | None = None,
         A reader name (see :func:`readers`) to skip content detection.
     mapping : ColumnMapping, optional
         Read a CSV/XLSX layout no built-in reader knows, with this column mapping (see
-        :mod:`cpet_nb.io.generic`; saved mappings are lab profiles, :mod:`cpet_nb.profiles`).
+        :mod:`cpet_nb.io.generic`; saved mappings are lab profiles, :mod:`cpet_nb.io.profiles`).
     max_file_bytes : int
         Files larger than this are refused with a ``file-too-large`` finding.
 

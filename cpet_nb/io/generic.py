@@ -2,7 +2,7 @@
 
 A lab whose cart has no built-in reader says which column holds which channel, and in which
 unit, in a :class:`ColumnMapping`; :func:`read_mapped` reads a file with it. A mapping can be
-saved and reused under a name as a lab profile (:mod:`cpet_nb.profiles`). This reader is not
+saved and reused under a name as a lab profile (:mod:`cpet_nb.io.profiles`). This reader is not
 in the registry's content sniffing: it cannot recognise a file by itself, so it is used only
 when the caller passes a mapping or a profile.
 

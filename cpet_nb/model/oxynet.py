@@ -3,7 +3,7 @@
 Input: windows of 40 one-second samples of min-max-scaled VO2, VCO2, VE, PetO2, PetCO2
 (float32, shape ``[n, 40, 5]``). Output: three sigmoid scores per window, in the model's
 own order (which domain each one stands for is decided per test, see
-:func:`cpet_nb.domains.map_outputs`). The model is loaded once per process and all windows
+:func:`cpet_nb.model.domains.map_outputs`). The model is loaded once per process and all windows
 of a test go through one ``invoke``.
 """
 

@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .findings import CPETError, Finding, Severity
-from .model import N_PAST_POINTS
-from .record import MODEL_CHANNELS
+from ..findings import CPETError, Finding, Severity
+from ..record import MODEL_CHANNELS
+from . import N_PAST_POINTS
 
 #: Channels carried onto the 1 s grid (model channels plus HR for values at thresholds).
 GRID_CHANNELS: tuple[str, ...] = MODEL_CHANNELS + ("HR",)

@@ -4,10 +4,10 @@
   one per core unless told otherwise; started on first use and reused), or a client of an
   existing scheduler (an address, ``DASK_SCHEDULER_ADDRESS``, or a ``Client`` passed in) —
   everything after that is the same code path.
-- :class:`SandboxPlugin` gives every worker one :class:`~cpet_nb.sandbox.Sandbox` (a child
+- :class:`SandboxPlugin` gives every worker one :class:`~cpet_nb.batch.sandbox.Sandbox` (a child
   process that loads the model once and enforces the per-file time and memory limits).
 - :func:`run_partition` is the task: it analyses several files in order and returns their
-  :class:`~cpet_nb.store.Outcome` objects. Workers read files by path when they share the
+  :class:`~cpet_nb.batch.store.Outcome` objects. Workers read files by path when they share the
   client's file system, else the task carries that partition's bytes (never the batch's).
   Between files it checks the job's cancel :class:`distributed.Event`.
 """
@@ -161,7 +161,7 @@ def run_partition(job_id: str, entries: Sequence[FileEntry], options: dict[str, 
     options : dict
         Keyword arguments for :func:`cpet_nb.analyze`.
     timeout_s, memory_mb : float
-        Limits per file (:meth:`cpet_nb.sandbox.Sandbox.analyze`).
+        Limits per file (:meth:`cpet_nb.batch.sandbox.Sandbox.analyze`).
     contents : dict, optional
         File bytes by index, when this worker cannot read the client's paths (a file
         missing from it is reported as not found).

@@ -1,4 +1,5 @@
-"""Safe intake of ZIP archives (cpet_nb.intake, cpet_nb.inputs). Every archive is made here."""
+"""Safe intake of ZIP archives (cpet_nb.io.archives, cpet_nb.io.inputs). Every archive is made
+here."""
 
 import gc
 import io
@@ -15,11 +16,11 @@ import pandas as pd
 import pytest
 from synthetic import ramp_test, write_canonical_csv
 
-from cpet_nb import intake
 from cpet_nb.cli import main
 from cpet_nb.findings import Severity
-from cpet_nb.inputs import expand_inputs
-from cpet_nb.intake import ArchiveLimits, extract_zip, is_archive
+from cpet_nb.io import archives
+from cpet_nb.io.archives import ArchiveLimits, extract_zip, is_archive
+from cpet_nb.io.inputs import expand_inputs
 
 MB = 1_000_000
 
@@ -86,7 +87,7 @@ def record_writes(monkeypatch):
         def __exit__(self, *exc) -> None:
             self.fh.close()
 
-    monkeypatch.setattr(intake, "_create", Recorder)
+    monkeypatch.setattr(archives, "_create", Recorder)
     return sizes
 
 
@@ -163,7 +164,7 @@ def test_zip_bomb_refused_while_streaming(bomb, temp_root, record_writes):
     assert finding.code == "unsafe-archive-member" and "'zeros.csv'" in finding.message
     assert f"{limit:,} bytes" in finding.message
     assert max(record_writes.values()) <= limit  # on disk, never more than the limit
-    assert result.bytes_decompressed <= limit + intake.CHUNK_BYTES + 100  # stopped early
+    assert result.bytes_decompressed <= limit + archives.CHUNK_BYTES + 100  # stopped early
     assert [p.name for p in temp_root.rglob("*") if p.is_file()] == ["ok.csv"]
 
 
@@ -171,7 +172,7 @@ def test_compression_ratio_refused_with_default_limits(bomb, temp_root, record_w
     result = extract_zip(bomb, temp_dir=temp_root)
     (finding,) = result.findings
     assert finding.code == "unsafe-archive-member" and "compression ratio" in finding.message
-    assert max(record_writes.values()) <= intake.DEFAULT_MAX_RATIO * bomb.stat().st_size
+    assert max(record_writes.values()) <= archives.DEFAULT_MAX_RATIO * bomb.stat().st_size
     assert result.bytes_decompressed < 10 * MB
 
 
@@ -221,7 +222,7 @@ def test_entry_count_checked_before_the_directory_is_parsed(tmp_path, temp_root,
     result = extract_zip(archive, ArchiveLimits(max_entries=10), temp_dir=temp_root)
     assert len(result.files) == 10 and result.findings == []
     # a central directory too large for the entries allowed is refused too
-    monkeypatch.setattr(intake, "CENTRAL_DIRECTORY_BYTES_PER_ENTRY", 10)
+    monkeypatch.setattr(archives, "CENTRAL_DIRECTORY_BYTES_PER_ENTRY", 10)
     result = extract_zip(archive, ArchiveLimits(max_entries=10), temp_dir=temp_root)
     assert result.refused and "central directory" in result.findings[0].message
 

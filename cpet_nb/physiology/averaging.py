@@ -173,7 +173,8 @@ def time_bin_means(frame: pd.DataFrame, columns: Sequence[str], bin_s: float,
 
     Each column's mean skips its missing values (NaN when a bin has none); ``t`` is the mean
     time of the rows in the bin. One row per bin that holds a row, in time order. This is
-    the binning before a regression (:mod:`cpet_nb.slopes`, :mod:`cpet_nb.thresholds`).
+    the binning before a regression (:mod:`cpet_nb.physiology.slopes`,
+    :mod:`cpet_nb.physiology.thresholds`).
 
     Parameters
     ----------

@@ -2,7 +2,7 @@
 
 Follows pyoxynet 0.1.12 (``test_pyoxynet``), with its defects fixed or flagged:
 
-1. Each score series is smoothed with :func:`~cpet_nb.smoothing.optimal_filter` (λ = 100 s²).
+1. Each score series is smoothed with :func:`~cpet_nb.model.smoothing.optimal_filter` (λ = 100 s²).
 2. The three outputs are mapped per test: *moderate* is the output with the largest mean over
    the first 5 windows, *severe* the largest over the last 5, *heavy* the other one. When the
    same output wins both, pyoxynet silently uses one series for two domains; cpet_nb keeps
@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .findings import Finding, Severity
-from .model import N_PAST_POINTS
+from ..findings import Finding, Severity
+from . import N_PAST_POINTS
 from .smoothing import optimal_filter
 
 #: pyoxynet's smoothing weight for the domain probabilities and the values at thresholds (s²).

@@ -36,11 +36,11 @@ from typing import Any
 
 import pandas as pd
 
-from .findings import Finding, Severity
-from .inputs import expand_inputs
-from .model import bundled_model_version
-from .result import FileResult
-from .settings import Settings
+from ..findings import Finding, Severity
+from ..io.inputs import expand_inputs
+from ..model import bundled_model_version
+from ..result import FileResult
+from ..settings import Settings
 from .store import FileEntry, Outcome, Store
 
 log = logging.getLogger(__name__)
@@ -218,11 +218,11 @@ def submit(inputs: Iterable[str | os.PathLike | Upload], store: str | os.PathLik
         The SQLite job store (created when missing).
     client : distributed.Client or str, optional
         A client or scheduler address; default ``$DASK_SCHEDULER_ADDRESS``, else an embedded
-        local cluster (see :func:`cpet_nb.engine.get_client`).
+        local cluster (see :func:`cpet_nb.batch.engine.get_client`).
     config : str or path-like, optional
         A settings file (see :mod:`cpet_nb.settings`).
     participants : str or path-like, optional
-        A participants table (:mod:`cpet_nb.subjects`: weight, height, age, sex by file name
+        A participants table (:mod:`cpet_nb.io.participants`: weight, height, age, sex by file name
         or number) overriding the files' subject data. It is checked before any work starts
         and copied into the job, so a resume uses the same table.
     **settings
@@ -261,7 +261,7 @@ def resume(job_id: str, store: str | os.PathLike | Store, *, client: Any = None,
     Files that have a stored result are not analysed again; neither are files whose content
     has a result under the same analysis key in another job. A job that still looks
     ``running`` is refused unless ``force`` (its owner ran on another host, so this process
-    cannot tell whether it is gone; see :meth:`cpet_nb.store.Store.claim_job`).
+    cannot tell whether it is gone; see :meth:`cpet_nb.batch.store.Store.claim_job`).
     """
     store = store if isinstance(store, Store) else Store(store)
     settings = Settings.from_dict(store.job(job_id)["settings"])
@@ -308,8 +308,8 @@ def _finish(store: Store, job_id: str, status: str, settings: Settings) -> None:
 
 def _stage_participants(path: str | os.PathLike, folder: Path) -> dict[str, str]:
     """Check a participants table and keep a copy with the job; its name, copy and sha256."""
-    from .findings import has_errors
-    from .subjects import SubjectTable
+    from ..findings import has_errors
+    from ..io.participants import SubjectTable
 
     table = SubjectTable.from_csv(path)
     if has_errors(table.findings):
@@ -536,8 +536,8 @@ class _Driver(threading.Thread):
     def _options(self) -> dict[str, Any]:
         """Keyword arguments of :func:`cpet_nb.analyze` for every file (made once)."""
         if self._analysis_options is None:
-            from .io import ColumnMapping
-            from .subjects import SubjectTable
+            from ..io import ColumnMapping
+            from ..io.participants import SubjectTable
 
             options: dict[str, Any] = {"settings": self.settings}
             if self.settings.profile is not None:

@@ -51,9 +51,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from .findings import Finding, Severity, UnsupportedFormat
-from .io import DEFAULT_MAX_FILE_BYTES
-from .io.registry import SNIFF_BYTES, detect_reader
+from ..findings import Finding, Severity, UnsupportedFormat
+from . import DEFAULT_MAX_FILE_BYTES
+from .registry import SNIFF_BYTES, detect_reader
 
 #: Magic bytes that start a ZIP archive (a local file header).
 ZIP_MAGIC = b"PK\x03\x04"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .result import FileResult
+from ..result import FileResult
 
 DOMAIN_COLOURS = {"moderate": "#2a9d8f", "heavy": "#e9a03b", "severe": "#c8553d"}
 
@@ -104,7 +104,7 @@ def review_table(table: pd.DataFrame, width: int = 1040):
     table : pandas.DataFrame
         A results table (:func:`cpet_nb.results_table` or ``Batch.results()``).
     """
-    from .consensus import REVIEW_REASONS
+    from ..physiology.consensus import REVIEW_REASONS
 
     bokeh = _bokeh()
     from bokeh.models import ColumnDataSource, DataTable, Div, TableColumn
@@ -147,7 +147,7 @@ def save_report(results: Sequence[FileResult], path: str | os.PathLike,
     -------
     pathlib.Path
     """
-    from .result import results_table
+    from ..result import results_table
 
     bokeh = _bokeh()
     from bokeh.embed import file_html

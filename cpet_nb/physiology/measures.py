@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pandas as pd
 
+from ..record import CPETRecord
 from .averaging import averages, binned_time_average, highest_finite, peak_average
 from .exercise import exercise_span_s
-from .record import CPETRecord
 
 #: Default averaging window for VO2peak (s).
 VO2PEAK_WINDOW_S = 30
@@ -38,7 +38,7 @@ def vo2peak_ml_min(t_s: np.ndarray, vo2_ml_min: np.ndarray, window_s: int = VO2P
     averaged over a moving window of ``window_s`` seconds; the peak is the largest average
     over complete windows. This is the ``tm_N`` strategy of Nolte et al. (2023), the
     most common choice reviewed by Martin-Rincon & Calbet (2020); Robergs et al. (2010)
-    discuss why the window must be stated. :func:`cpet_nb.averaging.peak_average` offers
+    discuss why the window must be stated. :func:`cpet_nb.physiology.averaging.peak_average` offers
     the other strategies.
 
     Parameters
@@ -117,7 +117,7 @@ def vo2_plateau_delta_ml_min(t_s: np.ndarray, vo2_ml_min: np.ndarray, end_s: flo
     vo2_ml_min : numpy.ndarray
         VO2 (mL/min).
     end_s : float
-        End of exercise (s), e.g. from :func:`~cpet_nb.exercise.exercise_span_s`.
+        End of exercise (s), e.g. from :func:`~cpet_nb.physiology.exercise.exercise_span_s`.
     interval_s : int
         Length of each of the two intervals (s).
 
@@ -155,7 +155,7 @@ def peak_measures(record: CPETRecord, *, method: str = "time-moving", window: in
     """Peak values, the VO2 plateau and the usual maximal-effort criteria of one test.
 
     Every gas-exchange peak is the highest average under one strategy of
-    :mod:`cpet_nb.averaging` (Nolte et al. 2023). Ratios (RER = VCO2/VO2, O2 pulse =
+    :mod:`cpet_nb.physiology.averaging` (Nolte et al. 2023). Ratios (RER = VCO2/VO2, O2 pulse =
     VO2/HR) are ratios of the averages, taken over the samples where both channels exist.
 
     Parameters
@@ -168,7 +168,8 @@ def peak_measures(record: CPETRecord, *, method: str = "time-moving", window: in
         Seconds (time strategies) or breaths (``"breath-moving"``).
     within : {"exercise", "test"}
         Which data the peaks come from. ``"exercise"`` (default): only the rows within
-        :func:`~cpet_nb.exercise.exercise_span_s` are averaged, so that recovery can raise
+        :func:`~cpet_nb.physiology.exercise.exercise_span_s` are averaged, so that recovery can
+        raise
         neither RERpeak (CO2 washout after exercise) nor VO2peak. ``"test"``: the whole
         recording, as ``spiro`` 0.0.4 and Nolte et al. (2023). The plateau always uses the intervals
         ending at the end of exercise.

@@ -74,11 +74,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .findings import CPETError, Finding, Severity
-from .io import DEFAULT_MAX_FILE_BYTES
-from .io._tabular import decode_text, read_csv_text
-from .io.parsing import parse_number_with_unit
-from .record import CPETRecord, Metadata
+from ..findings import CPETError, Finding, Severity
+from ..record import CPETRecord, Metadata
+from . import DEFAULT_MAX_FILE_BYTES
+from ._tabular import decode_text, read_csv_text
+from .parsing import parse_number_with_unit
 
 #: Key columns (normalised headers), in order of preference.
 KEY_COLUMNS = ("file", "filename", "file_name", "datei", "id", "subject", "subject_id",

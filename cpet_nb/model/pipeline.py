@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..findings import Finding
+from ..record import MODEL_CHANNELS, CPETRecord, recorded_at
+from ..result import Threshold
+from . import N_PAST_POINTS, OxynetModel
 from .domains import SMOOTHING_LAMBDA_S2, DomainCurves, domain_curves, threshold_rows
-from .findings import Finding
-from .model import N_PAST_POINTS, OxynetModel
 from .preprocess import GRID_CHANNELS, minmax_scale, model_windows, resample_1s, trim_to_complete
-from .record import MODEL_CHANNELS, CPETRecord, recorded_at
-from .result import Threshold
 from .smoothing import optimal_filter
 
 #: Threshold fields and the grid channel each is read from.
@@ -25,7 +25,7 @@ def model_thresholds(record: CPETRecord, model: OxynetModel
     """Domain curves and VT1/VT2 of one test with the Oxynet model.
 
     Values at a threshold (VO2, VCO2, VE, PetO2, PetCO2, HR) are all read from the same
-    smoothed series (:func:`~cpet_nb.smoothing.optimal_filter`, λ = 100 s²) at the threshold's
+    smoothed series (:func:`~cpet_nb.model.smoothing.optimal_filter`, λ = 100 s²) at the threshold's
     row. The series pairs window *k*'s label with the grid value at the window's last
     sample, exactly as pyoxynet builds its smoothed VO2, so VO2 at a threshold matches
     pyoxynet's; pyoxynet reads HR 41 rows earlier and VE unsmoothed, cpet_nb does not.

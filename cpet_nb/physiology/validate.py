@@ -6,8 +6,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from .findings import Finding, Severity
-from .record import CANONICAL_UNITS, MODEL_CHANNELS, CPETRecord
+from ..findings import Finding, Severity
+from ..record import CANONICAL_UNITS, MODEL_CHANNELS, CPETRecord
 
 #: Plausible range of a channel's median over a test (canonical units). A median outside it
 #: almost always means wrong units (e.g. VO2 in L/min labelled mL/min) or a wrong column.

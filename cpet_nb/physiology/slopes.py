@@ -3,7 +3,8 @@
 Data windows
 ------------
 Every measure except ΔVO2/ΔWR and the per-stage gross efficiency uses the *exercise part*
-(:func:`cpet_nb.exercise.exercise_rows`): the rows labelled with one of ``phases`` (default
+(:func:`cpet_nb.physiology.exercise.exercise_rows`): the rows labelled with one of ``phases``
+(default
 ``EXERCISE`` only, so rest, warm-up and recovery are left out) when the record labels
 phases, otherwise the rows with a load or speed above zero, otherwise the whole record. The
 ramp for ΔVO2/ΔWR and the constant-load stages for gross efficiency are found in the ``load``
@@ -25,10 +26,10 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from ..model.preprocess import resample_1s
+from ..record import CPETRecord
 from .averaging import time_bin_means
 from .exercise import EXERCISE_PHASES, exercise_rows
-from .preprocess import resample_1s
-from .record import CPETRecord
 
 #: Default averaging bin (s) before a regression.
 AVERAGE_S = 10.0
@@ -74,7 +75,7 @@ def ve_vco2_slope(data: pd.DataFrame, *, until_s: float | None = None,
     until_s : float, optional
         Last time (s, on the record's ``t`` axis) to include; ``None`` for the whole exercise.
     phases : sequence of str
-        See :func:`~cpet_nb.exercise.exercise_rows`.
+        See :func:`~cpet_nb.physiology.exercise.exercise_rows`.
     average_s : float
         Averaging bin (s) before the regression; 0 for the rows as given.
 
@@ -101,7 +102,7 @@ def ve_vco2_nadir(data: pd.DataFrame, *, window_s: int = 90,
                   phases: Sequence[str] = EXERCISE_PHASES) -> float:
     """Lowest VE/VCO2 during exercise (Sun et al. 2002).
 
-    VE and VCO2 are put on a 1 s grid (:func:`cpet_nb.preprocess.resample_1s`) and averaged
+    VE and VCO2 are put on a 1 s grid (:func:`cpet_nb.model.preprocess.resample_1s`) and averaged
     over every complete ``window_s``-second window of the exercise portion; the ratio of the
     two means (L/min over L/min) is taken and its lowest value returned. The window is not
     standardised: 90 s (three consecutive 30 s averages, the default) or 30 s are common.
@@ -113,7 +114,7 @@ def ve_vco2_nadir(data: pd.DataFrame, *, window_s: int = 90,
     window_s : int
         Averaging window (s), at least 1.
     phases : sequence of str
-        See :func:`~cpet_nb.exercise.exercise_rows`.
+        See :func:`~cpet_nb.physiology.exercise.exercise_rows`.
 
     Returns
     -------
@@ -177,7 +178,7 @@ def oues(data: pd.DataFrame, *, fraction: float = 1.0,
     fraction : float
         Share of the exercise duration (from its start) to fit, in (0, 1].
     phases : sequence of str
-        See :func:`~cpet_nb.exercise.exercise_rows`.
+        See :func:`~cpet_nb.physiology.exercise.exercise_rows`.
     average_s : float
         Averaging bin (s) before the regression; 0 for the rows as given.
 
@@ -310,7 +311,7 @@ def hr_vo2_slope(data: pd.DataFrame, *, phases: Sequence[str] = EXERCISE_PHASES,
     data : pandas.DataFrame
         Canonical data with ``t``, ``HR`` and ``VO2``.
     phases : sequence of str
-        See :func:`~cpet_nb.exercise.exercise_rows`.
+        See :func:`~cpet_nb.physiology.exercise.exercise_rows`.
     average_s : float
         Averaging bin (s) before the regression; 0 for the rows as given.
 
@@ -483,7 +484,7 @@ def gross_efficiency_peak_pct(data: pd.DataFrame, *, window_s: int = 30,
     window_s : int
         Averaging window (s).
     phases : sequence of str
-        See :func:`~cpet_nb.exercise.exercise_rows`.
+        See :func:`~cpet_nb.physiology.exercise.exercise_rows`.
     equation, rer_above_one : str
         See :func:`energy_expenditure_w`.
 
@@ -522,7 +523,7 @@ def slope_measures(record: CPETRecord, *, vt1_s: float | None = None,
         Ventilatory thresholds (s, on the record's ``t`` axis); unknown gives NaN for the
         measures that need them.
     phases, average_s
-        See :func:`~cpet_nb.exercise.exercise_rows` and :func:`ve_vco2_slope`.
+        See :func:`~cpet_nb.physiology.exercise.exercise_rows` and :func:`ve_vco2_slope`.
     nadir_window_s : int
         Window of :func:`ve_vco2_nadir` (s).
     exclude_first_s : float
@@ -588,7 +589,7 @@ def _slope(x: pd.Series | np.ndarray, y: pd.Series | np.ndarray) -> float:
 
 
 def _grid(frame: pd.DataFrame, channels: tuple[str, ...]) -> pd.DataFrame:
-    """``channels`` of ``frame`` on a 1 s grid (:func:`cpet_nb.preprocess.resample_1s`);
+    """``channels`` of ``frame`` on a 1 s grid (:func:`cpet_nb.model.preprocess.resample_1s`);
     empty when the frame is empty or lacks a channel."""
     if not len(frame) or any(c not in frame for c in channels):
         return pd.DataFrame(columns=["t", *channels], dtype=float)

@@ -3,7 +3,8 @@
 A dask worker cannot interrupt a task that hangs or stop one that allocates without bound:
 cancelling a future does not stop running code, and a worker killed for memory takes the
 other files of its partition with it. So each worker keeps one child process
-(``python -m cpet_nb.sandbox``, started by :class:`cpet_nb.engine.SandboxPlugin`) that loads
+(``python -m cpet_nb.batch.sandbox``, started by :class:`cpet_nb.batch.engine.SandboxPlugin`) that
+loads
 the model once and analyses one file per request. A file that runs past its time limit gets
 the child killed and replaced (finding ``file-timeout``); one that allocates past its memory
 limit gets a ``MemoryError`` inside the child (Linux ``RLIMIT_DATA``, counted above what the
@@ -25,8 +26,8 @@ import threading
 from multiprocessing.connection import Connection
 from typing import Any
 
-from .findings import Finding, Severity
-from .result import FileResult
+from ..findings import Finding, Severity
+from ..result import FileResult
 
 #: Time a new child may take to start and load the model (s); the per-file limit starts after.
 STARTUP_ALLOWANCE_S = 60.0
@@ -70,7 +71,7 @@ class Sandbox:
             return
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "cpet_nb.sandbox"], stdin=subprocess.PIPE,
+            [sys.executable, "-m", "cpet_nb.batch.sandbox"], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, env=env)
         self._reader = Connection(os.dup(self._process.stdout.fileno()), writable=False)
         self._writer = Connection(os.dup(self._process.stdin.fileno()), readable=False)
@@ -184,8 +185,8 @@ def _limit_memory(memory_mb: float | None) -> None:
 
 
 def _serve(reader: Connection, writer: Connection) -> None:
-    from .analysis import analyze, internal_error
-    from .model import get_model
+    from ..analysis import analyze, internal_error
+    from ..model import get_model
 
     get_model()
     writer.send(READY)

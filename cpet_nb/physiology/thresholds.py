@@ -57,9 +57,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..record import CPETRecord
 from .averaging import time_bin_means
 from .exercise import exercise_rows
-from .record import CPETRecord
 
 #: The keys of :func:`classical_thresholds`, in results-table order.
 CLASSICAL_METHODS: tuple[str, ...] = ("vt1_vslope", "vt1_equivalents", "vt1_peto2",

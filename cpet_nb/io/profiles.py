@@ -28,7 +28,7 @@ import re
 import tempfile
 from pathlib import Path
 
-from .io.generic import ColumnMapping
+from .generic import ColumnMapping
 
 #: Environment variable that names the profiles folder.
 PROFILES_ENV = "CPET_NB_PROFILES"

@@ -13,7 +13,8 @@ Companion files (:func:`read_hr`), told apart by content (XML starts with ``<``)
   UTC; a time without zone is UTC, the TCX convention) and ``HeartRateBpm/Value`` (1/min).
   Result column ``time_utc``.
 - **Delimited text** (delimiter, encoding and header normalisation as
-  :func:`cpet_nb.subjects.read_text_table` and :func:`~cpet_nb.subjects.normalise_header`:
+  :func:`cpet_nb.io.participants.read_text_table` and
+  :func:`~cpet_nb.io.participants.normalise_header`:
   ``HR (bpm)`` is ``hr_bpm``) with a time and a heart-rate column; the first header found in
   each list below, in this order, is used:
 
@@ -76,12 +77,12 @@ import pandas as pd
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import ParseError, fromstring
 
-from .findings import Finding, Severity
-from .io import DEFAULT_MAX_FILE_BYTES
-from .io._tabular import clean_time
-from .io.parsing import parse_number, parse_time_s
-from .record import CANONICAL_UNITS, CPETRecord, Metadata
-from .subjects import normalise_header, read_text_table
+from ..findings import Finding, Severity
+from ..record import CANONICAL_UNITS, CPETRecord, Metadata
+from . import DEFAULT_MAX_FILE_BYTES
+from ._tabular import clean_time
+from .parsing import parse_number, parse_time_s
+from .participants import normalise_header, read_text_table
 
 #: Time headers of a delimited companion (normalised), in order of preference.
 TIME_COLUMNS = ("time_utc", "timestamp", "datetime", "date_time", "time", "time_s", "time_ms",

@@ -46,7 +46,7 @@ from typing import Protocol
 
 import numpy as np
 
-from .findings import Finding
+from ..findings import Finding
 
 #: Weight of each estimate in the consensus, by key; keys not listed weigh 1.
 DEFAULT_WEIGHTS: dict[str, float] = {
@@ -136,7 +136,8 @@ def consensus(estimates: Mapping[str, Estimate | None], *,
     ----------
     estimates : mapping of str to estimate
         Estimates of the same threshold by key (e.g. ``vt1_vslope``, ``vt1_model``): anything
-        with ``time_s`` and ``vo2_ml_min`` (a :class:`~cpet_nb.thresholds.ThresholdEstimate`
+        with ``time_s`` and ``vo2_ml_min`` (a
+        :class:`~cpet_nb.physiology.thresholds.ThresholdEstimate`
         or a model :class:`~cpet_nb.result.Threshold`); ``None`` or NaN values are unavailable.
     weights : mapping of str to float, optional
         Weight by key (default :data:`DEFAULT_WEIGHTS`; keys not listed weigh 1). A weight of
@@ -161,7 +162,8 @@ def consensus(estimates: Mapping[str, Estimate | None], *,
 def threshold_consensus(classical: Mapping[str, Estimate], model_vt1: Estimate | None = None,
                         model_vt2: Estimate | None = None, *,
                         weights: Mapping[str, float] | None = None) -> dict[str, Consensus]:
-    """VT1 and VT2 consensus from :func:`~cpet_nb.thresholds.classical_thresholds` and the model.
+    """VT1 and VT2 consensus from :func:`~cpet_nb.physiology.thresholds.classical_thresholds` and
+    the model.
 
     Parameters
     ----------

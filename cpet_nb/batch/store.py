@@ -40,8 +40,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .domains import DomainCurves
-from .result import RESULT_COLUMNS, FileResult, results_frame
+from ..model.domains import DomainCurves
+from ..result import RESULT_COLUMNS, FileResult, results_frame
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_S = 60.0
@@ -240,7 +240,7 @@ class Store:
     def create_job(self, job_id: str, files: Sequence[FileEntry], *, settings: dict[str, Any],
                    analysis_key: str, model_version: str, inputs: dict[str, Any]) -> None:
         """Record the new job ``job_id`` (:meth:`new_job_id`) and its files, all ``pending``."""
-        from . import __version__
+        from .. import __version__
 
         now = utc_now()
         with self.transaction() as db:

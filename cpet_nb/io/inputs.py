@@ -7,8 +7,8 @@ not reported as failed tests. Hidden files and folders (``.name``), ``__MACOSX``
 ``__pycache__`` are never walked into.
 
 A ZIP archive (by its magic bytes, whether named, matched by a glob or found in a folder;
-see :func:`cpet_nb.intake.is_archive`) is a container, not a file: its members are extracted
-safely into a temporary folder (:mod:`cpet_nb.intake`: size, ratio and entry limits, no path
+see :func:`cpet_nb.io.archives.is_archive`) is a container, not a file: its members are extracted
+safely into a temporary folder (:mod:`cpet_nb.io.archives`: size, ratio and entry limits, no path
 traversal, links or encrypted members) and then treated like files found in a folder. The
 archive itself gets no row; what was refused is in :attr:`Inputs.findings`. The temporary
 folders live as long as the :class:`Inputs`: use it as a context manager (or call
@@ -29,9 +29,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .findings import CPETError, Finding, UnsupportedFormat
-from .intake import ArchiveLimits, extract_zip, is_archive
-from .io import DEFAULT_MAX_FILE_BYTES, detect_format
+from ..findings import CPETError, Finding, UnsupportedFormat
+from . import DEFAULT_MAX_FILE_BYTES, detect_format
+from .archives import ArchiveLimits, extract_zip, is_archive
 
 SKIPPED_DIRS = {"__MACOSX", "__pycache__"}
 GLOB_CHARS = set("*?[")
@@ -132,7 +132,7 @@ def expand_inputs(inputs: Iterable[str | os.PathLike],
         Used when sniffing discovered files (too-large files are kept, to be reported), and
         as the per-member limit of archives unless ``archive_limits`` is given.
     archive_limits : ArchiveLimits, optional
-        Limits for ZIP archives (default: :class:`~cpet_nb.intake.ArchiveLimits` with
+        Limits for ZIP archives (default: :class:`~cpet_nb.io.archives.ArchiveLimits` with
         ``max_member_bytes=max_file_bytes``).
     temp_dir : str or path-like, optional
         Where to create the temporary folders for archive members (default: the system's).

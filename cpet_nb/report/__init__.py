@@ -1,0 +1,3 @@
+"""What a person reads: Bokeh plots of a test or a batch (:mod:`.plots`), built from a
+stored job (results table and domain curves) or from in-memory results; papermill batch
+reports come here too. Bokeh is imported only by the modules that draw."""

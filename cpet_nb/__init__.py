@@ -12,8 +12,7 @@ The public API::
     cpet_nb.jobs(store="jobs.sqlite"); cpet_nb.resume(job_id, store="jobs.sqlite")
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
+from ._version import __version__
 from .analysis import analyze, analyze_record
 from .batch import Batch, Progress, Upload, jobs, resume, submit
 from .findings import CODES, CPETError, Finding, Severity, UnsupportedFormat
@@ -24,15 +23,10 @@ from .record import CANONICAL_UNITS, CPETRecord, Metadata
 from .result import RESULT_COLUMNS, FileResult, Threshold, results_table
 from .settings import Settings
 
-try:
-    __version__ = version("cpet-nb")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0+unknown"
-
 __all__ = [
     "Batch", "CANONICAL_UNITS", "CODES", "CPETError", "CPETRecord", "ColumnMapping",
     "DomainCurves", "FileResult", "Finding", "Metadata", "Progress", "RESULT_COLUMNS",
     "Settings", "Severity", "Threshold", "Upload", "UnsupportedFormat", "analyze",
     "analyze_record", "datasets", "jobs", "list_profiles", "load_profile", "read", "readers",
-    "results_table", "resume", "save_profile", "submit",
+    "results_table", "resume", "save_profile", "submit", "__version__",
 ]

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from ._version import __version__
 from .analysis import analyze_isolated
 from .findings import has_errors
 from .io import DEFAULT_MAX_FILE_BYTES, ColumnMapping, datasets, readers

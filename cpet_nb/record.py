@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -148,3 +149,8 @@ def mean_around(data: pd.DataFrame, channel: str, time_s: float, half_width_s: f
         return float("nan")
     near = data.loc[(data["t"] - time_s).abs() <= half_width_s, channel].dropna()
     return float(near.mean()) if len(near) else float("nan")
+
+
+def json_number(value: float | None) -> float | None:
+    """``value`` for JSON: NaN (and None) become None, other numbers stay."""
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value

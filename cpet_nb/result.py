@@ -10,35 +10,12 @@ import pandas as pd
 
 from .findings import Finding, Severity
 from .model.domains import DomainCurves
+from .model.pipeline import Threshold
 from .physiology.consensus import REVIEW_FLAGS, REVIEW_REASONS, Consensus
 from .physiology.measures import PEAK_MEASURES
 from .physiology.slopes import SLOPE_MEASURES
 from .physiology.thresholds import CLASSICAL_METHODS, ThresholdEstimate
-from .record import Metadata
-
-
-@dataclass
-class Threshold:
-    """A ventilatory threshold and the values there (NaN where a channel is missing).
-
-    Gas exchange and HR are smoothed values at that second; ``load_w`` and ``speed_km_h``
-    are the last values the cart recorded at or before it (the work rate being done).
-    """
-
-    time_s: float
-    vo2_ml_min: float
-    vco2_ml_min: float
-    ve_l_min: float
-    peto2_mmhg: float
-    petco2_mmhg: float
-    hr_bpm: float
-    load_w: float = math.nan
-    speed_km_h: float = math.nan
-
-    def to_dict(self) -> dict[str, float | None]:
-        """JSON-ready dictionary (NaN becomes None)."""
-        return {k: _json_number(v) for k, v in self.__dict__.items()}
-
+from .record import Metadata, json_number
 
 THRESHOLD_FIELDS = tuple(Threshold.__dataclass_fields__)
 
@@ -197,15 +174,15 @@ class FileResult:
             "status": self.status,
             "vt1": self.vt1.to_dict() if self.vt1 else None,
             "vt2": self.vt2.to_dict() if self.vt2 else None,
-            "classical": {k: {"time_s": _json_number(e.time_s),
-                              "vo2_ml_min": _json_number(e.vo2_ml_min), "reason": e.reason}
+            "classical": {k: {"time_s": json_number(e.time_s),
+                              "vo2_ml_min": json_number(e.vo2_ml_min), "reason": e.reason}
                           for k, e in self.classical.items()},
-            "consensus": {k: {f: _json_number(v) if isinstance(v, float) else v
+            "consensus": {k: {f: json_number(v) if isinstance(v, float) else v
                               for f, v in c.__dict__.items()}
                           for k, c in self.consensus.items()},
             "review": dict(self.review),
-            "measures": {k: _json_number(v) for k, v in self.measures.items()},
-            "duration_s": _json_number(self.duration_s),
+            "measures": {k: json_number(v) for k, v in self.measures.items()},
+            "duration_s": json_number(self.duration_s),
             "findings": [f.to_dict() for f in self.findings],
             "metadata": self.metadata.to_dict() if self.metadata else None,
             "model_version": self.model_version,
@@ -234,6 +211,3 @@ def results_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
             table[column] = pd.to_numeric(table[column], errors="coerce").astype("float64")
     return table
 
-
-def _json_number(value: float) -> float | None:
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value

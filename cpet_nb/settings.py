@@ -220,7 +220,7 @@ class Settings:
         """A digest of what makes results comparable: the analysis settings, the model,
         cpet_nb's version and the participants table (its sha256) if one is used. Equal keys
         and equal file contents give equal results."""
-        from . import __version__
+        from ._version import __version__
 
         basis = {name: getattr(self, name) for name in self.ANALYSIS_FIELDS}
         basis.update(model=model_version, cpet_nb=__version__, participants=participants_sha256)

@@ -4,7 +4,8 @@ import pytest
 from synthetic import ramp_test
 
 from cpet_nb.findings import CPETError
-from cpet_nb.model.preprocess import minmax_scale, model_windows, resample_1s, trim_to_complete
+from cpet_nb.grid import resample_1s
+from cpet_nb.model.preprocess import minmax_scale, model_windows, trim_to_complete
 
 
 def test_resample_matches_pandas_resample_mean_interpolate():

@@ -9,7 +9,7 @@ from samples import sample
 from synthetic import ramp_test
 
 import cpet_nb
-from cpet_nb.physiology import slopes
+from cpet_nb.physiology import efficiency, slopes
 from cpet_nb.record import CPETRecord, Metadata
 
 KEYS = {
@@ -156,27 +156,28 @@ def test_hr_vo2_slope_known_answer():
 
 def test_energy_expenditure_equations_by_hand():
     # 1 L/min O2 and CO2: Brouwer (3.866 + 1.200) kcal/min x 4.184 kJ/kcal = 21.196 kJ/min
-    assert slopes.energy_expenditure_w(1000, 1000) == pytest.approx(21.196 / 60 * 1000, rel=1e-4)
-    assert slopes.energy_expenditure_w(1000, 1000, equation="peronnet") == pytest.approx(
+    assert efficiency.energy_expenditure_w(1000, 1000) == pytest.approx(21.196 / 60 * 1000,
+                                                                       rel=1e-4)
+    assert efficiency.energy_expenditure_w(1000, 1000, equation="peronnet") == pytest.approx(
         (16.89 + 4.84) / 60 * 1000)
     with pytest.raises(ValueError):
-        slopes.energy_expenditure_w(1000, 1000, equation="weir")
+        efficiency.energy_expenditure_w(1000, 1000, equation="weir")
     with pytest.raises(ValueError):
-        slopes.energy_expenditure_w(1000, 1000, rer_above_one="ignore")
+        efficiency.energy_expenditure_w(1000, 1000, rer_above_one="ignore")
 
 
 def test_energy_expenditure_above_rer_one():
-    at_one = slopes.energy_expenditure_w(1000, 1000)
-    assert slopes.energy_expenditure_w(1000, 1200) == pytest.approx(at_one)  # capped at RER 1
-    assert math.isnan(slopes.energy_expenditure_w(1000, 1200, rer_above_one="nan"))
-    assert slopes.energy_expenditure_w(1000, 1200, rer_above_one="keep") > at_one
-    assert slopes.energy_expenditure_w(1000, 800) < at_one  # below RER 1: as measured
+    at_one = efficiency.energy_expenditure_w(1000, 1000)
+    assert efficiency.energy_expenditure_w(1000, 1200) == pytest.approx(at_one)  # capped at RER 1
+    assert math.isnan(efficiency.energy_expenditure_w(1000, 1200, rer_above_one="nan"))
+    assert efficiency.energy_expenditure_w(1000, 1200, rer_above_one="keep") > at_one
+    assert efficiency.energy_expenditure_w(1000, 800) < at_one  # below RER 1: as measured
 
 
 def test_gross_efficiency_pct():
     expected = 100 * 100 / (21.196 / 60 * 1000)  # 100 W against 353.3 W
-    assert slopes.gross_efficiency_pct(100, 1000, 1000) == pytest.approx(expected, rel=1e-4)
-    values = slopes.gross_efficiency_pct([0.0, np.nan, 100.0], 1000, 1000)
+    assert efficiency.gross_efficiency_pct(100, 1000, 1000) == pytest.approx(expected, rel=1e-4)
+    values = efficiency.gross_efficiency_pct([0.0, np.nan, 100.0], 1000, 1000)
     assert np.isnan(values[:2]).all() and values[2] == pytest.approx(expected, rel=1e-4)
 
 
@@ -190,23 +191,23 @@ def test_gross_efficiency_by_stage_steady_state():
         target = 800 + 10 * load[i]
         vo2[i] = target + (vo2[i - 1] - target) * np.exp(-2.0 / tau)
     data = pd.DataFrame({"t": t, "load": load, "VO2": vo2, "VCO2": 0.9 * vo2})
-    table = slopes.gross_efficiency_by_stage(data)
+    table = efficiency.gross_efficiency_by_stage(data)
     assert table["load_w"].tolist() == [100.0, 150.0, 200.0]  # rest at 0 W is no stage
     steady = 800 + 10 * table["load_w"]
-    expected = slopes.gross_efficiency_pct(table["load_w"], steady, 0.9 * steady)
+    expected = efficiency.gross_efficiency_pct(table["load_w"], steady, 0.9 * steady)
     np.testing.assert_allclose(table["gross_efficiency_pct"], expected, rtol=2e-3)
     np.testing.assert_allclose(table["rer"], 0.9)
-    assert slopes.gross_efficiency_by_stage(data, min_stage_s=300).empty
-    assert slopes.gross_efficiency_by_stage(data.assign(speed=8.0)).empty
-    assert slopes.gross_efficiency_by_stage(cycle_ramp()).empty  # a ramp has no stage
+    assert efficiency.gross_efficiency_by_stage(data, min_stage_s=300).empty
+    assert efficiency.gross_efficiency_by_stage(data.assign(speed=8.0)).empty
+    assert efficiency.gross_efficiency_by_stage(cycle_ramp()).empty  # a ramp has no stage
 
 
 def test_gross_efficiency_peak_on_synthetic_ramp():
     data = ramp_test()  # last 30 s: 275 W, VO2 ~3.6 L/min, RER > 1 (capped)
-    expected = slopes.gross_efficiency_pct(275.0, 3600.0, 3600.0)
-    assert slopes.gross_efficiency_peak_pct(data) == pytest.approx(float(expected), abs=1.0)
-    assert math.isnan(slopes.gross_efficiency_peak_pct(data.drop(columns="load")))
-    assert math.isnan(slopes.gross_efficiency_peak_pct(data.assign(VCO2=np.nan)))
+    expected = efficiency.gross_efficiency_pct(275.0, 3600.0, 3600.0)
+    assert efficiency.gross_efficiency_peak_pct(data) == pytest.approx(float(expected), abs=1.0)
+    assert math.isnan(efficiency.gross_efficiency_peak_pct(data.drop(columns="load")))
+    assert math.isnan(efficiency.gross_efficiency_peak_pct(data.assign(VCO2=np.nan)))
 
 
 # --- slope_measures ------------------------------------------------------------------------
@@ -275,7 +276,7 @@ def test_zan_treadmill_ramps_are_plausible(name):
 
 def test_cosmed_step_test_efficiency_by_stage():
     rec = cpet_nb.read(sample("cosmed/omnia_en_10s.xlsx"))
-    table = slopes.gross_efficiency_by_stage(rec.data)
+    table = efficiency.gross_efficiency_by_stage(rec.data)
     assert table["load_w"].tolist() == [130.0, 200.0, 265.0]  # 5 min stages; 2 min ones left out
     assert table["gross_efficiency_pct"].between(12, 25).all()
     assert table["gross_efficiency_pct"].is_monotonic_increasing  # GE rises with work rate

@@ -240,7 +240,7 @@ class Store:
     def create_job(self, job_id: str, files: Sequence[FileEntry], *, settings: dict[str, Any],
                    analysis_key: str, model_version: str, inputs: dict[str, Any]) -> None:
         """Record the new job ``job_id`` (:meth:`new_job_id`) and its files, all ``pending``."""
-        from .. import __version__
+        from .._version import __version__
 
         now = utc_now()
         with self.transaction() as db:

@@ -5,15 +5,42 @@ Pure function of the record and a loaded model; no dask, Jupyter or files.
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..findings import Finding
-from ..record import MODEL_CHANNELS, CPETRecord, recorded_at
-from ..result import Threshold
+from ..grid import resample_1s
+from ..record import MODEL_CHANNELS, CPETRecord, json_number, recorded_at
 from . import N_PAST_POINTS, OxynetModel
 from .domains import SMOOTHING_LAMBDA_S2, DomainCurves, domain_curves, threshold_rows
-from .preprocess import GRID_CHANNELS, minmax_scale, model_windows, resample_1s, trim_to_complete
+from .preprocess import GRID_CHANNELS, minmax_scale, model_windows, trim_to_complete
 from .smoothing import optimal_filter
+
+
+@dataclass
+class Threshold:
+    """A ventilatory threshold and the values there (NaN where a channel is missing).
+
+    Gas exchange and HR are smoothed values at that second; ``load_w`` and ``speed_km_h``
+    are the last values the cart recorded at or before it (the work rate being done).
+    """
+
+    time_s: float
+    vo2_ml_min: float
+    vco2_ml_min: float
+    ve_l_min: float
+    peto2_mmhg: float
+    petco2_mmhg: float
+    hr_bpm: float
+    load_w: float = math.nan
+    speed_km_h: float = math.nan
+
+    def to_dict(self) -> dict[str, float | None]:
+        """JSON-ready dictionary (NaN becomes None)."""
+        return {k: json_number(v) for k, v in self.__dict__.items()}
+
 
 #: Threshold fields and the grid channel each is read from.
 VALUE_CHANNELS = {"vo2_ml_min": "VO2", "vco2_ml_min": "VCO2", "ve_l_min": "VE",

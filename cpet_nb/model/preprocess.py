@@ -25,53 +25,6 @@ from . import N_PAST_POINTS
 GRID_CHANNELS: tuple[str, ...] = MODEL_CHANNELS + ("HR",)
 
 
-def resample_1s(data: pd.DataFrame, channels: tuple[str, ...] = GRID_CHANNELS) -> pd.DataFrame:
-    """Average samples into whole seconds and interpolate empty seconds.
-
-    Parameters
-    ----------
-    data : pandas.DataFrame
-        Canonical data with ``t`` (s) strictly increasing.
-    channels : tuple of str
-        Columns to carry (absent ones are skipped).
-
-    Returns
-    -------
-    pandas.DataFrame
-        ``t`` and the channels, one row per second from ``floor(t[0])`` to ``floor(t[-1])``.
-        Missing values are averaged over what is present; a gap is interpolated only between
-        two values, never extrapolated past the first or last one.
-    """
-    t = data["t"].to_numpy(dtype=float)
-    second = np.floor(t).astype(np.int64)
-    index = second - second[0]
-    n = int(index[-1]) + 1
-    columns = ["t"] + [c for c in channels if c in data]
-    out = {}
-    for column in columns:
-        values = data[column].to_numpy(dtype=float)
-        present = np.isfinite(values)
-        sums = np.bincount(index[present], weights=values[present], minlength=n)
-        counts = np.bincount(index[present], minlength=n)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = sums / counts
-        out[column] = _interpolate_inside(mean)
-    return pd.DataFrame(out)
-
-
-def _interpolate_inside(values: np.ndarray) -> np.ndarray:
-    """Linear interpolation (by position) of NaNs that lie between two finite values."""
-    finite = np.isfinite(values)
-    if finite.all() or not finite.any():
-        return values
-    positions = np.arange(len(values))
-    first, last = positions[finite][0], positions[finite][-1]
-    filled = values.copy()
-    inside = ~finite & (positions > first) & (positions < last)
-    filled[inside] = np.interp(positions[inside], positions[finite], values[finite])
-    return filled
-
-
 def trim_to_complete(grid: pd.DataFrame, channels: tuple[str, ...], file: str
                      ) -> tuple[pd.DataFrame, list[Finding]]:
     """Drop leading/trailing seconds where a model channel is missing, with a finding."""

@@ -137,8 +137,8 @@ def consensus(estimates: Mapping[str, Estimate | None], *,
     estimates : mapping of str to estimate
         Estimates of the same threshold by key (e.g. ``vt1_vslope``, ``vt1_model``): anything
         with ``time_s`` and ``vo2_ml_min`` (a
-        :class:`~cpet_nb.physiology.thresholds.ThresholdEstimate`
-        or a model :class:`~cpet_nb.result.Threshold`); ``None`` or NaN values are unavailable.
+        :class:`~cpet_nb.physiology.thresholds.ThresholdEstimate` or a model
+        :class:`~cpet_nb.model.pipeline.Threshold`); ``None`` or NaN values are unavailable.
     weights : mapping of str to float, optional
         Weight by key (default :data:`DEFAULT_WEIGHTS`; keys not listed weigh 1). A weight of
         0 leaves an estimate out of the consensus and its spread.

@@ -77,3 +77,9 @@ def _positive(data: pd.DataFrame, channel: str) -> np.ndarray:
     if channel not in data:
         return np.zeros(len(data), dtype=bool)
     return (pd.to_numeric(data[channel], errors="coerce") > 0).to_numpy(dtype=bool)
+
+
+def on_treadmill(data: pd.DataFrame) -> bool:
+    """Whether the record has a positive treadmill ``speed`` anywhere (its ``load``, if any,
+    is then a value the cart derived, not a measured work rate)."""
+    return "speed" in data and bool((data["speed"] > 0).any())

@@ -1,17 +1,15 @@
-"""Submaximal CPET slopes and efficiency: VE/VCO2, OUES, ΔVO2/ΔWR, HR/VO2, gross efficiency.
+"""Submaximal CPET slopes: VE/VCO2, OUES, ΔVO2/ΔWR, HR/VO2 (gross efficiency: :mod:`.efficiency`).
 
 Data windows
 ------------
-Every measure except ΔVO2/ΔWR and the per-stage gross efficiency uses the *exercise part*
+Every measure except ΔVO2/ΔWR uses the *exercise part*
 (:func:`cpet_nb.physiology.exercise.exercise_rows`): the rows labelled with one of ``phases``
-(default
-``EXERCISE`` only, so rest, warm-up and recovery are left out) when the record labels
+(default ``EXERCISE`` only, so rest, warm-up and recovery are left out) when the record labels
 phases, otherwise the rows with a load or speed above zero, otherwise the whole record. The
-ramp for ΔVO2/ΔWR and the constant-load stages for gross efficiency are found in the ``load``
-channel itself (:func:`ramp_bounds_s`, :func:`gross_efficiency_by_stage`), which says where
-the work rate rises or is held better than a phase label does. Both are cycle-ergometer
-measures: when the record has a positive treadmill ``speed``, its ``load`` is a value the
-cart derived from speed and body mass, not a measured work rate, and they are NaN.
+ramp for ΔVO2/ΔWR is found in the ``load`` channel itself (:func:`ramp_bounds_s`), which says
+where the work rate rises better than a phase label does. It is a cycle-ergometer measure:
+when the record has a positive treadmill ``speed``, its ``load`` is a value the cart derived
+from speed and body mass, not a measured work rate, and it is NaN.
 
 Regressions are ordinary least squares on time averages over consecutive ``average_s``-second
 bins (default 10 s, ``0`` for the rows as given), so that every part of the test counts by
@@ -26,27 +24,14 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from ..model.preprocess import resample_1s
+from ..grid import on_1s_grid
 from ..record import CPETRecord
 from .averaging import time_bin_means
-from .exercise import EXERCISE_PHASES, exercise_rows
+from .efficiency import gross_efficiency_peak_pct
+from .exercise import EXERCISE_PHASES, exercise_rows, on_treadmill
 
 #: Default averaging bin (s) before a regression.
 AVERAGE_S = 10.0
-
-#: kJ per thermochemical kcal.
-KJ_PER_KCAL = 4.184
-
-#: Energy equivalents (kJ per litre STPD) of O2 uptake and CO2 output, non-protein, by name:
-#: Brouwer (1957), 3.866 and 1.200 kcal/L; Péronnet & Massicotte (1991) as tabulated by
-#: Kipp et al. (2018), 16.89 and 4.84 kJ/L.
-ENERGY_EQUATIONS: dict[str, tuple[float, float]] = {
-    "brouwer": (3.866 * KJ_PER_KCAL, 1.200 * KJ_PER_KCAL),
-    "peronnet": (16.89, 4.84),
-}
-
-#: What to do with VCO2 when RER > 1 (see :func:`energy_expenditure_w`).
-RER_ABOVE_ONE = ("cap", "nan", "keep")
 
 #: The keys of :func:`slope_measures`, in results-table order.
 SLOPE_MEASURES: tuple[str, ...] = (
@@ -102,7 +87,7 @@ def ve_vco2_nadir(data: pd.DataFrame, *, window_s: int = 90,
                   phases: Sequence[str] = EXERCISE_PHASES) -> float:
     """Lowest VE/VCO2 during exercise (Sun et al. 2002).
 
-    VE and VCO2 are put on a 1 s grid (:func:`cpet_nb.model.preprocess.resample_1s`) and averaged
+    VE and VCO2 are put on a 1 s grid (:func:`cpet_nb.grid.resample_1s`) and averaged
     over every complete ``window_s``-second window of the exercise portion; the ratio of the
     two means (L/min over L/min) is taken and its lowest value returned. The window is not
     standardised: 90 s (three consecutive 30 s averages, the default) or 30 s are common.
@@ -157,7 +142,7 @@ def ve_vco2_at(data: pd.DataFrame, time_s: float | None, *, window_s: int = 30) 
         return float("nan")
     half = window_s / 2.0
     around = data[(data["t"] >= time_s - half) & (data["t"] <= time_s + half)]
-    grid = _grid(around, ("VE", "VCO2")).dropna()
+    grid = on_1s_grid(around, ("VE", "VCO2")).dropna()
     if not len(grid):
         return float("nan")
     return float(_ve_per_vco2(grid["VE"].mean(), grid["VCO2"].mean()))
@@ -288,7 +273,7 @@ def vo2_work_rate_slope(data: pd.DataFrame, *, exclude_first_s: float = 45.0,
     rate increment during cycle ergometer exercise. Eur J Appl Physiol 57:140-145.
     """
     bounds = ramp_bounds_s(data, max_plateau_s=max_plateau_s)
-    if bounds is None or _on_treadmill(data):
+    if bounds is None or on_treadmill(data):
         return float("nan")
     start_s, end_s = bounds
     ramp = data[(data["t"] >= start_s + exclude_first_s) & (data["t"] <= end_s)]
@@ -329,186 +314,6 @@ def hr_vo2_slope(data: pd.DataFrame, *, phases: Sequence[str] = EXERCISE_PHASES,
     return _slope(bins["VO2"] / 1000.0, bins["HR"])
 
 
-def energy_expenditure_w(vo2_ml_min: np.ndarray | float, vco2_ml_min: np.ndarray | float,
-                         *, equation: str = "brouwer", rer_above_one: str = "cap"
-                         ) -> np.ndarray:
-    """Metabolic rate (W) from O2 uptake and CO2 output, protein oxidation neglected.
-
-    ``equation`` picks the energy equivalents of :data:`ENERGY_EQUATIONS`: ``"brouwer"``
-    (Brouwer 1957, the usual choice in cycling efficiency studies) or ``"peronnet"``
-    (Péronnet & Massicotte 1991, recommended for exercise by Kipp et al. 2018). Above
-    RER 1, CO2 released by bicarbonate buffering of lactate adds to the CO2 of oxidation
-    (Jeukendrup & Wallis 2005), so VCO2 no longer measures metabolism: ``rer_above_one``
-    ``"cap"`` (default) counts VCO2 only up to VO2 (RER 1, pure carbohydrate oxidation),
-    ``"nan"`` gives NaN, ``"keep"`` uses VCO2 as measured.
-
-    Parameters
-    ----------
-    vo2_ml_min, vco2_ml_min : array_like
-        O2 uptake and CO2 output (mL/min STPD).
-    equation : {"brouwer", "peronnet"}
-    rer_above_one : {"cap", "nan", "keep"}
-
-    Returns
-    -------
-    numpy.ndarray
-        Metabolic rate (W); NaN where an input is missing.
-
-    References
-    ----------
-    Brouwer E (1957). On simple formulae for calculating the heat expenditure and the
-    quantities of carbohydrate and fat oxidized in metabolism of men and animals, from
-    gaseous exchange (oxygen intake and carbonic acid output) and urine-N. Acta Physiol
-    Pharmacol Neerl 6:795-802.
-    Péronnet F, Massicotte D (1991). Table of nonprotein respiratory quotient: an update.
-    Can J Sport Sci 16:23-29.
-    Kipp S, Byrnes WC, Kram R (2018). Calculating metabolic energy expenditure across a wide
-    range of exercise intensities: the equation matters. Appl Physiol Nutr Metab 43:639-642.
-    Jeukendrup AE, Wallis GA (2005). Measurement of substrate oxidation during exercise by
-    means of gas exchange measurements. Int J Sports Med 26 Suppl 1:S28-S37.
-    """
-    if equation not in ENERGY_EQUATIONS:
-        raise ValueError(f"equation must be one of {sorted(ENERGY_EQUATIONS)}")
-    if rer_above_one not in RER_ABOVE_ONE:
-        raise ValueError(f"rer_above_one must be one of {RER_ABOVE_ONE}")
-    vo2 = np.asarray(vo2_ml_min, dtype=float) / 1000.0
-    vco2 = np.asarray(vco2_ml_min, dtype=float) / 1000.0
-    above = vco2 > vo2
-    if rer_above_one == "cap":
-        vco2 = np.where(above, vo2, vco2)
-    elif rer_above_one == "nan":
-        vco2 = np.where(above, np.nan, vco2)
-    kj_per_l_o2, kj_per_l_co2 = ENERGY_EQUATIONS[equation]
-    return (kj_per_l_o2 * vo2 + kj_per_l_co2 * vco2) * 1000.0 / 60.0
-
-
-def gross_efficiency_pct(load_w: np.ndarray | float, vo2_ml_min: np.ndarray | float,
-                         vco2_ml_min: np.ndarray | float, *, equation: str = "brouwer",
-                         rer_above_one: str = "cap") -> np.ndarray:
-    """Gross efficiency (%): external work rate over metabolic rate.
-
-    Parameters
-    ----------
-    load_w : array_like
-        Work rate (W); zero or negative gives NaN (no external work to relate).
-    vo2_ml_min, vco2_ml_min : array_like
-        O2 uptake and CO2 output (mL/min) at that work rate, in a steady state.
-    equation, rer_above_one : str
-        See :func:`energy_expenditure_w`.
-
-    Returns
-    -------
-    numpy.ndarray
-        100 · load / metabolic rate.
-
-    References
-    ----------
-    Moseley L, Jeukendrup AE (2001). The reliability of cycling efficiency. Med Sci Sports
-    Exerc 33:621-627.
-    """
-    load = np.asarray(load_w, dtype=float)
-    metabolic_w = energy_expenditure_w(vo2_ml_min, vco2_ml_min, equation=equation,
-                                       rer_above_one=rer_above_one)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(load > 0, 100.0 * load / metabolic_w, np.nan)
-
-
-def gross_efficiency_by_stage(data: pd.DataFrame, *, min_stage_s: float = 180.0,
-                              last_s: float = 60.0, equation: str = "brouwer",
-                              rer_above_one: str = "cap") -> pd.DataFrame:
-    """Gross efficiency at each constant load held long enough for a steady state.
-
-    A stage is a run of consecutive rows with the same positive ``load`` lasting at least
-    ``min_stage_s`` (3 min stages as in Moseley & Jeukendrup 2001); VO2 and VCO2 are
-    averaged over its last ``last_s`` seconds. Stages are found in the whole record (a
-    constant-load warm-up counts). A ramp has no such stage and gives an empty table, as
-    does a treadmill test (see the module notes).
-
-    Parameters
-    ----------
-    data : pandas.DataFrame
-        Canonical data with ``t``, ``load``, ``VO2`` and ``VCO2``.
-    min_stage_s : float
-        Shortest stage (s).
-    last_s : float
-        Averaging period at the end of each stage (s).
-    equation, rer_above_one : str
-        See :func:`energy_expenditure_w`.
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per stage: ``start_s``, ``end_s``, ``load_w``, ``vo2_ml_min``,
-        ``vco2_ml_min``, ``rer``, ``energy_expenditure_w``, ``gross_efficiency_pct``.
-
-    References
-    ----------
-    Moseley L, Jeukendrup AE (2001). The reliability of cycling efficiency. Med Sci Sports
-    Exerc 33:621-627.
-    """
-    columns = ["start_s", "end_s", "load_w", "vo2_ml_min", "vco2_ml_min"]
-    stages = []
-    if all(c in data for c in ("load", "VO2", "VCO2")) and not _on_treadmill(data):
-        rows = data.dropna(subset=["load"])
-        run = (rows["load"] != rows["load"].shift()).cumsum()
-        for _, stage in rows.groupby(run):
-            start_s, end_s = float(stage["t"].iloc[0]), float(stage["t"].iloc[-1])
-            if stage["load"].iloc[0] <= 0 or end_s - start_s < min_stage_s:
-                continue
-            steady = stage[stage["t"] >= end_s - last_s]
-            stages.append([start_s, end_s, float(stage["load"].iloc[0]),
-                           steady["VO2"].mean(), steady["VCO2"].mean()])
-    table = pd.DataFrame(stages, columns=columns, dtype=float)
-    table["rer"] = table["vco2_ml_min"] / table["vo2_ml_min"]
-    energy = {"equation": equation, "rer_above_one": rer_above_one}
-    table["energy_expenditure_w"] = energy_expenditure_w(
-        table["vo2_ml_min"], table["vco2_ml_min"], **energy)
-    table["gross_efficiency_pct"] = 100.0 * table["load_w"] / table["energy_expenditure_w"]
-    return table
-
-
-def gross_efficiency_peak_pct(data: pd.DataFrame, *, window_s: int = 30,
-                              phases: Sequence[str] = EXERCISE_PHASES,
-                              equation: str = "brouwer", rer_above_one: str = "cap") -> float:
-    """Gross efficiency (%) at peak exercise.
-
-    The ``window_s``-second window of the exercise portion with the highest mean VO2 (on a
-    1 s grid, as for VO2peak) gives the mean VO2, VCO2 and load. Near the end of a ramp VO2
-    lags the work rate and RER exceeds 1, so this is a peak-exercise index, higher than a
-    steady-state efficiency (use :func:`gross_efficiency_by_stage` for step tests).
-
-    Parameters
-    ----------
-    data : pandas.DataFrame
-        Canonical data with ``t``, ``load``, ``VO2`` and ``VCO2``.
-    window_s : int
-        Averaging window (s).
-    phases : sequence of str
-        See :func:`~cpet_nb.physiology.exercise.exercise_rows`.
-    equation, rer_above_one : str
-        See :func:`energy_expenditure_w`.
-
-    Returns
-    -------
-    float
-        Gross efficiency (%), NaN without load, VO2 or VCO2, or on a treadmill.
-
-    References
-    ----------
-    Moseley L, Jeukendrup AE (2001). The reliability of cycling efficiency. Med Sci Sports
-    Exerc 33:621-627.
-    """
-    if _on_treadmill(data):
-        return float("nan")
-    grid = _grid(exercise_rows(data, phases), ("VO2", "VCO2", "load"))
-    means = grid.rolling(window_s, min_periods=window_s).mean()
-    if not means["VO2"].notna().any():
-        return float("nan")
-    peak = means.loc[means["VO2"].idxmax()]
-    return float(gross_efficiency_pct(peak["load"], peak["VO2"], peak["VCO2"],
-                                      equation=equation, rer_above_one=rer_above_one))
-
-
 def slope_measures(record: CPETRecord, *, vt1_s: float | None = None,
                    vt2_s: float | None = None, phases: Sequence[str] = EXERCISE_PHASES,
                    average_s: float = AVERAGE_S, nadir_window_s: int = 90,
@@ -529,7 +334,7 @@ def slope_measures(record: CPETRecord, *, vt1_s: float | None = None,
     exclude_first_s : float
         See :func:`vo2_work_rate_slope`.
     equation, rer_above_one : str
-        See :func:`energy_expenditure_w`.
+        See :func:`~cpet_nb.physiology.efficiency.energy_expenditure_w`.
 
     Returns
     -------
@@ -560,11 +365,6 @@ def slope_measures(record: CPETRecord, *, vt1_s: float | None = None,
     }
 
 
-def _on_treadmill(data: pd.DataFrame) -> bool:
-    """Whether the record has a positive treadmill speed anywhere."""
-    return "speed" in data and bool((data["speed"] > 0).any())
-
-
 def _time_averages(frame: pd.DataFrame, columns: tuple[str, ...], average_s: float
                    ) -> pd.DataFrame:
     """Means of ``columns`` over consecutive ``average_s`` bins from the first row (the rows
@@ -588,14 +388,6 @@ def _slope(x: pd.Series | np.ndarray, y: pd.Series | np.ndarray) -> float:
     return float(np.dot(dx, y - y.mean()) / np.dot(dx, dx))
 
 
-def _grid(frame: pd.DataFrame, channels: tuple[str, ...]) -> pd.DataFrame:
-    """``channels`` of ``frame`` on a 1 s grid (:func:`cpet_nb.model.preprocess.resample_1s`);
-    empty when the frame is empty or lacks a channel."""
-    if not len(frame) or any(c not in frame for c in channels):
-        return pd.DataFrame(columns=["t", *channels], dtype=float)
-    return resample_1s(frame, channels)
-
-
 def _ve_per_vco2(ve_l_min, vco2_ml_min):
     """Ventilatory equivalent for CO2: VE (L/min) over VCO2 converted to L/min."""
     return ve_l_min / (vco2_ml_min / 1000.0)
@@ -606,6 +398,6 @@ def _windowed_ve_vco2(frame: pd.DataFrame, window_s: int) -> pd.Series:
     1 s grid; empty when a channel is missing or the frame is too short."""
     if window_s < 1:
         raise ValueError("window_s must be at least 1")
-    grid = _grid(frame, ("VE", "VCO2"))
+    grid = on_1s_grid(frame, ("VE", "VCO2"))
     means = grid[["VE", "VCO2"]].rolling(window_s, min_periods=window_s).mean()
     return _ve_per_vco2(means["VE"], means["VCO2"]).dropna()

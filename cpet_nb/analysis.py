@@ -43,7 +43,7 @@ def analyze(source: str | os.PathLike | CPETRecord, *, model: OxynetModel | None
         Reader name, to skip content detection.
     mapping : ColumnMapping, optional
         Column mapping for a layout no built-in reader knows (e.g. a lab profile's:
-        ``cpet_nb.load_profile(name)``).
+        ``cpet_nb.load_profile(name)``); default: the settings' ``profile``, if any.
     subjects : SubjectTable, optional
         A participants table whose row for this file overrides the file's weight, height,
         age and sex (:mod:`cpet_nb.io.participants`).
@@ -53,8 +53,8 @@ def analyze(source: str | os.PathLike | CPETRecord, *, model: OxynetModel | None
     hr_offset_s : float, optional
         The companion's time (s) at the test's t = 0; see :func:`~cpet_nb.io.companion.merge_hr`.
     settings : Settings, optional
-        Analysis choices (averaging of peaks, effort criteria, file size limit); default
-        :class:`~cpet_nb.settings.Settings()`.
+        Analysis choices (averaging of peaks, effort criteria, file size limit, lab
+        profile); default :class:`~cpet_nb.settings.Settings()`.
     max_file_bytes : int, optional
         Larger files are refused (default: the settings' ``max_file_mb``).
 
@@ -74,6 +74,8 @@ def analyze(source: str | os.PathLike | CPETRecord, *, model: OxynetModel | None
     else:
         file = os.fspath(source)
         settings = settings or Settings()
+        if mapping is None and format is None and settings.profile is not None:
+            mapping = ColumnMapping.from_dict(settings.profile)
         try:
             record = read(source, format=format, mapping=mapping,
                           max_file_bytes=max_file_bytes or settings.max_file_bytes)

@@ -31,7 +31,7 @@ def _analyze_many(paths: Sequence[str], output: Path, max_file_bytes: int, quiet
     ``options`` are passed to :func:`cpet_nb.analyze` for every file (``mapping``,
     ``subjects``, ``hr_file``, ``hr_offset_s``).
     """
-    sniff = options.get("mapping") is None
+    sniff = options["settings"].profile is None if "settings" in options else True
     with expand_inputs(paths, max_file_bytes, sniff=sniff) as inputs:
         for finding in inputs.findings:  # refused archives and members: always shown
             print(f"cpet-nb: {finding}", file=sys.stderr)
@@ -83,19 +83,14 @@ def _run(inputs: Inputs, output: Path, max_file_bytes: int, quiet: bool,
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
-    try:
-        settings = Settings.load(args.config, max_file_mb=args.max_file_mb)
+    try:  # a lab profile's name becomes its column mapping, as in a batch's settings
+        settings = Settings.load(args.config, max_file_mb=args.max_file_mb,
+                                 profile=args.profile)
     except ValueError as exc:
         print(f"cpet-nb: {exc}", file=sys.stderr)
         return 2
     options: dict[str, Any] = {"hr_file": args.hr_file, "hr_offset_s": args.hr_offset,
                                "settings": settings}
-    if args.profile:
-        try:
-            options["mapping"] = load_profile(args.profile)
-        except ValueError as exc:
-            print(f"cpet-nb: {exc}", file=sys.stderr)
-            return 2
     if args.participants:
         table = SubjectTable.from_csv(args.participants)
         for finding in table.findings:

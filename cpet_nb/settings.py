@@ -22,8 +22,7 @@ import json
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields, replace
-from functools import cache
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
+from ._checks import check_choice
 from .physiology.averaging import METHODS
 from .physiology.consensus import MAX_SPREAD_VO2_ML_MIN
 from .physiology.measures import HR_MAX_FORMULAS, PEAK_WITHIN, VO2PEAK_WINDOW_S
@@ -39,123 +39,223 @@ from .physiology.measures import HR_MAX_FORMULAS, PEAK_WITHIN, VO2PEAK_WINDOW_S
 ENV_PREFIX = "CPET_NB_"
 CONFIG_ENV = "CPET_NB_CONFIG"
 SHIP_FILES = ("auto", "path", "bytes")
+#: Groups of settings, in the order a panel shows them.
+GROUPS = ("analysis", "limits", "engine", "store")
+
+
+@dataclass(frozen=True)
+class Option:
+    """How one setting is declared: its type, bounds or choices, unit, help and group.
+
+    Validation, conversion from TOML and environment text, the analysis key, the invalid
+    value tests and the panel's controls all read these declarations
+    (:func:`Settings.options`); nothing else lists the settings.
+
+    Attributes
+    ----------
+    kind : type
+        ``float``, ``int``, ``bool``, ``str`` or ``dict``.
+    help : str
+        One sentence for a person (shown in docs, ``--help`` and the panel).
+    unit : str
+        Unit of a number (``"s"``, ``"MB"``, ``"mL/min"``), empty for none.
+    choices : tuple of str, optional
+        The allowed values of a ``str`` setting.
+    low, high : float, optional
+        Bounds of a number (inclusive unless ``low_open``).
+    low_open : bool
+        The value must be strictly above ``low`` (``low=0, low_open=True``: positive).
+    optional : bool
+        ``None`` is allowed (and means "not set").
+    analysis : bool
+        The setting changes results, so it is part of :meth:`Settings.analysis_key`.
+    group : str
+        One of :data:`GROUPS`.
+    """
+
+    kind: type
+    help: str
+    unit: str = ""
+    choices: tuple[str, ...] | None = None
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    optional: bool = False
+    analysis: bool = False
+    group: str = "engine"
+
+    def describe(self) -> str:
+        """What a valid value is, in words (``"1 to 600 s"``, ``"one of a, b"``)."""
+        unit = f" ({self.unit})" if self.unit else ""
+        if self.choices is not None:
+            return f"one of {', '.join(self.choices)}"
+        if self.kind is bool:
+            return "true or false"
+        if self.kind is dict:
+            return "a mapping"
+        if self.low is not None and self.high is not None:
+            return f"{self.low:g} to {self.high:g}{unit}"
+        if self.low is not None:
+            if self.low_open:
+                return ("positive" if self.low == 0 else f"above {self.low:g}") + unit
+            return ("0 or more" if self.low == 0 else f"at least {self.low:g}") + unit
+        return self.kind.__name__ + unit
+
+    def check(self, name: str, value: Any) -> None:
+        """Raise ``ValueError`` naming ``name`` unless ``value`` is valid."""
+        if value is None and self.optional:
+            return
+        if self.choices is not None:
+            check_choice(value, self.choices, name)
+            return
+        if self.kind in (int, float) and self.low is not None:
+            below = value <= self.low if self.low_open else value < self.low
+            if below or (self.high is not None and value > self.high):
+                raise ValueError(f"{name} must be {self.describe()}"
+                                 + (" or None" if self.optional else "") + f", got {value!r}")
+
+    def convert(self, name: str, value: Any, source: str) -> Any:
+        """``value`` (TOML or environment text) as this setting's type; ``ValueError``
+        naming ``source`` when it cannot be."""
+        try:
+            if self.kind is bool:
+                if isinstance(value, bool):
+                    return value
+                text = str(value).strip().lower()
+                if text in ("1", "true", "yes", "on"):
+                    return True
+                if text in ("0", "false", "no", "off"):
+                    return False
+                raise ValueError(value)
+            if self.kind is int:
+                number = float(value)
+                if number != int(number):
+                    raise ValueError(value)
+                return int(number)
+            if self.kind is float:
+                return float(value)
+            return value if self.kind is dict else str(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"setting {name!r} in {source}: expected {self.kind.__name__}, "
+                             f"got {value!r}") from None
+
+
+def _setting(default: Any, **option: Any) -> Any:
+    """A dataclass field with its :class:`Option` (the one place a setting is declared)."""
+    return field(default=default, metadata={"option": Option(**option)})
 
 
 @dataclass(frozen=True)
 class Settings:
     """How a batch runs and how its files are analysed. Validated on construction.
 
-    Attributes
-    ----------
-    max_file_mb : float
-        Larger input files are refused (finding ``file-too-large``); MB = 10^6 bytes.
-    file_timeout_s : float
-        Wall time one file may take on a worker before it is stopped (finding
-        ``file-timeout``); the other files go on.
-    file_memory_mb : float
-        Memory (MiB) one file's analysis may allocate on top of what the analysis process
-        holds (data segment; enforced on Linux) before it is stopped (finding
-        ``file-memory-limit``).
-    partition_size : int
-        Files per dask task; 0 chooses from the batch and cluster size (enough tasks to
-        balance the workers, few enough that scheduling overhead stays small).
-    workers : int
-        Worker processes of the embedded cluster; 0 means one per CPU core. Ignored when an
-        existing scheduler is used.
-    retries : int
-        Times a partition is retried after an unexpected failure; a partition whose worker
-        died is then split so that one bad file cannot sink the others.
-    ship_files : str
-        How workers get the files: ``path`` (they read the client's paths: a shared file
-        system), ``bytes`` (each task carries its partition's bytes), or ``auto`` (``path``
-        when every worker runs on this machine, else ``bytes``).
-    vo2peak_method, vo2peak_window : str, int
-        Averaging of every peak value (:mod:`cpet_nb.physiology.averaging`, Nolte et al. 2023):
-        ``time-moving`` (s; the default, 30 s), ``time-binned`` (s) or ``breath-moving``
-        (breaths).
-    peak_within : str
-        ``exercise`` (default: peaks from the exercise phase only, so recovery cannot raise
-        RERpeak) or ``test`` (the whole recording, as Nolte et al. 2023).
-    hr_max_formula : str
-        Age-predicted maximal HR for the effort criterion: ``fox`` (220 - age) or
-        ``tanaka`` (208 - 0.7 age).
-    rer_criterion, hr_criterion_pct : float
-        Maximal-effort criteria: RERpeak at or above ``rer_criterion`` (1.10), HRpeak at or
-        above ``hr_criterion_pct`` % (90) of the age-predicted maximum.
-    review_spread_ml_min : float
-        A test is flagged for review when the threshold estimates spread over more than this
-        (mL/min; default 161, the 95 % limits of agreement between two experts,
-        :mod:`cpet_nb.physiology.consensus`).
-    profile : dict, optional
-        A column mapping (:meth:`cpet_nb.ColumnMapping.to_dict`) for files no built-in
-        reader knows; ``Settings.load(profile="name")`` reads a saved lab profile.
-    keep_uploads : bool
-        Keep in-memory uploads and extracted archive members after their job ends (they are
-        needed only to resume an unfinished job).
-    job_expiry_days : float, optional
-        ``cpet-nb store cleanup`` deletes jobs finished longer ago; None keeps them.
-    backups_keep : int
-        Backups that ``cpet-nb store backup`` keeps.
+    Every field is declared once, with its :class:`Option` (type, bounds or choices, unit,
+    help, group): :meth:`options` lists them, :meth:`markdown_table` renders them (the table
+    in ``docs/batch.md``), and the attributes below are written from them.
     """
 
-    max_file_mb: float = 10.0
-    file_timeout_s: float = 60.0
-    file_memory_mb: float = 2048.0
-    partition_size: int = 0
-    workers: int = 0
-    retries: int = 1
-    ship_files: str = "auto"
-    vo2peak_method: str = "time-moving"
-    vo2peak_window: int = VO2PEAK_WINDOW_S
-    peak_within: str = "exercise"
-    hr_max_formula: str = "fox"
-    rer_criterion: float = 1.10
-    hr_criterion_pct: float = 90.0
-    review_spread_ml_min: float = MAX_SPREAD_VO2_ML_MIN
-    profile: dict[str, Any] | None = None
-    keep_uploads: bool = False
-    job_expiry_days: float | None = None
-    backups_keep: int = 5
-
-    #: Fields that change results: the rest only change how fast or where they are made.
-    ANALYSIS_FIELDS = ("max_file_mb", "vo2peak_method", "vo2peak_window", "peak_within",
-                       "hr_max_formula", "rer_criterion", "hr_criterion_pct",
-                       "review_spread_ml_min", "profile")
+    # -- analysis: change results (part of the analysis key)
+    vo2peak_method: str = _setting(
+        "time-moving", kind=str, choices=METHODS, analysis=True, group="analysis",
+        help="Averaging of every peak value (Nolte et al. 2023): a moving time window, "
+             "time bins, or a moving window of breaths.")
+    vo2peak_window: int = _setting(
+        VO2PEAK_WINDOW_S, kind=int, low=1, high=600, unit="s or breaths", analysis=True,
+        group="analysis", help="Length of the peak averaging window (s; breaths for "
+                               "breath-moving).")
+    peak_within: str = _setting(
+        "exercise", kind=str, choices=PEAK_WITHIN, analysis=True, group="analysis",
+        help="Take peaks from the exercise phase only (recovery cannot raise RERpeak), or "
+             "from the whole recording as Nolte et al. 2023.")
+    hr_max_formula: str = _setting(
+        "fox", kind=str, choices=tuple(HR_MAX_FORMULAS), analysis=True, group="analysis",
+        help="Age-predicted maximal HR for the effort criterion: fox (220 - age) or tanaka "
+             "(208 - 0.7 age).")
+    rer_criterion: float = _setting(
+        1.10, kind=float, low=1.0, high=1.5, analysis=True, group="analysis",
+        help="Maximal-effort criterion: RERpeak at or above this.")
+    hr_criterion_pct: float = _setting(
+        90.0, kind=float, low=50.0, high=100.0, unit="%", analysis=True, group="analysis",
+        help="Maximal-effort criterion: HRpeak at or above this share of the age-predicted "
+             "maximum.")
+    review_spread_ml_min: float = _setting(
+        MAX_SPREAD_VO2_ML_MIN, kind=float, low=0.0, low_open=True, unit="mL/min",
+        analysis=True, group="analysis",
+        help="Flag a test for review when its threshold estimates spread over more than this "
+             "(161: the 95 % limits of agreement between two experts).")
+    profile: dict[str, Any] | None = _setting(
+        None, kind=dict, optional=True, analysis=True, group="analysis",
+        help="A column mapping (ColumnMapping.to_dict) for files no built-in reader knows; "
+             "Settings.load(profile='name') reads a saved lab profile.")
+    # -- limits: what a file may be
+    max_file_mb: float = _setting(
+        10.0, kind=float, low=0.0, low_open=True, unit="MB", analysis=True, group="limits",
+        help="Larger input files are refused (finding file-too-large); 1 MB = 10^6 bytes.")
+    file_timeout_s: float = _setting(
+        60.0, kind=float, low=0.0, low_open=True, unit="s", group="limits",
+        help="Wall time one file may take on a worker before it is stopped (finding "
+             "file-timeout); the other files go on.")
+    file_memory_mb: float = _setting(
+        2048.0, kind=float, low=0.0, low_open=True, unit="MiB", group="limits",
+        help="Memory one file's analysis may allocate on top of what the analysis process "
+             "holds (enforced on Linux) before it is stopped (finding file-memory-limit).")
+    # -- engine: how and where files are analysed
+    partition_size: int = _setting(
+        0, kind=int, low=0, unit="files", group="engine",
+        help="Files per dask task; 0 chooses from the batch and cluster size (up to 25 "
+             "files, at least 4 tasks per worker thread).")
+    workers: int = _setting(
+        0, kind=int, low=0, unit="processes", group="engine",
+        help="Worker processes of the embedded cluster; 0 means one per CPU core (ignored "
+             "with an existing scheduler).")
+    retries: int = _setting(
+        1, kind=int, low=0, group="engine",
+        help="Retries of a partition after an unexpected failure; a partition whose worker "
+             "died is then split so that one bad file cannot sink the others.")
+    ship_files: str = _setting(
+        "auto", kind=str, choices=SHIP_FILES, group="engine",
+        help="How workers get the files: path (a shared file system), bytes (each task "
+             "carries its files) or auto (path when every worker runs on this machine).")
+    # -- store: what is kept
+    keep_uploads: bool = _setting(
+        False, kind=bool, group="store",
+        help="Keep uploads and extracted archive members after their job ends (they are "
+             "needed only to resume an unfinished job).")
+    job_expiry_days: float | None = _setting(
+        None, kind=float, optional=True, low=0.0, low_open=True, unit="days", group="store",
+        help="cpet-nb store cleanup deletes jobs finished longer ago; None keeps them.")
+    backups_keep: int = _setting(
+        5, kind=int, low=1, unit="backups", group="store",
+        help="Backups that cpet-nb store backup keeps.")
 
     def __post_init__(self) -> None:
-        for name in ("max_file_mb", "file_timeout_s", "file_memory_mb"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
-        for name in ("partition_size", "workers", "retries"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be 0 or more, got {getattr(self, name)!r}")
-        if self.backups_keep < 1:
-            raise ValueError(f"backups_keep must be at least 1, got {self.backups_keep!r}")
-        if self.ship_files not in SHIP_FILES:
-            raise ValueError(f"ship_files must be one of {', '.join(SHIP_FILES)}, "
-                             f"got {self.ship_files!r}")
-        for name, choices in (("vo2peak_method", METHODS), ("peak_within", PEAK_WITHIN),
-                              ("hr_max_formula", tuple(HR_MAX_FORMULAS))):
-            if getattr(self, name) not in choices:
-                raise ValueError(f"{name} must be one of {', '.join(choices)}, "
-                                 f"got {getattr(self, name)!r}")
-        if not 1.0 <= self.rer_criterion <= 1.5:
-            raise ValueError(f"rer_criterion must be 1.0 to 1.5, got {self.rer_criterion!r}")
-        if not self.review_spread_ml_min > 0:
-            raise ValueError(f"review_spread_ml_min must be positive, "
-                             f"got {self.review_spread_ml_min!r}")
-        if not 50.0 <= self.hr_criterion_pct <= 100.0:
-            raise ValueError(f"hr_criterion_pct must be 50 to 100, "
-                             f"got {self.hr_criterion_pct!r}")
-        if not 1 <= self.vo2peak_window <= 600:
-            raise ValueError(f"vo2peak_window must be 1 to 600 (s or breaths), "
-                             f"got {self.vo2peak_window!r}")
-        if self.job_expiry_days is not None and not self.job_expiry_days > 0:
-            raise ValueError(f"job_expiry_days must be positive or None, "
-                             f"got {self.job_expiry_days!r}")
+        for name, option in self.options().items():
+            option.check(name, getattr(self, name))
         if self.profile is not None:
             from .io import ColumnMapping
             ColumnMapping.from_dict(self.profile)  # raises naming what is wrong
+
+    @classmethod
+    def options(cls) -> dict[str, Option]:
+        """Every setting's :class:`Option`, in declaration order (grouped)."""
+        return {f.name: f.metadata["option"] for f in fields(cls)}
+
+    @classmethod
+    def markdown_table(cls) -> str:
+        """The settings as a Markdown table: name, default, valid values, meaning."""
+        lines = ["| setting | group | default | valid | meaning |", "|---|---|---|---|---|"]
+        defaults = cls()
+        for name, option in cls.options().items():
+            default = getattr(defaults, name)
+            shown = "none" if default is None else json.dumps(default)
+            valid = option.describe() + (" or none" if option.optional else "")
+            lines.append(f"| `{name}` | {option.group} | `{shown}` | {valid} | {option.help} |")
+        return "\n".join(lines)
+
+    @classmethod
+    def analysis_fields(cls) -> tuple[str, ...]:
+        """The settings that change results (the rest change how fast or where)."""
+        return tuple(name for name, option in cls.options().items() if option.analysis)
 
     @property
     def max_file_bytes(self) -> int:
@@ -222,46 +322,10 @@ class Settings:
         and equal file contents give equal results."""
         from ._version import __version__
 
-        basis = {name: getattr(self, name) for name in self.ANALYSIS_FIELDS}
+        basis = {name: getattr(self, name) for name in self.analysis_fields()}
         basis.update(model=model_version, cpet_nb=__version__, participants=participants_sha256)
         text = json.dumps(basis, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-@cache
-def _field_types() -> dict[str, type]:
-    return {f.name: type(getattr(Settings(), f.name)) for f in fields(Settings)}
-
-
-def _convert(name: str, value: Any, source: str) -> Any:
-    """``value`` as the type of field ``name``; ValueError naming ``source`` if impossible."""
-    kinds = _field_types()
-    if name not in kinds:
-        raise ValueError(f"unknown setting {name!r} in {source}")
-    kind = kinds[name]
-    if name == "job_expiry_days":
-        kind = float
-    try:
-        if kind is bool:
-            if isinstance(value, bool):
-                return value
-            text = str(value).strip().lower()
-            if text in ("1", "true", "yes", "on"):
-                return True
-            if text in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(value)
-        if kind is int:
-            number = float(value)
-            if number != int(number):
-                raise ValueError(value)
-            return int(number)
-        if kind is float:
-            return float(value)
-        return value if name == "profile" else str(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"setting {name!r} in {source}: expected {kind.__name__}, "
-                         f"got {value!r}") from None
 
 
 def _from_config(path: Path) -> dict[str, Any]:
@@ -283,7 +347,7 @@ def _from_environ(environ: Mapping[str, str]) -> dict[str, Any]:
     for key, value in environ.items():
         if key.startswith(ENV_PREFIX) and key != CONFIG_ENV:
             name = key[len(ENV_PREFIX):].lower()
-            if name in _field_types():
+            if name in Settings.options():
                 out[name] = _convert(name, value, f"environment variable {key}")
     return out
 
@@ -297,3 +361,24 @@ def _profile_dict(profile: Any) -> dict[str, Any] | None:
     if isinstance(profile, ColumnMapping):
         return profile.to_dict()
     return load_profile(str(profile)).to_dict()
+
+
+def _attributes_doc() -> str:
+    """The numpydoc ``Attributes`` section of :class:`Settings`, from the declarations."""
+    lines = ["", "    Attributes", "    ----------"]
+    for name, option in Settings.options().items():
+        kind = option.kind.__name__ + (", optional" if option.optional else "")
+        lines += [f"    {name} : {kind}",
+                  f"        {option.help} Valid: {option.describe()}."]
+    return "\n".join(lines) + "\n"
+
+
+Settings.__doc__ = (Settings.__doc__ or "") + _attributes_doc()
+
+
+def _convert(name: str, value: Any, source: str) -> Any:
+    """``value`` from ``source`` as the type of setting ``name``."""
+    options = Settings.options()
+    if name not in options:
+        raise ValueError(f"unknown setting {name!r} in {source}")
+    return options[name].convert(name, value, source)

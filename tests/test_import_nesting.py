@@ -1,8 +1,8 @@
 """The layering of the package, enforced (in the manner of mne-python's test_import_nesting).
 
 Dependencies run one way: base (findings, record, grid) -> io, model, physiology -> settings
--> result -> analysis -> batch (and testing) -> report -> ui, server, cli. ``import cpet_nb`` and one
-``cpet_nb.analyze`` stay light: no dask, Bokeh or Jupyter package is imported.
+-> result -> analysis -> batch (and testing) -> report -> ui, server, cli. ``import cpet_nb``
+and one ``cpet_nb.analyze`` stay light: no dask, Bokeh or Jupyter package is imported.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ PACKAGE = Path(cpet_nb.__file__).parent
 #: Rank of each part of the package: a module may import only parts of lower or equal rank
 #: (equal: within its own part, or the base); parts of equal rank never import each other.
 RANKS = {
-    "_version": 0, "findings": 0, "record": 0, "grid": 0,
+    "_version": 0, "_checks": 0, "findings": 0, "record": 0, "grid": 0,
     "io": 1, "model": 1, "physiology": 1,
     "settings": 2,
     "result": 3, "analysis": 4,

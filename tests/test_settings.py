@@ -24,7 +24,7 @@ def test_defaults_then_config_then_environment_then_arguments(tmp_path):
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"file_timeout_s": 0}, "file_timeout_s must be positive"),
     ({"vo2peak_method": "median"}, "vo2peak_method must be one of"),
-    ({"vo2peak_window": 0}, "vo2peak_window must be 1 to 600"),
+    ({"vo2peak_window": 0}, "vo2peak_window must be 1 to 600 (s or breaths)"),
     ({"ship_files": "email"}, "ship_files must be one of"),
     ({"partition_size": -1}, "partition_size must be 0 or more"),
     ({"colour": "blue"}, "unknown setting(s): colour"),
@@ -61,3 +61,41 @@ def test_analysis_key_covers_what_changes_results_only():
 def test_round_trip_through_a_job_record():
     settings = Settings(file_timeout_s=12.5, vo2peak_method="breath-moving", vo2peak_window=15)
     assert Settings.from_dict(settings.to_dict() | {"from_a_newer_version": 1}) == settings
+
+
+def _invalid_values(option):
+    """Values that the declaration of ``option`` refuses (one per constraint)."""
+    if option.choices is not None:
+        return ["not-a-choice"]
+    values = []
+    if option.low is not None:
+        values.append(option.low if option.low_open else option.low - 1)
+    if option.high is not None:
+        values.append(option.high + 1)
+    return values
+
+
+@pytest.mark.parametrize("name", list(Settings.options()))
+def test_every_declared_constraint_is_enforced(name):
+    option = Settings.options()[name]
+    for value in _invalid_values(option):
+        with pytest.raises(ValueError, match=f"^{name} must be "):
+            Settings(**{name: value})
+    if option.kind in (int, float):
+        with pytest.raises(ValueError, match=f"setting '{name}' in environment variable"):
+            Settings.load(environ={f"CPET_NB_{name.upper()}": "twelve"})
+    if not option.optional:
+        assert getattr(Settings(), name) is not None
+
+
+def test_declarations_make_the_docs_table_and_the_analysis_key():
+    from pathlib import Path
+
+    docs = (Path(__file__).parents[1] / "docs" / "batch.md").read_text(encoding="utf-8")
+    assert Settings.markdown_table() in docs, "regenerate docs/batch.md's settings table"
+    assert set(Settings.analysis_fields()) == {
+        n for n, o in Settings.options().items() if o.analysis}
+    assert "max_file_mb" in Settings.analysis_fields()
+    assert "workers" not in Settings.analysis_fields()
+    for name in Settings.options():
+        assert f"    {name} : " in Settings.__doc__

@@ -536,12 +536,9 @@ class _Driver(threading.Thread):
     def _options(self) -> dict[str, Any]:
         """Keyword arguments of :func:`cpet_nb.analyze` for every file (made once)."""
         if self._analysis_options is None:
-            from ..io import ColumnMapping
             from ..io.participants import SubjectTable
 
-            options: dict[str, Any] = {"settings": self.settings}
-            if self.settings.profile is not None:
-                options["mapping"] = ColumnMapping.from_dict(self.settings.profile)
+            options: dict[str, Any] = {"settings": self.settings}  # with the lab profile
             table = self.batch.store.job(self.batch.job_id)["inputs"].get("participants")
             if table:
                 options["subjects"] = SubjectTable.from_csv(table["path"])

@@ -52,6 +52,8 @@ import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
+from .._checks import check_choice
+
 #: Averaging strategies understood by :func:`averages` and :func:`peak_average`.
 METHODS: tuple[str, ...] = ("time-moving", "time-binned", "breath-moving")
 #: Treatments of incomplete bins in :func:`binned_time_average`.
@@ -153,7 +155,7 @@ def binned_time_average(t_s: np.ndarray, values: np.ndarray, bin_s: int, *,
     Nolte S, Rein R, Quittmann OJ (2023). Sports Med 53:2463-2475 (strategy ``tb_N``).
     """
     _check_window(bin_s, "bin_s")
-    _check_choice(partial_bins, PARTIAL_BINS, "partial_bins")
+    check_choice(partial_bins, PARTIAL_BINS, "partial_bins")
     grid_t_s, per_second = one_second_grid(t_s, values)
     if len(grid_t_s) == 0:
         return np.empty(0), np.empty(0)
@@ -277,9 +279,9 @@ def averages(t_s: np.ndarray, values: np.ndarray, *, method: str = "time-moving"
     centre_t_s, means : numpy.ndarray
         Time each average is centred on (s) and the averages (NaN where incomplete).
     """
-    _check_choice(method, METHODS, "method")
+    check_choice(method, METHODS, "method")
     _check_window(window, "window")
-    _check_choice(partial_bins, PARTIAL_BINS, "partial_bins")
+    check_choice(partial_bins, PARTIAL_BINS, "partial_bins")
     if method == "breath-moving":
         t, v = finite_samples(t_s, values)
         return t, moving_breath_average(v, window)
@@ -351,7 +353,3 @@ def _check_window(window: object, name: str) -> None:
     if isinstance(window, bool) or not isinstance(window, numbers.Integral) or window < 1:
         raise ValueError(f"{name} must be an integer of at least 1, got {window!r}")
 
-
-def _check_choice(value: str, choices: tuple[str, ...], name: str) -> None:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}")

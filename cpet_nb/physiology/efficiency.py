@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from .._checks import check_choice
 from ..grid import on_1s_grid
 from .exercise import EXERCISE_PHASES, exercise_rows, on_treadmill
 
@@ -71,10 +72,8 @@ def energy_expenditure_w(vo2_ml_min: np.ndarray | float, vco2_ml_min: np.ndarray
     Jeukendrup AE, Wallis GA (2005). Measurement of substrate oxidation during exercise by
     means of gas exchange measurements. Int J Sports Med 26 Suppl 1:S28-S37.
     """
-    if equation not in ENERGY_EQUATIONS:
-        raise ValueError(f"equation must be one of {sorted(ENERGY_EQUATIONS)}")
-    if rer_above_one not in RER_ABOVE_ONE:
-        raise ValueError(f"rer_above_one must be one of {RER_ABOVE_ONE}")
+    check_choice(equation, ENERGY_EQUATIONS, "equation")
+    check_choice(rer_above_one, RER_ABOVE_ONE, "rer_above_one")
     vo2 = np.asarray(vo2_ml_min, dtype=float) / 1000.0
     vco2 = np.asarray(vco2_ml_min, dtype=float) / 1000.0
     above = vco2 > vo2

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from .._checks import check_choice
 from ..record import CPETRecord
 from .averaging import averages, binned_time_average, highest_finite, peak_average
 from .exercise import exercise_span_s
@@ -92,8 +93,7 @@ def predicted_hr_max_bpm(age_years: float | None, formula: str = "fox") -> float
     Tanaka H, Monahan KD, Seals DR (2001). Age-predicted maximal heart rate revisited.
     J Am Coll Cardiol 37:153-156.
     """
-    if formula not in HR_MAX_FORMULAS:
-        raise ValueError(f"formula must be one of {', '.join(HR_MAX_FORMULAS)}; got {formula!r}")
+    check_choice(formula, HR_MAX_FORMULAS, "formula")
     if age_years is None or not math.isfinite(age_years):
         return math.nan
     intercept, slope = HR_MAX_FORMULAS[formula]
@@ -226,8 +226,7 @@ def peak_measures(record: CPETRecord, *, method: str = "time-moving", window: in
     must be strict and adjusted to sex and age: a cross-sectional study. PLoS One 9:e85276.
     Poole DC, Jones AM (2017). J Appl Physiol 122:997-1002.
     """
-    if within not in PEAK_WITHIN:
-        raise ValueError(f"within must be one of {', '.join(PEAK_WITHIN)}; got {within!r}")
+    check_choice(within, PEAK_WITHIN, "within")
     span_s = exercise_span_s(record.data)
     data = record.data
     if within == "exercise":

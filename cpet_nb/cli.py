@@ -4,52 +4,78 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import sys
+import tempfile
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from ._version import __version__
 from .analysis import analyze_isolated
+from .batch.staging import Staged, stage_inputs
 from .findings import has_errors
-from .io import DEFAULT_MAX_FILE_BYTES, ColumnMapping, datasets, readers
+from .io import ColumnMapping, datasets, readers
 from .io.exports import TABLE_FORMATS, check_table_path, write_table
-from .io.inputs import Inputs, expand_inputs
 from .io.participants import SubjectTable
 from .io.profiles import list_profiles, load_profile, profiles_folder, save_profile
 from .model import RuntimeMissing, get_model
 from .result import FileResult, results_table
 from .settings import Settings
 
+#: Prefix of the temporary folder of a ``cpet-nb analyze`` run (archive members), followed by
+#: the process id, so that the next run removes what a killed one left.
+TEMP_PREFIX = "cpet_nb-analyze-"
 
-def _analyze_many(paths: Sequence[str], output: Path, max_file_bytes: int, quiet: bool,
+
+def _remove_stale_temp_dirs() -> None:
+    """Remove the temporary folders of ``cpet-nb analyze`` runs whose process is gone."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{TEMP_PREFIX}*"):
+        pid = folder.name[len(TEMP_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _process_exists(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    return True
+
+
+def _analyze_many(paths: Sequence[str], output: Path, settings: Settings, quiet: bool,
                   **options: Any) -> tuple[list[FileResult], int]:
-    """Analyse ``paths``; write the table; return results and the exit code.
+    """Analyse ``paths`` in this process; write the table; return results and the exit code.
 
-    ``options`` are passed to :func:`cpet_nb.analyze` for every file (``mapping``,
-    ``subjects``, ``hr_file``, ``hr_offset_s``).
+    The inputs are staged and accounted for as a batch's are (:mod:`cpet_nb.batch.staging`):
+    the table has a row for every input, skipped and refused ones included. ``options`` go
+    to :func:`cpet_nb.analyze` for every file (``subjects``, ``hr_file``, ``hr_offset_s``).
     """
-    sniff = options["settings"].profile is None if "settings" in options else True
-    with expand_inputs(paths, max_file_bytes, sniff=sniff) as inputs:
-        for finding in inputs.findings:  # refused archives and members: always shown
-            print(f"cpet-nb: {finding}", file=sys.stderr)
-        if not inputs.files:
-            print(f"cpet-nb: no CPET files found in {' '.join(paths)}"
-                  + (f" ({len(inputs.skipped)} unrecognised file(s) skipped)" if inputs.skipped
-                     else ""), file=sys.stderr)
+    _remove_stale_temp_dirs()
+    folder = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-"))
+    try:
+        staged = stage_inputs(paths, folder, settings)
+        if not staged.entries:
+            print(f"cpet-nb: {staged.why_nothing_to_analyse()}", file=sys.stderr)
             return [], 1
-        if options.get("hr_file") is not None and len(inputs.files) != 1:
+        if options.get("hr_file") is not None and len(staged.to_analyse) != 1:
             print("cpet-nb: --hr-file belongs to one test: give exactly one input file",
                   file=sys.stderr)
             return [], 2
-        return _run(inputs, output, max_file_bytes, quiet, options)
+        return _run(staged, output, quiet, dict(options, settings=settings))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
-def _run(inputs: Inputs, output: Path, max_file_bytes: int, quiet: bool,
+def _run(staged: Staged, output: Path, quiet: bool,
          options: dict[str, Any]) -> tuple[list[FileResult], int]:
-    """Analyse expanded inputs, write the table, print the summary."""
+    """Analyse staged inputs in order, write the table, print the summary."""
     try:
         get_model()  # fail once, clearly, rather than once per file
     except RuntimeMissing as exc:
@@ -57,29 +83,46 @@ def _run(inputs: Inputs, output: Path, max_file_bytes: int, quiet: bool,
         return [], 1
     results = []
     start = time.perf_counter()
-    for i, item in enumerate(inputs.files, 1):
-        result = analyze_isolated(item.path, **options)
-        result = result.renamed(item.label)
+    for i, entry in enumerate(staged.entries, 1):
+        if entry.idx in staged.settled:
+            result = staged.settled[entry.idx][1]
+        else:
+            result = analyze_isolated(entry.path, **options).renamed(entry.name)
         results.append(result)
         if not quiet:
-            print(f"[{i}/{len(inputs.files)}] {result.status:7s} {item.label}", file=sys.stderr)
+            print(f"[{i}/{len(staged.entries)}] {result.status:7s} {entry.name}",
+                  file=sys.stderr)
             for finding in result.findings:
-                if finding.severity.value != "info":
+                if finding.severity.value != "info" or result.status == "skipped":
                     print(f"          {finding}", file=sys.stderr)
     write_table(results_table(results), output)
     counts = Counter(r.status for r in results)
-    elapsed = time.perf_counter() - start
-    summary = (f"{len(results)} file(s) in {elapsed:.1f} s: {counts['ok']} ok, "
-               f"{counts['warning']} warning, {counts['error']} error")
-    if inputs.skipped:
-        summary += f"; skipped {len(inputs.skipped)} unrecognised file(s) found in folders"
-    if inputs.findings:
-        summary += f"; {len(inputs.findings)} archive problem(s) reported above"
-    print(f"{summary}. Results: {output}", file=sys.stderr)
-    if counts["error"] == len(results):
+    print(f"{len(results)} input(s) in {time.perf_counter() - start:.1f} s: "
+          f"{_status_counts(counts)}. Results: {output}", file=sys.stderr)
+    _name_not_analysed(((r.file, r.status, f"{r.findings[0].code}: {r.findings[0].message}"
+                         if r.findings else "") for r in results),
+                       staged.info.get("ignored", 0))
+    if counts["ok"] + counts["warning"] == 0:
         print("cpet-nb: no file could be analysed; see the findings above", file=sys.stderr)
         return results, 1
     return results, 0
+
+
+def _status_counts(counts: Mapping[str, int]) -> str:
+    """``"3 ok, 1 warning, 0 error, 2 skipped"`` (skipped only when there are some)."""
+    text = f"{counts['ok']} ok, {counts['warning']} warning, {counts['error']} error"
+    return text + (f", {counts['skipped']} skipped" if counts["skipped"] else "")
+
+
+def _name_not_analysed(rows: Iterable[tuple[str, str, str]], ignored: int) -> None:
+    """Print every input (name, status, first finding) that was skipped or failed, with
+    why: the summary names them all."""
+    for name, status, reason in rows:
+        if status in ("skipped", "error"):
+            print(f"  {status}: {name}: {reason or 'no reason recorded'}", file=sys.stderr)
+    if ignored:
+        print(f"  ({ignored} hidden or system file(s) in the folders were ignored)",
+              file=sys.stderr)
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
@@ -89,8 +132,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"cpet-nb: {exc}", file=sys.stderr)
         return 2
-    options: dict[str, Any] = {"hr_file": args.hr_file, "hr_offset_s": args.hr_offset,
-                               "settings": settings}
+    options: dict[str, Any] = {"hr_file": args.hr_file, "hr_offset_s": args.hr_offset}
     if args.participants:
         table = SubjectTable.from_csv(args.participants)
         for finding in table.findings:
@@ -98,8 +140,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         if has_errors(table.findings):
             return 2
         options["subjects"] = table
-    _, code = _analyze_many(args.paths, Path(args.output), settings.max_file_bytes,
-                            args.quiet, **options)
+    _, code = _analyze_many(args.paths, Path(args.output), settings, args.quiet, **options)
     return code
 
 
@@ -125,8 +166,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     tests = datasets.pyoxynet_tests()
     if args.limit:
         tests = tests[: args.limit]
-    results, code = _analyze_many([str(p) for p in tests], out / "results.csv",
-                                  DEFAULT_MAX_FILE_BYTES, args.quiet)
+    results, code = _analyze_many([str(p) for p in tests], out / "results.csv", Settings(),
+                                  args.quiet)
     if results:
         from .report.plots import save_report
 
@@ -169,14 +210,24 @@ def _cmd_run(args: argparse.Namespace) -> int:
               f"--store {args.store} --resume {batch.job_id}", file=sys.stderr)
     elapsed = time.perf_counter() - started
     counts = progress.counts
-    print(f"{progress.n_files} file(s), job {progress.state} in {elapsed:.1f} s: "
-          f"{counts['ok']} ok, {counts['warning']} warning, {counts['error']} error"
+    print(f"{progress.n_files} input(s), job {progress.state} in {elapsed:.1f} s: "
+          f"{_status_counts(counts)}"
           + (f"; {counts['reused']} reused from earlier jobs" if counts["reused"] else "")
           + (f"; {counts['cancelled']} not analysed" if counts["cancelled"] else ""),
           file=sys.stderr)
+    files = batch.files()
+    _name_not_analysed(((row.name, row.status, _first_message(row.findings))
+                        for row in files.itertuples()),
+                       batch.store.job(batch.job_id)["inputs"].get("ignored", 0))
     if args.output:
         print(f"Results: {write_table(batch.results(), args.output)}", file=sys.stderr)
     return 0 if progress.state == "done" else 1
+
+
+def _first_message(findings_json: str | None) -> str:
+    """``code: message`` of the first finding in a files-table ``findings`` cell."""
+    findings = json.loads(findings_json) if findings_json else []
+    return f"{findings[0]['code']}: {findings[0]['message']}" if findings else ""
 
 
 def _follow(batch: Any, quiet: bool) -> Any:
@@ -186,10 +237,10 @@ def _follow(batch: Any, quiet: bool) -> Any:
     from tqdm import tqdm
 
     first = batch.status()
-    done = first.counts["done"] + first.counts["reused"]
-    with tqdm(total=first.n_files, initial=done, unit="file", file=sys.stderr) as bar:
+    with tqdm(total=first.n_files, initial=first.n_finished, unit="file",
+              file=sys.stderr) as bar:
         def show(progress: Any) -> None:
-            now = progress.counts["done"] + progress.counts["reused"]
+            now = progress.n_finished
             bar.set_postfix(ok=progress.counts["ok"], warning=progress.counts["warning"],
                             error=progress.counts["error"], refresh=False)
             bar.update(now - bar.n)

@@ -27,6 +27,8 @@ CODES: dict[str, str] = {
     "file-not-found": "the path does not exist or is not a regular file",
     "file-too-large": "the file is larger than the configured size limit",
     "unsupported-format": "no reader recognised the file's content",
+    "not-a-cpet-export": "a file found in a folder, glob or archive is not a CPET export (a "
+                         "README, a participants table): listed, not analysed",
     "unreadable": "a reader recognised the file but could not parse it",
     "empty": "the file has a header but no data rows",
     "unknown-column": "a column that the format does not define was ignored",

@@ -55,8 +55,10 @@ class FileResult:
     file : str
         The input as given (path or name).
     status : str
-        ``"ok"`` (analysed, nothing to report), ``"warning"`` (analysed; read the findings)
-        or ``"error"`` (not analysed; the findings say why).
+        ``"ok"`` (analysed, nothing to report), ``"warning"`` (analysed; read the findings),
+        ``"error"`` (not analysed; the findings say why) or ``"skipped"`` (not a CPET
+        export, e.g. a README found in a folder; listed so that every input is accounted
+        for).
     vt1, vt2 : Threshold or None
         The Oxynet model's thresholds.
     classical : dict of str to ThresholdEstimate
@@ -107,6 +109,19 @@ class FileResult:
                ) -> FileResult:
         """A result for a file that could not be analysed."""
         return cls(file=file, status="error", findings=list(findings), metadata=metadata)
+
+    @classmethod
+    def error(cls, file: str, code: str, message: str) -> FileResult:
+        """A result for a file that could not be analysed, with one error finding about it
+        (``code`` from :data:`~cpet_nb.findings.CODES`)."""
+        return cls.failed(file, [Finding(code, Severity.ERROR, message, file=file)])
+
+    @classmethod
+    def skipped(cls, file: str, finding: Finding) -> FileResult:
+        """The row of an input that was not analysed because it is not a CPET export (a
+        README, a participants table): status ``skipped``, with the finding that says what
+        was seen."""
+        return cls(file=file, status="skipped", findings=[finding])
 
     @staticmethod
     def status_for(findings: list[Finding]) -> str:
@@ -160,7 +175,8 @@ class FileResult:
         for name in PEAK_MEASURES + SLOPE_MEASURES:
             row[name] = self.measures.get(name, math.nan)
         row["weight_kg"] = weight if weight else math.nan
-        shown = [f for f in self.findings if f.severity is not Severity.INFO]
+        shown = [f for f in self.findings  # a skipped input's row says why, even if it is info
+                 if f.severity is not Severity.INFO or self.status == "skipped"]
         row["n_findings"] = len(shown)
         row["findings"] = "; ".join(str(f) for f in shown)
         row["model_version"] = self.model_version

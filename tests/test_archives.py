@@ -128,7 +128,7 @@ def test_path_traversal_refused(tmp_path, temp_root, csv_bytes, name):
     assert [f.member for f in result.files] == ["good.csv"]
     (finding,) = result.findings
     assert finding.code == "unsafe-archive-member" and finding.severity is Severity.ERROR
-    assert finding.file == str(archive)
+    assert finding.file == f"{archive}/{name}"  # the member is the input it is about
     assert repr(name) in finding.message and str(archive) in finding.message
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert sorted(p.name for p in files) == ["evil.zip", "good.csv"]  # nothing escaped
@@ -337,7 +337,11 @@ def test_archives_in_folders_and_globs_are_expanded_once(tmp_path, temp_root, cs
     (folder / "loose.csv").write_bytes(csv_bytes[1])
     with expand_inputs([folder, str(folder / "*.zip"), archive], temp_dir=temp_root) as inputs:
         assert [f.label for f in inputs.files] == [f"{archive}/a.csv", str(folder / "loose.csv")]
-        assert inputs.skipped == [archive / "readme.txt"]
+        (readme,) = inputs.skipped
+        assert readme.label == f"{archive}/readme.txt" and readme.state == "skipped"
+        assert readme.finding.code == "not-a-cpet-export" and "'notes'" in readme.finding.message
+        assert [i.label for i in inputs.items] == [f"{archive}/a.csv", f"{archive}/readme.txt",
+                                                    str(folder / "loose.csv")]
         assert len(inputs.temp_dirs) == 1
 
 
@@ -367,10 +371,16 @@ def test_cli_analyses_the_members_of_a_zip(tmp_path, csv_bytes, monkeypatch):
         "../evil.csv": csv_bytes[0], "nested.zip": inner})
     out = tmp_path / "r.csv"
     assert main(["analyze", str(archive), "-o", str(out), "-q"]) == 0
-    table = pd.read_csv(out)
-    assert sorted(Path(f).name for f in table["file"]) == ["a.csv", "b.csv"]
-    assert (table["status"] != "error").all()
-    assert table["vt1_time_s"].notna().all()
+    table = pd.read_csv(out).set_index("file")
+    # every member is accounted for: the two tests analysed, the unsafe and the nested
+    # member refused with their finding (the __MACOSX clutter is not an input)
+    assert sorted(table.index) == sorted(f"{archive}/{m}" for m in (
+        "lab/a.csv", "lab/b.csv", "../evil.csv", "nested.zip"))
+    analysed = table.loc[[f"{archive}/lab/a.csv", f"{archive}/lab/b.csv"]]
+    assert (analysed["status"] == "ok").all() and analysed["vt1_time_s"].notna().all()
+    assert table.loc[f"{archive}/../evil.csv", "status"] == "error"
+    assert "unsafe-archive-member" in table.loc[f"{archive}/../evil.csv", "findings"]
+    assert "nested-archive" in table.loc[f"{archive}/nested.zip", "findings"]
     assert list(system_temp.iterdir()) == []  # extracted copies gone once the batch is done
 
 
@@ -384,7 +394,8 @@ def test_cli_names_members_by_archive_and_reports_refused_members(tmp_path, caps
     out = tmp_path / "r.csv"
     assert main(["analyze", str(archive), "-o", str(out), "-q"]) == 0
     table = pd.read_csv(out)
-    assert table["file"].tolist() == [f"{archive}/lab/t1.csv"]
+    assert table["file"].tolist() == [f"{archive}/../escape.csv", f"{archive}/lab/t1.csv"]
+    assert table["status"].tolist() == ["error", "ok"]
     err = capsys.readouterr().err
-    assert "unsafe-archive-member" in err and "escape.csv" in err
-    assert "1 archive problem(s)" in err
+    assert f"error: {archive}/../escape.csv: unsafe-archive-member: archive" in err
+    assert "1 ok, 0 warning, 1 error" in err

@@ -118,8 +118,13 @@ def test_uploads_and_zip_uploads(dask_client, bundled_tests, tmp_path):
     table = batch.results()
     assert table["file"].tolist() == [bundled_tests[0].name,
                                       f"visit.zip/lab/{bundled_tests[2].name}",
-                                      f"visit.zip/lab/{bundled_tests[3].name}"]
-    assert (table["status"] == "ok").all()
+                                      f"visit.zip/lab/{bundled_tests[3].name}",
+                                      "visit.zip/lab/readme.txt"]
+    assert table["status"].tolist() == ["ok", "ok", "ok", "skipped"]  # listed, with why
+    assert "not-a-cpet-export" in table["findings"].iloc[3]
+    files = batch.files()
+    assert files["state"].tolist() == ["done", "done", "done", "skipped"]
+    assert batch.status().counts["skipped"] == 1 and batch.status().fraction_done == 1.0
     # the job is done: its copies of the uploads are gone
     assert not Store(store).upload_dir(batch.job_id).exists()
 
@@ -215,19 +220,20 @@ def _raise(message):
 
 def test_a_failed_partition_is_split_and_a_failed_file_becomes_a_finding(dask_client,
                                                                          tmp_path):
-    from cpet_nb.batch.api import Batch, _Driver, _Partition
+    from cpet_nb.batch.api import Batch
+    from cpet_nb.batch.driver import Driver, Partition
     from cpet_nb.batch.store import FileEntry
     from cpet_nb.settings import Settings
 
     store = Store(tmp_path / "jobs.sqlite")
     entries = [FileEntry(i, f"f{i}.csv", str(tmp_path / f"f{i}.csv"), "", 0) for i in (0, 1)]
-    driver = _Driver(Batch(store, "job"), dask_client, Settings())
+    driver = Driver(Batch(store, "job"), dask_client, Settings())
     failed = dask_client.submit(_raise, "worker exploded", pure=False)
     assert "worker exploded" in str(failed.exception())  # done, and failed
     queue = []
-    assert driver._outcomes(failed, _Partition(entries), queue) == []
+    assert driver._outcomes(failed, Partition(entries), queue) == []
     assert [p.entries for p in queue] == [[entries[0]], [entries[1]]]  # tried one by one
-    [outcome] = driver._outcomes(failed, _Partition([entries[1]]), queue)
+    [outcome] = driver._outcomes(failed, Partition([entries[1]]), queue)
     assert outcome.idx == 1 and outcome.result.status == "error"
     assert outcome.result.findings[0].code == "worker-lost"
     assert "worker exploded" in outcome.result.findings[0].message

@@ -121,7 +121,7 @@ def test_batch_through_an_external_scheduler(external_scheduler, bundled_tests, 
          "--scheduler", external_scheduler, "-o", str(output), "-q"],
         capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
-    assert "6 file(s), job done" in run.stderr
+    assert "6 input(s), job done" in run.stderr
     table = pd.read_parquet(output)
     expected = results_table([cpet_nb.analyze(p) for p in bundled_tests[:6]])
     pd.testing.assert_frame_equal(table, expected, check_dtype=False)  # parquet: str dtype

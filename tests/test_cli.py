@@ -20,12 +20,19 @@ def test_analyze_pyoxynet_folder_writes_139_rows(tmp_path):
                            "-q"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     table = pd.read_csv(out)
-    assert len(table) == 139 and table["file"].is_unique
+    assert table["file"].is_unique
     assert list(table.columns) == list(cpet_nb.RESULT_COLUMNS)
-    assert (table["status"] != "error").all()
-    assert table["vt1_time_s"].notna().all() and table["vt2_time_s"].notna().all()
-    # the two statistics tables, the pickle and __init__.py are not tests
-    assert "skipped 4 unrecognised file(s)" in proc.stderr
+    tests = table[table["status"] != "skipped"]
+    assert len(tests) == 139 and (tests["status"] != "error").all()
+    assert tests["vt1_time_s"].notna().all() and tests["vt2_time_s"].notna().all()
+    # the two statistics tables, the pickle and __init__.py are not tests: listed, with why
+    skipped = table[table["status"] == "skipped"]
+    assert len(skipped) == 4 and skipped["findings"].str.contains("not-a-cpet-export").all()
+    assert skipped["vt1_time_s"].isna().all()
+    for name in skipped["file"]:
+        assert (f"skipped: {name}: not-a-cpet-export: skipped: no reader recognises it"
+                in proc.stderr)
+    assert "143 input(s)" in proc.stderr and " 0 error, 4 skipped" in proc.stderr
 
 
 def test_bad_explicit_file_gets_an_error_row_and_batch_continues(tmp_path, ramp_csv, capsys):
@@ -40,7 +47,9 @@ def test_bad_explicit_file_gets_an_error_row_and_batch_continues(tmp_path, ramp_
     assert "unsupported-format" in table.loc[str(bad), "findings"]
     assert "file-not-found" in table.loc[str(tmp_path / "gone.csv"), "findings"]
     assert pd.isna(table.loc[str(bad), "vt1_time_s"])  # no numbers from a file with none
-    assert "3 file(s)" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "3 input(s)" in err and "1 ok, 0 warning, 2 error" in err
+    assert f"error: {bad}: unsupported-format: not a recognised CPET export" in err
 
 
 def test_exit_code_is_non_zero_when_nothing_could_be_analysed(tmp_path, capsys):
@@ -62,7 +71,10 @@ def test_globs_folders_and_duplicates(tmp_path):
     out = tmp_path / "out" / "r.json"
     assert main(["analyze", str(tmp_path / "t*.csv"), str(tmp_path), "-o", str(out), "-q"]) == 0
     rows = json.loads(out.read_text())
-    assert sorted(r["file"].rsplit("/", 1)[1] for r in rows) == ["t0.csv", "t1.csv", "t2.csv"]
+    # each test once (the glob and the folder name them both); the note is listed as
+    # skipped; the hidden file is not an input
+    assert [(r["file"].rsplit("/", 1)[1], r["status"]) for r in rows] == [
+        ("t0.csv", "ok"), ("t1.csv", "ok"), ("t2.csv", "ok"), ("notes.txt", "skipped")]
 
 
 def test_formula_like_file_names_are_neutralised_in_csv(tmp_path, ramp_csv):
@@ -191,7 +203,7 @@ def test_run_exports_and_summarises(tmp_path, bundled_tests, capsys):
                  "--workers", "1", "-o", str(out), "-q"])
     engine.shutdown()
     assert code == 0
-    assert "3 file(s), job done" in capsys.readouterr().err
+    assert "3 input(s), job done" in capsys.readouterr().err
     assert len(pd.read_excel(out, engine="calamine")) == 3
     assert main(["store", "check", "--store", str(tmp_path / "s.sqlite")]) == 0
     assert main(["run", "--store", str(tmp_path / "s.sqlite")]) == 2  # neither inputs nor JOB

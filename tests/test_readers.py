@@ -188,6 +188,12 @@ def test_analyze_over_the_samples_folder_gives_a_row_per_export(samples, tmp_pat
     assert main(["analyze", str(samples), "-o", str(out), "-q"]) == 0
     table = pd.read_csv(out)
     table["name"] = table["file"].str.replace(f"{samples}/", "", regex=False)
+    # the licences, READMEs and reference tables are listed as skipped, with why
+    skipped = table[table["status"] == "skipped"]
+    assert skipped["findings"].str.contains("not-a-cpet-export").all()
+    assert skipped["name"].str.startswith("LICENSES/").sum() == len(
+        list((samples / "LICENSES").glob("*.md")))
+    table = table[table["status"] != "skipped"]
     assert sorted(table["name"]) == sorted(SAMPLE_FORMATS)
     assert dict(zip(table["name"], table["format"], strict=True)) == SAMPLE_FORMATS
     assert (table["status"] != "error").all()

@@ -1,11 +1,15 @@
 """Batches: many files on a dask cluster, tracked in a crash-safe SQLite job store.
 
-- :mod:`.api`: :func:`submit`, :func:`resume`, :func:`jobs`, :class:`Batch`, :class:`Upload`;
+- :mod:`.api`: :func:`submit`, :func:`resume`, :func:`jobs`, :class:`Batch`, :class:`Progress`;
+- :mod:`.staging`: inputs (paths, :class:`Upload`) into the rows of a job, every one accounted
+  for (shared with ``cpet-nb analyze``);
+- :mod:`.driver`: the thread that submits partitions, commits results and notifies;
 - :mod:`.engine`: which dask cluster, the worker plugin, the partition task;
 - :mod:`.sandbox`: the per-worker analysis process (time and memory limit per file);
 - :mod:`.store`: the SQLite job store (jobs, files, results, curves).
 """
 
-from .api import Batch, Progress, Upload, jobs, resume, submit
+from .api import Batch, Progress, jobs, resume, submit
+from .staging import Upload
 
 __all__ = ["Batch", "Progress", "Upload", "jobs", "resume", "submit"]

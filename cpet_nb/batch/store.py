@@ -30,7 +30,7 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -43,17 +43,17 @@ import pandas as pd
 from ..model.domains import DomainCurves
 from ..result import RESULT_COLUMNS, FileResult, results_frame
 
-SCHEMA_VERSION = 1
 BUSY_TIMEOUT_S = 60.0
-#: Job states. ``interrupted`` is never written: :meth:`Store.jobs` reports a ``running``
-#: job whose process is gone (on this host) that way.
-JOB_STATES = ("running", "done", "cancelled", "failed", "interrupted")
+#: States of inputs settled when the job is created, never analysed: ``skipped`` (not a CPET
+#: export) and ``refused`` (an archive problem). Their rows and results are written at once.
+SETTLED_STATES = ("skipped", "refused")
 #: File states. A file is ``pending`` until its result is stored (``done``), or it was
 #: ``cancelled``; ``reused`` files took the stored result of an identical earlier analysis.
-FILE_STATES = ("pending", "done", "reused", "cancelled")
+FILE_STATES = ("pending", "done", "reused", "cancelled", *SETTLED_STATES)
+#: Result statuses (:attr:`cpet_nb.FileResult.status`).
+RESULT_STATUSES = ("ok", "warning", "error", "skipped")
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS jobs (
     job_id TEXT PRIMARY KEY,
     status TEXT NOT NULL,
@@ -211,8 +211,6 @@ class Store:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     db.execute(statement)
-            db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
-                       (str(SCHEMA_VERSION),))
             present = {row[1] for row in db.execute("PRAGMA table_info(results)")}
             for column in RESULT_COLUMNS:
                 if column not in present:
@@ -238,8 +236,12 @@ class Store:
         return self.uploads_folder / job_id
 
     def create_job(self, job_id: str, files: Sequence[FileEntry], *, settings: dict[str, Any],
-                   analysis_key: str, model_version: str, inputs: dict[str, Any]) -> None:
-        """Record the new job ``job_id`` (:meth:`new_job_id`) and its files, all ``pending``."""
+                   analysis_key: str, model_version: str, inputs: dict[str, Any],
+                   settled: Mapping[int, tuple[str, FileResult]] | None = None) -> None:
+        """Record the new job ``job_id`` (:meth:`new_job_id`) and its files, in one
+        transaction: ``pending``, except those in ``settled`` (by index: their state, one of
+        :data:`SETTLED_STATES`, and their result row, stored at once)."""
+        settled = settled or {}
         from .._version import __version__
 
         now = utc_now()
@@ -253,7 +255,15 @@ class Store:
             db.executemany(
                 "INSERT INTO files (job_id, idx, name, path, sha256, size_bytes, state) "
                 "VALUES (?, ?, ?, ?, ?, ?, 'pending')",
-                [(job_id, f.idx, f.name, f.path, f.sha256, f.size_bytes) for f in files])
+                [(job_id, f.idx, f.name, _sql_path(f.path), f.sha256, f.size_bytes)
+                 for f in files])
+            for idx, (state, result) in settled.items():
+                if state not in SETTLED_STATES:
+                    raise ValueError(f"not a settled state: {state!r}")
+                db.execute("UPDATE files SET state = ?, status = ?, findings = ? "
+                           "WHERE job_id = ? AND idx = ?",
+                           (state, result.status, _findings_json(result), job_id, idx))
+                _insert_result(db, job_id, idx, analysis_key, result)
 
     def job(self, job_id: str) -> dict[str, Any]:
         """The job's row as a dictionary (settings and inputs decoded).
@@ -279,6 +289,7 @@ class Store:
             SELECT j.job_id, j.status, j.created_at, j.finished_at, j.n_files,
                    SUM(f.state IN ('done', 'reused')) AS n_done,
                    SUM(f.status = 'error') AS n_error,
+                   SUM(f.state = 'skipped') AS n_skipped,
                    SUM(f.state = 'cancelled') AS n_cancelled,
                    j.model_version, j.owner
             FROM jobs j LEFT JOIN files f ON f.job_id = j.job_id
@@ -286,7 +297,7 @@ class Store:
         table = pd.read_sql_query(query, self.connection())
         table["status"] = [_live_status(s, o) for s, o in
                            zip(table["status"], table["owner"], strict=True)]
-        for column in ("n_done", "n_error", "n_cancelled"):
+        for column in ("n_done", "n_error", "n_skipped", "n_cancelled"):
             table[column] = table[column].fillna(0).astype(int)
         return table
 
@@ -336,24 +347,27 @@ class Store:
     # -- files and results ---------------------------------------------------------------
 
     def files(self, job_id: str) -> pd.DataFrame:
-        """The job's files in order: name, state, result status, timings, findings."""
-        return pd.read_sql_query(
+        """The job's inputs in order: name, state, result status, timings, findings."""
+        table = pd.read_sql_query(
             "SELECT idx, name, path, sha256, size_bytes, state, status, device, findings, "
             "error, worker, elapsed_s, reused_from FROM files WHERE job_id = ? ORDER BY idx",
             self.connection(), params=(job_id,))
+        table["path"] = table["path"].map(_path_from_sql)
+        return table
 
     def pending(self, job_id: str) -> list[FileEntry]:
         """The job's files without a stored result, in order."""
         rows = self.connection().execute(
             "SELECT idx, name, path, sha256, size_bytes FROM files "
             "WHERE job_id = ? AND state = 'pending' ORDER BY idx", (job_id,))
-        return [FileEntry(*row) for row in rows]
+        return [FileEntry(idx, name, _path_from_sql(path), sha256, size)
+                for idx, name, path, sha256, size in rows]
 
     def counts(self, job_id: str) -> dict[str, int]:
-        """Files per state (``pending``, ``done``, ``reused``, ``cancelled``) and per result
-        status (``ok``, ``warning``, ``error``)."""
+        """Files per state (:data:`FILE_STATES`) and per result status
+        (:data:`RESULT_STATUSES`)."""
         db = self.connection()
-        counts = {state: 0 for state in FILE_STATES} | {"ok": 0, "warning": 0, "error": 0}
+        counts = dict.fromkeys(FILE_STATES + RESULT_STATUSES, 0)
         for key, n in db.execute("SELECT state, COUNT(*) FROM files WHERE job_id = ? "
                                  "GROUP BY state", (job_id,)):
             counts[key] = n
@@ -405,8 +419,6 @@ class Store:
         """
         key = self.job(job_id)["analysis_key"]
         stored = []
-        column_list = ", ".join(_quote(c) for c in RESULT_COLUMNS)
-        marks = ", ".join("?" for _ in RESULT_COLUMNS)
         with self.transaction() as db:
             for outcome in outcomes:
                 result = outcome.result
@@ -415,19 +427,11 @@ class Store:
                     "error = ?, worker = ?, started_at = ?, elapsed_s = ? "
                     "WHERE job_id = ? AND idx = ? AND state = 'pending'",
                     (result.status, result.metadata.device if result.metadata else None,
-                     json.dumps([f.to_dict() for f in result.findings]), outcome.error,
+                     _findings_json(result), outcome.error,
                      outcome.worker, outcome.started_at, outcome.elapsed_s, job_id, outcome.idx))
                 if cursor.rowcount == 0:
                     continue
-                row = result.to_row()
-                db.execute(f"INSERT INTO results (job_id, idx, analysis_key, {column_list}) "
-                           f"VALUES (?, ?, ?, {marks})",
-                           (job_id, outcome.idx, key,
-                            *(_sql_value(row[c]) for c in RESULT_COLUMNS)))
-                if result.curves is not None:
-                    db.execute("INSERT INTO curves VALUES (?, ?, ?, ?)",
-                               (job_id, outcome.idx, json.dumps(result.curves.output_order),
-                                _curves_blob(result.curves)))
+                _insert_result(db, job_id, outcome.idx, key, result)
                 stored.append(outcome.idx)
             db.execute("UPDATE jobs SET updated_at = ? WHERE job_id = ?", (utc_now(), job_id))
         return stored
@@ -522,6 +526,38 @@ class Store:
                                            and folder.stat().st_mtime < day_ago):
                     shutil.rmtree(folder, ignore_errors=True)
         return expired
+
+
+def _insert_result(db: sqlite3.Connection, job_id: str, idx: int, key: str,
+                   result: FileResult) -> None:
+    """Write one file's results row (and its domain curves, if any)."""
+    row = result.to_row()
+    db.execute(f"INSERT INTO results (job_id, idx, analysis_key, "
+               f"{', '.join(_quote(c) for c in RESULT_COLUMNS)}) "
+               f"VALUES (?, ?, ?, {', '.join('?' for _ in RESULT_COLUMNS)})",
+               (job_id, idx, key, *(_sql_value(row[c]) for c in RESULT_COLUMNS)))
+    if result.curves is not None:
+        db.execute("INSERT INTO curves VALUES (?, ?, ?, ?)",
+                   (job_id, idx, json.dumps(result.curves.output_order),
+                    _curves_blob(result.curves)))
+
+
+def _findings_json(result: FileResult) -> str:
+    return json.dumps([f.to_dict() for f in result.findings])
+
+
+def _sql_path(path: str) -> str | bytes:
+    """A path for the ``path`` column, exactly: text, or its file-system bytes when it is
+    not valid UTF-8 (SQLite text must be), read back with :func:`_path_from_sql`."""
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        return os.fsencode(path)
+
+
+def _path_from_sql(value: str | bytes) -> str:
+    return os.fsdecode(value) if isinstance(value, bytes) else value
 
 
 def _quote(name: str) -> str:

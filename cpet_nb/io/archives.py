@@ -426,4 +426,4 @@ def _archive_finding(archive: Path, code: str, reason: str) -> Finding:
 def _member_finding(archive: Path, member: str, code: str, reason: str,
                     severity: Severity = Severity.ERROR) -> Finding:
     return Finding(code, severity, f"archive {str(archive)!r}, member {member!r}: {reason}",
-                   file=str(archive))
+                   file=f"{archive}/{member}")

@@ -1,22 +1,35 @@
-"""Turn what a user names (files, folders, globs, ZIP archives) into the list of files to analyse.
+"""Turn what a user names (files, folders, globs, ZIP archives) into an account of every input.
 
-Policy: a file named explicitly always gets a row in the results (an error row if it cannot
-be read). Files found by walking a folder or expanding a glob are first sniffed, and those
-that no reader recognises (a README, a pickle, a statistics table) are skipped and listed,
-not reported as failed tests. Hidden files and folders (``.name``), ``__MACOSX`` and
-``__pycache__`` are never walked into.
+Every input gets one :class:`InputFile`, in the order given, with a state:
+
+- ``ready``: a file to analyse. A file named explicitly is always ready (if it cannot be
+  read, its analysis says why); so is every file when a column mapping will read them.
+- ``skipped``: a file found in a folder, a glob or an archive that no reader recognises (a
+  README, a participants table, a statistics table), with a ``not-a-cpet-export`` finding
+  that says what was seen. It is listed, not reported as a failed test.
+- ``refused``: an archive, or an archive member, that was not expanded (corrupt, nested,
+  unsafe member, too large or too many entries: codes ``corrupt-archive``,
+  ``unsafe-archive``, ``unsafe-archive-member``, ``encrypted-archive-member``,
+  ``nested-archive``).
+
+Hidden files and folders (``.name``), ``__MACOSX`` and ``__pycache__`` are system clutter,
+not inputs: they are never walked into, and only counted (:attr:`Inputs.n_ignored`).
 
 A ZIP archive (by its magic bytes, whether named, matched by a glob or found in a folder;
-see :func:`cpet_nb.io.archives.is_archive`) is a container, not a file: its members are extracted
-safely into a temporary folder (:mod:`cpet_nb.io.archives`: size, ratio and entry limits, no path
-traversal, links or encrypted members) and then treated like files found in a folder. The
-archive itself gets no row; what was refused is in :attr:`Inputs.findings`. The temporary
-folders live as long as the :class:`Inputs`: use it as a context manager (or call
-:meth:`Inputs.cleanup`) once the files have been analysed::
+see :func:`cpet_nb.io.archives.is_archive`) is a container, not a file: its members are
+extracted safely into a temporary folder (:mod:`cpet_nb.io.archives`: size, ratio and entry
+limits, no path traversal, links or encrypted members) and then treated like files found in
+a folder, labelled ``archive/member``. The temporary folders live as long as the
+:class:`Inputs`: use it as a context manager (or call :meth:`Inputs.cleanup`) once the
+files have been analysed::
 
     with expand_inputs(paths) as inputs:
         for item in inputs.files:
             analyze(item.path)
+
+File names that are not valid UTF-8 (bytes a file system allows) are labelled with those
+bytes written as backslash escapes such as ``\\xe9`` (:func:`display_name`); the path
+itself is kept exactly.
 """
 
 from __future__ import annotations
@@ -29,63 +42,98 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..findings import CPETError, Finding, UnsupportedFormat
+from ..findings import CPETError, Finding, Severity, UnsupportedFormat
 from . import DEFAULT_MAX_FILE_BYTES, detect_format
-from .archives import ArchiveLimits, extract_zip, is_archive
+from .archives import SKIPPED_NAMES, ArchiveLimits, extract_zip, is_archive
 
-SKIPPED_DIRS = {"__MACOSX", "__pycache__"}
 GLOB_CHARS = set("*?[")
+
+
+#: States of an input (see the module notes).
+INPUT_STATES = ("ready", "skipped", "refused")
 
 
 @dataclass(frozen=True)
 class InputFile:
-    """One file to analyse; ``explicit`` when the user named it rather than a folder/glob.
+    """One input: a file to analyse, or one that is not analysed and why.
 
-    For a member extracted from a ZIP archive, ``path`` is the extracted copy (in a
-    temporary folder), ``archive`` the archive as given and ``member`` its name inside.
+    ``explicit`` when the user named it rather than a folder, glob or archive. For a member
+    extracted from a ZIP archive, ``path`` is the extracted copy (in a temporary folder),
+    ``archive`` the archive as given and ``member`` its name inside; a member that was not
+    extracted has no copy (``path`` is the archive).
+
+    Attributes
+    ----------
+    path : pathlib.Path
+    explicit : bool
+    archive : pathlib.Path, optional
+    member : str, optional
+    state : str
+        One of :data:`INPUT_STATES`.
+    finding : Finding, optional
+        Why a ``skipped`` or ``refused`` input is not analysed.
     """
 
     path: Path
     explicit: bool
     archive: Path | None = None
     member: str | None = None
+    state: str = "ready"
+    finding: Finding | None = None
 
     @property
     def label(self) -> str:
-        """How to name the file to the user: its path, or ``archive/member``."""
+        """How to name the input to the user: its path, or ``archive/member``
+        (:func:`display_name`)."""
         if self.archive is None:
-            return str(self.path)
-        return f"{self.archive}/{self.member}"
+            return display_name(str(self.path))
+        if self.member is None:
+            return display_name(str(self.archive))
+        return display_name(f"{self.archive}/{self.member}")
 
 
 @dataclass
 class Inputs:
-    """Files to analyse, files skipped because no reader recognised them, archive findings.
+    """Every input, in order, each with its state (see the module notes).
 
     Attributes
     ----------
-    files : list of InputFile
-    skipped : list of Path
-        Discovered files (in folders, globs or archives) that no reader recognised; for an
-        archive member, ``archive / member`` (its name, not the temporary copy).
-    findings : list of Finding
-        Archives and archive members that were refused or not expanded (codes
-        ``unsafe-archive``, ``corrupt-archive``, ``unsafe-archive-member``,
-        ``encrypted-archive-member``, ``nested-archive``). These inputs have no entry in
-        ``files``.
+    items : list of InputFile
+        One per input: ready, skipped or refused.
+    n_ignored : int
+        Hidden files and system clutter in the folders walked (not inputs).
     temp_dirs : list of Path
         Temporary folders holding extracted archive members. :meth:`cleanup` (or leaving a
         ``with`` block) removes them; so does garbage collection of this object, or the end
         of the interpreter, as a safety net.
     """
 
-    files: list[InputFile]
-    skipped: list[Path]
-    findings: list[Finding] = field(default_factory=list)
+    items: list[InputFile] = field(default_factory=list)
+    n_ignored: int = 0
     temp_dirs: list[Path] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._finalizer = weakref.finalize(self, _remove_dirs, self.temp_dirs)
+
+    @property
+    def files(self) -> list[InputFile]:
+        """The inputs to analyse."""
+        return [item for item in self.items if item.state == "ready"]
+
+    @property
+    def skipped(self) -> list[InputFile]:
+        """Inputs that are not CPET exports."""
+        return [item for item in self.items if item.state == "skipped"]
+
+    @property
+    def refused(self) -> list[InputFile]:
+        """Archives and archive members that were not expanded."""
+        return [item for item in self.items if item.state == "refused"]
+
+    @property
+    def findings(self) -> list[Finding]:
+        """The findings of the refused inputs (archive problems)."""
+        return [item.finding for item in self.refused if item.finding is not None]
 
     def release_temp_dirs(self) -> list[Path]:
         """Take over the temporary folders: they are no longer removed by :meth:`cleanup` or
@@ -105,18 +153,36 @@ class Inputs:
         self.cleanup()
 
 
+def display_name(name: str) -> str:
+    r"""``name`` as text that any file, terminal or database can hold: bytes that are not
+    valid UTF-8 (which Python keeps as surrogate escapes) become ``\xNN``.
+
+    >>> display_name("caf\udce9.csv")
+    'caf\\xe9.csv'
+    """
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def _remove_dirs(dirs: list[Path]) -> None:
     for folder in dirs:
         shutil.rmtree(folder, ignore_errors=True)
     dirs.clear()
 
 
-def _walk(folder: Path) -> list[Path]:
-    found = []
+def _walk(folder: Path) -> tuple[list[Path], int]:
+    """The files under ``folder`` in order, and how many hidden or system files were left."""
+    found, ignored = [], 0
     for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in SKIPPED_DIRS)
+        kept = sorted(d for d in dirs if not d.startswith(".") and d not in SKIPPED_NAMES)
+        ignored += len(dirs) - len(kept)
+        dirs[:] = kept
         found += [Path(root) / f for f in sorted(files) if not f.startswith(".")]
-    return found
+        ignored += sum(f.startswith(".") for f in files)
+    return found, ignored
 
 
 def expand_inputs(inputs: Iterable[str | os.PathLike],
@@ -139,22 +205,23 @@ def expand_inputs(inputs: Iterable[str | os.PathLike],
     sniff : bool
         Skip discovered files that no reader recognises. Pass False when the files will be
         read with a column mapping (which no sniffing can recognise): every discovered file
-        is then taken, hidden files and archives' junk still excepted.
+        is then ready.
 
     Returns
     -------
     Inputs
-        Each file once (first mention wins), the discovered files that were skipped and the
-        archive findings. Remove its temporary folders when done (``with`` or ``cleanup()``).
+        Every input once (first mention wins), in order, each ready, skipped or refused.
+        Remove its temporary folders when done (``with`` or ``cleanup()``).
     """
     limits = archive_limits or ArchiveLimits(max_member_bytes=max_file_bytes)
     seen: set[Path] = set()
-    result = Inputs([], [])
+    result = Inputs()
     for item in inputs:
         text = os.fspath(item)
         path = Path(text)
         if path.is_dir():
-            discovered = _walk(path)
+            discovered, ignored = _walk(path)
+            result.n_ignored += ignored
         elif not path.exists() and GLOB_CHARS & set(text):
             discovered = [Path(p) for p in sorted(glob.glob(text, recursive=True))
                           if Path(p).is_file()]
@@ -168,31 +235,50 @@ def expand_inputs(inputs: Iterable[str | os.PathLike],
             seen.add(key)
             if is_archive(candidate, limits):
                 _add_archive(candidate, result, limits, temp_dir, max_file_bytes, sniff)
-            elif not explicit and sniff and not _recognised(candidate, max_file_bytes):
-                result.skipped.append(candidate)
-            else:
-                result.files.append(InputFile(candidate, explicit))
+                continue
+            why = None if explicit or not sniff else _not_cpet(candidate, max_file_bytes)
+            result.items.append(InputFile(candidate, explicit, state="skipped", finding=why)
+                                if why else InputFile(candidate, explicit))
     return result
 
 
 def _add_archive(archive: Path, result: Inputs, limits: ArchiveLimits,
                  temp_dir: str | os.PathLike | None, max_file_bytes: int, sniff: bool) -> None:
+    """The archive's members as inputs, in member order; refused members and a refused
+    archive as ``refused`` inputs."""
     extraction = extract_zip(archive, limits, temp_dir)
     if extraction.folder is not None:
         result.temp_dirs.append(extraction.folder)
-    result.findings += extraction.findings
-    for member in sorted(extraction.files, key=lambda m: m.path):
-        if not sniff or _recognised(member.path, max_file_bytes):
-            result.files.append(InputFile(member.path, False, archive, member.member))
-        else:
-            result.skipped.append(archive / member.member)  # its name: the copy is temporary
+    members: list[InputFile] = []
+    for member in extraction.files:
+        why = _not_cpet(member.path, max_file_bytes, f"{archive}/{member.member}") if sniff \
+            else None
+        members.append(InputFile(member.path, False, archive, member.member,
+                                 *(("skipped", why) if why else ())))
+    for finding in extraction.findings:
+        members.append(InputFile(archive, False, archive, _member_of(archive, finding),
+                                 "refused", finding))
+    result.items += sorted(members, key=lambda m: (m.member is not None, m.member or ""))
 
 
-def _recognised(path: Path, max_file_bytes: int) -> bool:
+def _member_of(archive: Path, finding: Finding) -> str | None:
+    """The member a finding of :func:`~cpet_nb.io.archives.extract_zip` is about (its
+    ``file`` is ``archive/member``), or None for the whole archive."""
+    prefix = f"{archive}/"
+    return finding.file[len(prefix):] if finding.file and finding.file.startswith(prefix) \
+        else None
+
+
+def _not_cpet(path: Path, max_file_bytes: int, label: str | None = None) -> Finding | None:
+    """Why a discovered file is skipped (a ``not-a-cpet-export`` finding), or None when a
+    reader recognises it (or it is too large or vanished: then its analysis says so)."""
     try:
         detect_format(path, max_file_bytes)
-    except UnsupportedFormat:
-        return False
-    except CPETError:  # too large or vanished: keep it, so the user is told
-        return True
-    return True
+    except UnsupportedFormat as exc:
+        seen = exc.finding.message.split(": ", 1)[-1].split(". Supported formats")[0]
+        return Finding("not-a-cpet-export", Severity.INFO,
+                       f"skipped: no reader recognises it ({seen})",
+                       file=display_name(label or str(path)))
+    except CPETError:
+        return None
+    return None

@@ -12,6 +12,7 @@ from synthetic import ramp_test
 import cpet_nb
 from cpet_nb.findings import CPETError
 from cpet_nb.io import detect_format, registry
+from cpet_nb.testing import assert_reader_conforms
 
 PLUGINS_MODULE = '''"""Reader plugins for cpet_nb's plugin tests."""
 from cpet_nb.io._tabular import build_record, load_text, read_csv_text
@@ -153,11 +154,19 @@ def test_an_exception_in_a_plugins_read_is_a_finding_naming_it(plugins, tmp_path
     assert result.status == "error" and [f.code for f in result.findings] == ["internal-error"]
 
 
-def test_a_good_plugin_is_read_and_analysed(plugins, tmp_path):
+def test_a_good_plugin_conforms_and_is_analysed(plugins, tmp_path):
     path = write(tmp_path, "good.txt", "FAKE-GOOD\n" + DATA)
     with pytest.warns(RuntimeWarning, match="fake-sniff-raises"):
-        record = cpet_nb.read(path)
+        record = assert_reader_conforms(path)
         result = cpet_nb.analyze(path)
     assert record.metadata.format == "fake-good" and len(record.data) == len(ramp_test())
     assert result.status == "ok" and result.metadata.format == "fake-good"
     assert result.vt1.time_s < result.vt2.time_s
+
+
+def test_the_conformance_check_sees_a_plugins_own_exceptions(plugins, tmp_path):
+    path = write(tmp_path, "bad.txt", "FAKE-READ-RAISES\n" + DATA)
+    with pytest.warns(RuntimeWarning, match="fake-sniff-raises"), \
+            pytest.raises(AssertionError, match=r"check_read .*reader 'fake-read-raises' raised "
+                                                r"KeyError: 'reader bug' \(a reader raises only"):
+        assert_reader_conforms(path, "fake-read-raises")

@@ -28,6 +28,15 @@ CANONICAL_UNITS: dict[str, str] = {
     "phase": "text",  # REST / WARMUP / EXERCISE / RECOVERY when the file says so
 }
 
+#: Columns a record may carry besides :data:`CANONICAL_UNITS`: labels the file provides.
+LABEL_COLUMNS: dict[str, str] = {
+    "domain_label": "-1/0/1 = moderate/heavy/severe (pyoxynet's per-second labels)",
+}
+#: The values of the ``phase`` column (missing where the file's phase is none of these).
+PHASES: tuple[str, ...] = ("REST", "WARMUP", "EXERCISE", "RECOVERY")
+#: The values :attr:`Metadata.sex` takes when it is known.
+SEXES: tuple[str, ...] = ("female", "male")
+
 #: Channels the Oxynet model reads, in the order of its input tensor.
 MODEL_CHANNELS: tuple[str, ...] = ("VO2", "VCO2", "VE", "PetO2", "PetCO2")
 
@@ -81,7 +90,7 @@ class CPETRecord:
     ----------
     data : pandas.DataFrame
         One row per breath (or per averaging interval); canonical columns only, plus
-        ``domain_label`` (-1/0/1 = moderate/heavy/severe) where the file carries labels.
+        :data:`LABEL_COLUMNS` (``domain_label``) where the file carries labels.
     metadata : Metadata
     findings : list of Finding
         What the reader noticed (warnings travel with the record).

@@ -6,13 +6,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from samples import SAMPLES, sample, visible_metadata
-from test_readers import assert_conforms
 
 import cpet_nb
 from cpet_nb.findings import CPETError
-from cpet_nb.io import detect_format
 from cpet_nb.io.breeze import READER
 from cpet_nb.io.vyntus import READER as VYNTUS_READER
+from cpet_nb.testing import assert_reader_conforms
 
 BREEZE = SAMPLES / "breeze" / "breeze_bxb.txt"
 
@@ -23,9 +22,7 @@ def test_real_breeze_export_hand_checked():
     # VO2 985, VCO2 766, RER 0.78, RR 29, Vt 833, VE 24.1, BR 86.1, PETO2 96, PETCO2 40,
     # HR 87. Six times occur twice (1:14, 15:41, 16:01, 16:12, 16:23, 16:35).
     path = sample("breeze/breeze_bxb.txt")
-    assert detect_format(path).name == "breeze"
-    record = cpet_nb.read(path)
-    assert_conforms(record)
+    record = assert_reader_conforms(path, "breeze")
     data, meta = record.data, record.metadata
     assert (meta.format, meta.device) == ("breeze", "MGC Diagnostics (Breeze)")
     assert meta.sampling == "breath-by-breath"
@@ -98,9 +95,7 @@ def test_written_breeze_file(tmp_path):
     rows[3][-1] = "0"  # HR 0: not measured
     rows.insert(5, breath(20, 9999))  # a second breath at 0:20: dropped, the first is kept
     path = write(tmp_path, rows)
-    assert detect_format(path).name == "breeze"
-    record = cpet_nb.read(path)
-    assert_conforms(record)
+    record = assert_reader_conforms(path, "breeze")
     data = record.data
     assert data["t"].tolist() == [0.0, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0, 35.0]
     assert data["VO2"].tolist() == [700.0 + 100 * i for i in range(8)]  # the absolute column
@@ -197,8 +192,7 @@ def test_file_cut_mid_row_skips_that_row_with_a_finding(tmp_path):
     path = tmp_path / "cut"
     cut = complete.rindex(b"\r\n0:35\t") + 2 + 29  # last breath '0:35<TAB>0:15<TAB>10:00:35'
     path.write_bytes(complete[:cut])  # ... '<TAB>3.0<TAB>1.0<TAB>20': 6 of 16 fields
-    record = cpet_nb.read(path)
-    assert_conforms(record)
+    record = assert_reader_conforms(path)
     assert len(record.data) == 7
     finding = next(f for f in record.findings if f.code == "malformed-row")
     assert finding.row == 8 and "the first has 6" in finding.message

@@ -7,12 +7,12 @@ from xml.sax.saxutils import escape
 import numpy as np
 import pytest
 from samples import SAMPLES, sample, visible_metadata
-from test_readers import assert_conforms
 
 import cpet_nb
 from cpet_nb.findings import CPETError
 from cpet_nb.io import detect_format, registry
 from cpet_nb.io.cortex import READERS
+from cpet_nb.testing import assert_reader_conforms
 
 CORTEX = SAMPLES / "cortex"
 
@@ -21,9 +21,7 @@ CORTEX = SAMPLES / "cortex"
 
 def test_metasoft_xml_hand_checked():
     path = sample("cortex/metasoft_de.xml")
-    assert detect_format(path).name == "cortex-xml"
-    record = cpet_nb.read(path)
-    assert_conforms(record)
+    record = assert_reader_conforms(path, "cortex-xml")
     data, meta = record.data, record.metadata
     assert (meta.format, meta.sampling, meta.device) == ("cortex-xml", "breath-by-breath",
                                                          "Cortex")
@@ -57,9 +55,7 @@ def test_metasoft_xml_hand_checked():
 
 def test_metasoft_xlsx_hand_checked():
     path = sample("cortex/metasoft_step.xlsx")
-    assert detect_format(path).name == "cortex-xlsx"
-    record = cpet_nb.read(path)
-    assert_conforms(record)
+    record = assert_reader_conforms(path, "cortex-xlsx")
     data, meta = record.data, record.metadata
     assert (meta.format, meta.sampling, meta.device) == ("cortex-xlsx", "breath-by-breath",
                                                          "Cortex")
@@ -140,9 +136,7 @@ def metasoft_rows(header=HEADER, units=UNITS, breaths=BREATHS, after=AFTER) -> l
 def test_written_metasoft_xml(tmp_path):
     path = tmp_path / "export"  # no extension: detected by content
     path.write_bytes(spreadsheet_xml(metasoft_rows()))
-    assert detect_format(path).name == "cortex-xml"
-    record = cpet_nb.read(path)
-    assert_conforms(record)
+    record = assert_reader_conforms(path, "cortex-xml")
     data, meta = record.data, record.metadata
     assert data.t.tolist() == [1.5, 4.0, 7.0, 9.5, 12.0]
     assert data.VO2.tolist()[:2] == [300.0, 320.0]  # ml/min, not the per-kg column
@@ -276,9 +270,7 @@ ENGLISH = [["Administrative Data"], ["Last Name", "Doe"], ["Sex", "male"],
 def test_written_english_xlsx(tmp_path):
     path = tmp_path / "english.xlsx"
     path.write_bytes(xlsx_bytes(ENGLISH))
-    assert detect_format(path).name == "cortex-xlsx"
-    record = cpet_nb.read(path)
-    assert_conforms(record)
+    record = assert_reader_conforms(path, "cortex-xlsx")
     data, meta = record.data, record.metadata
     assert data.t.tolist() == [5.0, 10.0, 14.0]
     assert data.VO2.tolist() == pytest.approx([500.0, 600.0, 700.0])

@@ -9,13 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from samples import SAMPLES, sample, visible_metadata
-from test_readers import assert_conforms
 
 import cpet_nb
 import cpet_nb.io
 from cpet_nb.findings import CPETError
-from cpet_nb.io import detect_format
 from cpet_nb.io.cosmed import OMNIA_READER, READERS
+from cpet_nb.testing import assert_reader_conforms
 
 COSMED = SAMPLES / "cosmed"
 
@@ -42,9 +41,7 @@ FORMATS = {"omnia_de_10s.xlsx": "cosmed-omnia", "omnia_en_10s.xlsx": "cosmed-omn
 def test_real_cosmed_exports_hand_checked(name):
     first_vo2, peak, peak_t, duration, weight, sampling, rows = HAND_CHECKED[name]
     path = sample(f"cosmed/{name}")
-    assert detect_format(path).name == FORMATS[name]
-    record = cpet_nb.read(path)
-    assert_conforms(record)
+    record = assert_reader_conforms(path, FORMATS[name])
     data, meta = record.data, record.metadata
     assert (meta.format, meta.sampling, meta.weight_kg) == (FORMATS[name], sampling, weight)
     assert len(data) == rows
@@ -226,9 +223,7 @@ def omnia_like(path: Path, **changes) -> Path:
 
 def test_written_omnia_units_duplicates_and_rows_after_the_data(tmp_path):
     path = omnia_like(tmp_path / "export")  # no extension: detected by content
-    assert detect_format(path).name == "cosmed-omnia"
-    record = cpet_nb.read(path)
-    assert_conforms(record)
+    record = assert_reader_conforms(path, "cosmed-omnia")
     data, meta = record.data, record.metadata
     assert data["t"].tolist() == [30.0, 40.0, 50.0, 60.0, 70.0]  # 'Max' row below: not data
     # two columns named VO2: the per-kg one (mL/min/Kg) is skipped by its unit, the absolute
@@ -276,9 +271,7 @@ def test_written_quark_clock_numbers_and_thresholds(tmp_path):
               ("Test date:", "2020-02-30"), ("LT:", "00:05:00"), ("RC:", "--:--:--")]
     path = write_xlsx(tmp_path / "quark.xlsx", cosmed_rows(names, units, data, labels),
                       sheet="Sheet1")
-    assert detect_format(path).name == "cosmed-quark"
-    record = cpet_nb.read(path)
-    assert_conforms(record)
+    record = assert_reader_conforms(path, "cosmed-quark")
     data_, meta = record.data, record.metadata
     # 10/86400 day = 10 s; 00:00:14 twice (the second row is dropped)
     np.testing.assert_allclose(data_["t"], [5.0, 10.0, 14.0])

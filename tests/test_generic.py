@@ -4,11 +4,9 @@ import json
 import pickle
 
 import numpy as np
-import pandas as pd
 import pytest
 from test_cortex import xlsx_bytes
 
-import cpet_nb
 from cpet_nb.findings import CPETError
 from cpet_nb.io import readers
 from cpet_nb.io.generic import Channel, ColumnMapping, read_mapped
@@ -19,7 +17,7 @@ from cpet_nb.io.profiles import (
     profiles_folder,
     save_profile,
 )
-from cpet_nb.record import CANONICAL_UNITS
+from cpet_nb.testing import assert_record_conforms
 
 KPA_TO_MMHG = 760 / 101.325
 
@@ -42,23 +40,6 @@ SEMICOLON_MAPPING = ColumnMapping(
 )
 
 
-def assert_generic_conforms(record: cpet_nb.CPETRecord) -> None:
-    """``test_readers.assert_conforms`` for the generic reader, which is not a sniffing reader
-    (so its name is not in ``readers()``)."""
-    data = record.data
-    assert set(data.columns) <= set(CANONICAL_UNITS)
-    assert "t" in data and np.all(np.diff(data["t"].to_numpy()) > 0)
-    for column in data.columns:
-        assert data[column].dtype == float, column
-    assert record.metadata.format == "generic"
-    assert "generic" not in {r.name for r in readers()}  # never claims a file by itself
-    assert len(record.metadata.source_sha256) == 64
-    for f in record.findings:
-        assert f.file is not None
-    clone = pickle.loads(pickle.dumps(record))
-    pd.testing.assert_frame_equal(clone.data, data)
-
-
 def write(tmp_path, text: str, name: str = "export.csv", encoding: str = "utf-8"):
     path = tmp_path / name
     path.write_bytes(text.encode(encoding))
@@ -67,10 +48,14 @@ def write(tmp_path, text: str, name: str = "export.csv", encoding: str = "utf-8"
 
 # --- reading -----------------------------------------------------------------------------
 
+def test_the_generic_reader_never_claims_a_file_by_itself():
+    assert "generic" not in {r.name for r in readers()}  # only a mapping given by the user
+
+
 def test_semicolon_csv_with_decimal_commas_kpa_and_clock_times(tmp_path):
     path = write(tmp_path, SEMICOLON_CSV)
     record = read_mapped(path, SEMICOLON_MAPPING)
-    assert_generic_conforms(record)
+    assert_record_conforms(record, path, "generic")
     data, meta = record.data, record.metadata
     assert list(data.columns) == ["t", "VO2", "VCO2", "VE", "PetO2", "PetCO2", "HR", "load"]
     # '0:00:05', '0:00:09', '0:01:02,5', '1:00:00'
@@ -107,7 +92,7 @@ def test_xlsx_with_preamble_and_units_row_is_detected_by_content(tmp_path):
                             header_row=2, skip_rows=1, sheet="Sheet1",
                             metadata_columns={"weight_kg": "Weight", "test_date": "Date"})
     record = read_mapped(path, mapping)
-    assert_generic_conforms(record)
+    assert_record_conforms(record, path, "generic")
     data, meta = record.data, record.metadata
     assert data.t.tolist() == [10.0, 20.0, 30.0, 40.0]  # the blank sheet row is not data
     assert data.VO2.tolist()[:2] == [500.5, 620.0]
@@ -139,7 +124,8 @@ def test_missing_mapped_column_names_it_and_lists_the_files_columns(tmp_path):
 
 def test_text_in_numeric_columns_is_a_finding_never_zero(tmp_path):
     text = SEMICOLON_CSV.replace("0,52;0,44", "n.a.;0.44").replace("0:01:02,5", "0:1:02,5")
-    record = read_mapped(write(tmp_path, text), SEMICOLON_MAPPING)
+    path = write(tmp_path, text)
+    record = read_mapped(path, SEMICOLON_MAPPING)
     findings = {f.column: f for f in record.findings if f.code == "non-numeric"}
     # data row 2 (after the header and the skipped units row): 'n.a.' in V'O2, and '0.44'
     # has a decimal point where the mapping says decimal comma
@@ -151,7 +137,7 @@ def test_text_in_numeric_columns_is_a_finding_never_zero(tmp_path):
     # row 3's time '0:1:02,5' is not h:mm:ss: the row has no time and is dropped
     assert findings["Zeit"].row == 3 and "clock times" in findings["Zeit"].message
     assert data.t.tolist() == [5.0, 9.0, 3600.0]
-    assert_generic_conforms(record)
+    assert_record_conforms(record, path, "generic")
 
 
 def test_numbers_in_a_text_column_are_reported_with_row(tmp_path):
@@ -281,9 +267,10 @@ def test_profile_round_trip_and_reading_with_it(profiles, tmp_path):
     assert list_profiles() == ["hospital-A_v2", "other"]
     mapping = load_profile("hospital-A_v2")
     assert mapping == SEMICOLON_MAPPING
-    record = read_mapped(write(tmp_path, SEMICOLON_CSV), mapping, profile="hospital-A_v2")
+    export = write(tmp_path, SEMICOLON_CSV)
+    record = read_mapped(export, mapping, profile="hospital-A_v2")
     assert record.metadata.extra["profile"] == "hospital-A_v2"
-    assert_generic_conforms(record)
+    assert_record_conforms(record, export, "generic")
     assert sorted(p.name for p in profiles.iterdir()) == ["hospital-A_v2.json", "other.json"]
 
 

@@ -8,12 +8,12 @@ from xml.sax.saxutils import escape
 import numpy as np
 import pytest
 from samples import SAMPLES, sample, visible_metadata
-from test_readers import assert_conforms
 
 import cpet_nb
 from cpet_nb.findings import CPETError
 from cpet_nb.io import detect_format
 from cpet_nb.io.parvo import READERS
+from cpet_nb.testing import assert_reader_conforms
 
 CSV_READER, XLSX_READER = READERS
 PARVO = SAMPLES / "parvo"
@@ -22,8 +22,7 @@ PARVO = SAMPLES / "parvo"
 # --- real samples, checked by hand against the raw files ----------------------------------
 
 def test_real_parvo_csv_hand_checked():
-    record = cpet_nb.read(sample("parvo/parvo_bxb.CSV"))
-    assert_conforms(record)
+    record = assert_reader_conforms(sample("parvo/parvo_bxb.CSV"))
     data, meta = record.data, record.metadata
     assert (meta.format, meta.device, meta.sampling) == (
         "parvo-csv", "Parvo Medics TrueOne 2400", "breath-by-breath")
@@ -65,8 +64,7 @@ def test_real_parvo_csv_hand_checked():
 
 
 def test_real_parvo_xlsx_hand_checked():
-    record = cpet_nb.read(sample("parvo/parvo_excel.xlsx"))
-    assert_conforms(record)
+    record = assert_reader_conforms(sample("parvo/parvo_excel.xlsx"))
     data, meta = record.data, record.metadata
     assert (meta.format, meta.device, meta.sampling) == (
         "parvo-xlsx", "Parvo Medics TrueOne 2400", "averaged 30 s")
@@ -214,9 +212,7 @@ def xlsx_bytes(rows: list[list], sheet_name: str = "Doe_Jane") -> bytes:
 def test_written_csv_is_read_by_content(tmp_path):
     path = tmp_path / "export.dat"  # not .csv: detected by content
     path.write_bytes(csv_bytes(table(csv_rows())))
-    assert detect_format(path).name == "parvo-csv"
-    record = cpet_nb.read(path)
-    assert_conforms(record)
+    record = assert_reader_conforms(path, "parvo-csv")
     data, meta = record.data, record.metadata
     np.testing.assert_allclose(data.t, [3, 6, 9, 12, 15, 18])  # 0.05 min steps
     np.testing.assert_allclose(data.VO2, [500, 600, 700, 800, 900, 1000])
@@ -277,8 +273,7 @@ def test_cut_and_text_rows_in_the_data(tmp_path):
     cut = text[: text.index("0.300000") + 17] + "\x1a"  # row 6 cut in its 2nd cell
     path = tmp_path / "cut.CSV"
     path.write_text(cut)
-    record = cpet_nb.read(path)
-    assert_conforms(record)
+    record = assert_reader_conforms(path)
     assert len(record.data) == 5
     malformed = next(f for f in record.findings if f.code == "malformed-row")
     assert malformed.row == 6 and "the first has 2" in malformed.message
@@ -309,9 +304,7 @@ def test_written_xlsx_takes_the_btps_ve(tmp_path):
     path = tmp_path / "export.bin"  # not .xlsx: detected by content
     path.write_bytes(xlsx_bytes(table(xlsx_rows(), header=XLSX_HEADER,
                                       events=((0.75, "Warm Up"),))))
-    assert detect_format(path).name == "parvo-xlsx"
-    record = cpet_nb.read(path)
-    assert_conforms(record)
+    record = assert_reader_conforms(path, "parvo-xlsx")
     data, meta = record.data, record.metadata
     assert meta.sampling == "averaged 30 s"
     assert data.t.tolist() == [30.0, 60.0, 90.0, 120.0, 150.0, 180.0]  # ' 0:30' ... ' 3:00'

@@ -6,12 +6,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from samples import SAMPLES, sample, visible_metadata
-from test_readers import assert_conforms
 
 import cpet_nb
 from cpet_nb.findings import CPETError
 from cpet_nb.io import detect_format
 from cpet_nb.io.vyntus import LABELS, READER
+from cpet_nb.testing import assert_reader_conforms
 
 VYNTUS = SAMPLES / "vyntus" / "vyntus_no_60s.txt"
 
@@ -21,9 +21,7 @@ def test_real_vyntus_export_hand_checked():
     # line 2 blank, line 3 the header, line 4 the units row (Tid min, V'O2 mL/min, V'E L/min,
     # VTex L, HF and BF 1/min), lines 5-11 seven data rows; Last and RPM are blank in all.
     path = sample("vyntus/vyntus_no_60s.txt")
-    assert detect_format(path).name == "vyntus"
-    record = cpet_nb.read(path)
-    assert_conforms(record)
+    record = assert_reader_conforms(path, "vyntus")
     data, meta = record.data, record.metadata
     assert (meta.format, meta.device) == ("vyntus", "Vyaire Vyntus CPX (SentrySuite)")
     assert meta.extra["language"] == "NO"
@@ -93,9 +91,7 @@ def write_german(tmp_path, **changes) -> Path:
 def test_written_german_export(tmp_path):
     path = tmp_path / "SentrySuite export"  # no extension: detected by content
     path.write_bytes(vyntus_bytes(GERMAN_HEADER, GERMAN_UNITS, GERMAN_ROWS, GERMAN_PREAMBLE))
-    assert detect_format(path).name == "vyntus"
-    record = cpet_nb.read(path)
-    assert_conforms(record)
+    record = assert_reader_conforms(path, "vyntus")
     data, meta = record.data, record.metadata
     assert meta.extra["language"] == "DE"
     assert (meta.weight_kg, meta.height_cm, meta.age_years, meta.sex, meta.test_date) == (
@@ -128,8 +124,7 @@ def test_each_language_table_maps_every_channel(tmp_path, language, header):
             for i in range(4)]
     path = tmp_path / f"{language}.txt"
     path.write_bytes(vyntus_bytes(header, units, rows, newline="\n", encoding="utf-8"))
-    record = cpet_nb.read(path)
-    assert_conforms(record)
+    record = assert_reader_conforms(path)
     assert record.metadata.extra["language"] == language
     assert set(record.data.columns) == {"t", "load", "HR", "VO2", "VCO2", "VE", "RF", "VT",
                                         "PetO2", "PetCO2"}
@@ -179,8 +174,7 @@ def test_row_cut_mid_way_is_skipped_with_a_finding(tmp_path):
     complete = vyntus_bytes(GERMAN_HEADER, GERMAN_UNITS, GERMAN_ROWS, GERMAN_PREAMBLE)
     path = tmp_path / "cut_row.txt"
     path.write_bytes(complete[: complete.rindex(b" 02:30") + 20])  # last row: 6 fields
-    record = cpet_nb.read(path)
-    assert_conforms(record)
+    record = assert_reader_conforms(path)
     assert len(record.data) == 5
     cut = next(f for f in record.findings if f.code == "malformed-row")
     assert cut.row == 6 and "the first has 5" in cut.message

@@ -6,12 +6,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from samples import SAMPLES, sample, visible_metadata
-from test_readers import assert_conforms
 
 import cpet_nb
 from cpet_nb.findings import CPETError
 from cpet_nb.io import detect_format
 from cpet_nb.io.zan import READER
+from cpet_nb.testing import assert_reader_conforms
 
 ZAN = SAMPLES / "zan"
 
@@ -31,8 +31,7 @@ HAND_CHECKED = {
 @pytest.mark.parametrize("name", list(HAND_CHECKED))
 def test_real_zan_exports_hand_checked(name):
     first_vo2, peak, peak_t, duration, weight, height, sex, breaths = HAND_CHECKED[name]
-    record = cpet_nb.read(sample(f"zan/{name}"))
-    assert_conforms(record)
+    record = assert_reader_conforms(sample(f"zan/{name}"))
     meta, data = record.metadata, record.data
     assert (meta.format, meta.sampling, meta.device) == ("zan", "breath-by-breath", "ZAN")
     assert (meta.weight_kg, meta.height_cm, meta.sex) == (weight, height, sex)
@@ -133,9 +132,7 @@ def test_written_zan_file_with_barometric_pressure(tmp_path):
     path = tmp_path / "EXED001"  # no extension: detected by content
     # made-up location: no real export seen so far stores PB; the reader accepts these keys
     path.write_bytes(zan_bytes(ROWS, extra="\r\n[Umgebung]\r\nLuftdruck=1013 hPa\r\n"))
-    assert detect_format(path).name == "zan"
-    record = cpet_nb.read(path)
-    assert_conforms(record)
+    record = assert_reader_conforms(path, "zan")
     data, meta = record.data, record.metadata
     assert (meta.sex, meta.height_cm, meta.weight_kg) == ("female", 170.0, 60.0)
     assert (data.t.iloc[0], data.VO2.iloc[0], data.VCO2.iloc[0]) == (1.0, 500.0, 450.0)
@@ -187,8 +184,7 @@ def test_row_cut_mid_way_is_skipped_with_a_finding(tmp_path):
     complete = zan_bytes(ROWS)
     path = tmp_path / "cut_row"
     path.write_bytes(complete[: complete.index(b"B6=") + 12])  # last row: 'B6=1,11000,5'
-    record = cpet_nb.read(path)
-    assert_conforms(record)
+    record = assert_reader_conforms(path)
     assert len(record.data) == 5
     cut = next(f for f in record.findings if f.code == "malformed-row")
     assert cut.row == 6 and "the first has 3" in cut.message

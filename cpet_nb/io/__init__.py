@@ -73,7 +73,8 @@ def read(path: str | os.PathLike, *, format: str | None = None,
     Raises
     ------
     CPETError
-        With a finding that names the file and says what was expected and found.
+        With a finding that names the file and says what was expected and found (an
+        ``internal-error`` finding naming the plugin when a plugin reader fails).
 
     Examples
     --------

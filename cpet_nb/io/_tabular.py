@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..findings import CPETError, Finding, Severity
-from ..record import CANONICAL_UNITS, CPETRecord, Metadata, detect_sampling
+from ..record import CANONICAL_UNITS, LABEL_COLUMNS, CPETRecord, Metadata, detect_sampling
 from ._sniff import utf16_text
 
 #: Channels in which a device writes 0 for "not measured".
@@ -183,7 +183,7 @@ def build_record(frame: pd.DataFrame, metadata: Metadata, source_names: dict[str
         breath-by-breath VO2 of 0).
     """
     findings = list(findings or [])
-    unknown = [c for c in frame.columns if c not in CANONICAL_UNITS and c != "domain_label"]
+    unknown = [c for c in frame.columns if c not in CANONICAL_UNITS and c not in LABEL_COLUMNS]
     if unknown:
         raise ValueError(f"reader bug: non-canonical columns {unknown}")
     if frame.empty:

@@ -35,3 +35,19 @@ def test_unknown_ending_and_missing_pyarrow_are_refused_before_work(tmp_path, mo
                         lambda name: None if name == "pyarrow" else object())
     with pytest.raises(ValueError, match=r"pip install 'cpet-nb\[parquet\]'"):
         check_table_path(tmp_path / "r.parquet")
+
+
+def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path, table,
+                                                                   monkeypatch):
+    target = write_table(table, tmp_path / "r.csv")
+    before = target.read_bytes()
+
+    def half_then_fail(self, path, **kwargs):
+        path.write_text("file,vo2")  # part of a table, then the disk is full
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", half_then_fail)
+    with pytest.raises(OSError, match="No space left"):
+        write_table(table, target)
+    assert target.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["r.csv"]

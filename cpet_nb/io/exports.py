@@ -1,9 +1,12 @@
-"""Writing results tables to files safely."""
+"""Writing results tables (and other files) safely."""
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -68,15 +71,41 @@ def write_table(table: pd.DataFrame, path: str | os.PathLike) -> Path:
     """
     suffix = check_table_path(path)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    if suffix == ".csv":
-        neutralise_formulas(table).to_csv(tmp, index=False)
-    elif suffix == ".xlsx":
-        neutralise_formulas(table).to_excel(tmp, index=False, engine="openpyxl")
-    elif suffix == ".parquet":
-        table.to_parquet(tmp, index=False)
-    else:
-        table.to_json(tmp, orient="records", indent=1)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        if suffix == ".csv":
+            neutralise_formulas(table).to_csv(tmp, index=False)
+        elif suffix == ".xlsx":
+            neutralise_formulas(table).to_excel(tmp, index=False, engine="openpyxl")
+        elif suffix == ".parquet":
+            table.to_parquet(tmp, index=False)
+        else:
+            table.to_json(tmp, orient="records", indent=1)
     return path
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary name beside ``path`` to write to; renamed to ``path`` when the block ends
+    without an exception, removed when it raises. A reader never sees half a file, and two
+    writers of the same file never share a temporary.
+
+    The folder is created when missing. The temporary is a hidden file in the same folder
+    (``.<name>.<random>.tmp``), so the rename is atomic on one file system.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> target = pathlib.Path(tempfile.mkdtemp()) / "out" / "note.txt"
+    >>> with atomic_path(target) as tmp:
+    ...     _ = tmp.write_text("done")
+    >>> target.read_text(), sorted(p.name for p in target.parent.iterdir())
+    ('done', ['note.txt'])
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

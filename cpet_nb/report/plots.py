@@ -1,99 +1,734 @@
-"""Bokeh figures of results (needs the ``plot`` extra: ``pip install 'cpet-nb[plot]'``).
+"""Bokeh figures of one test and of a batch, from a stored job or from in-memory results.
 
-Every call builds new figures: a Bokeh model belongs to one document, so figures are never
-reused across exports.
+Needs the ``plot`` extra (``pip install 'cpet-nb[plot]'``). ``import cpet_nb`` never imports
+Bokeh; this module does.
+
+- :class:`~cpet_nb.report.testdata.TestData` is what the per-test figures draw: one row of a
+  results table, the test's domain curves and, while its file can still be read, its breath
+  data (``TestData.from_store`` for any job in a store, ``TestData.from_result`` for an
+  in-memory result).
+- :func:`test_figures`: the domain probabilities with VT1 and VT2, then a Wasserman-style grid
+  of the panels whose channels the test has (:data:`PANELS`), time axes linked, hover on
+  every series.
+- :func:`batch_figures`: VO2peak distribution, VT1 and VT2 as % of VO2peak, findings by code;
+  :meth:`BatchFigures.stream` adds results as they arrive.
+- :func:`save_html`: a standalone page with Bokeh inlined (works offline), written atomically.
+
+Threshold markers sit exactly at the results table's values and say who placed them: the
+Oxynet *model* (``vt1_time_s``), the *consensus* (``vt1_consensus_time_s``) or a classical
+method (``vt1_vslope_vo2_ml_min``, ...). Long tests are thinned for display only
+(:func:`decimate`, at most :data:`MAX_POINTS_PER_LINE` points per series); every number in
+the table comes from the full data.
+
+Every call builds new figures: a Bokeh model belongs to one document, so build the figures
+again for each page or notebook cell rather than reusing them.
+
+References
+----------
+Wasserman K, Hansen JE, Sue DY, Stringer WW, Whipp BJ (2005). Principles of Exercise Testing
+and Interpretation, 4th ed. Lippincott Williams & Wilkins (the nine-panel graphical array).
 """
 
 from __future__ import annotations
 
+import html
+import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
+try:
+    from bokeh.embed import file_html
+    from bokeh.layouts import column, gridplot
+    from bokeh.models import (
+        ColumnDataSource,
+        DataRange1d,
+        DataTable,
+        Div,
+        FactorRange,
+        HoverTool,
+        LinearAxis,
+        Range1d,
+        TableColumn,
+    )
+    from bokeh.plotting import figure
+    from bokeh.resources import INLINE
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise ImportError("plots need Bokeh: pip install 'cpet-nb[plot]'") from exc
+
+from ..findings import CODES, Severity
+from ..io.exports import atomic_path
+from ..physiology.consensus import REVIEW_REASONS
+from ..physiology.validate import screen_values
+from ..record import CPETRecord
 from ..result import FileResult
+from .testdata import TestData, finding_codes, split_findings
+
+__all__ = ["BatchFigures", "MAX_POINTS_PER_LINE", "PANELS", "TestData", "batch_figures",
+           "breath_series", "decimate", "domain_figure", "review_table", "save_html",
+           "save_report", "summary_html", "test_figures"]
+
+#: Most points drawn per series in one figure; longer series are thinned for display by
+#: :func:`decimate` (a 60-minute breath-by-breath test has about 2,000 breaths per channel).
+MAX_POINTS_PER_LINE = 2000
+#: Width of the VO2peak histogram's bins (mL/min).
+VO2PEAK_BIN_ML_MIN = 250.0
 
 DOMAIN_COLOURS = {"moderate": "#2a9d8f", "heavy": "#e9a03b", "severe": "#c8553d"}
+#: Colour of each threshold's markers (the domain it opens).
+THRESHOLD_COLOURS = {"VT1": DOMAIN_COLOURS["heavy"], "VT2": DOMAIN_COLOURS["severe"]}
+#: Line style of a marker by who placed it: solid, long dashes, dots.
+MARKER_DASH = {"model": "solid", "consensus": [9, 4], "method": [2, 3]}
+SEVERITY_COLOURS = {"warning": "#e9a03b", "error": "#c8553d"}
+PANEL_WIDTH, PANEL_HEIGHT = 360, 300
+TOOLS = "pan,box_zoom,wheel_zoom,reset,save"
 
 
-def _bokeh():
-    try:
-        import bokeh.layouts
-        import bokeh.models
-        import bokeh.plotting
-    except ImportError as exc:  # pragma: no cover - exercised only without the extra
-        raise ImportError("plots need Bokeh: pip install 'cpet-nb[plot]'") from exc
-    return bokeh
+# -- what is drawn --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Series:
+    """One plotted quantity of the breath data.
+
+    Attributes
+    ----------
+    quantity, unit : str
+        Axis and legend text, e.g. ``"VO2"`` and ``"mL/min"``.
+    colour : str
+    """
+
+    quantity: str
+    unit: str
+    colour: str
+
+    @property
+    def label(self) -> str:
+        """``"VO2 (mL/min)"``."""
+        return f"{self.quantity} ({self.unit})"
 
 
-def _columns(frame: pd.DataFrame) -> dict:
-    """Plain column arrays for a ColumnDataSource (no DataFrame index column)."""
-    return {column: frame[column].to_numpy() for column in frame.columns}
+#: Breath series by name: canonical channels, and ratios of them (:func:`breath_series`).
+SERIES: dict[str, Series] = {
+    "VO2": Series("VO2", "mL/min", "#1f6fb4"),
+    "VCO2": Series("VCO2", "mL/min", "#7b3f9e"),
+    "VE": Series("VE", "L/min", "#1f6fb4"),
+    "HR": Series("HR", "1/min", "#b8336a"),
+    "O2pulse": Series("O2 pulse", "mL/beat", "#1f6fb4"),
+    "VE/VO2": Series("VE/VO2", "ratio", "#1f6fb4"),
+    "VE/VCO2": Series("VE/VCO2", "ratio", "#7b3f9e"),
+    "RER": Series("RER", "VCO2/VO2", "#1f6fb4"),
+    "PetO2": Series("PetO2", "mmHg", "#1f6fb4"),
+    "PetCO2": Series("PetCO2", "mmHg", "#7b3f9e"),
+    "VT": Series("VT", "L", "#1f6fb4"),
+    "load": Series("work rate", "W", "#6b6b6b"),
+    "speed": Series("speed", "km/h", "#6b6b6b"),
+}
+
+#: Ratios drawn from the canonical channels: name, numerator, denominator, factor.
+RATIOS: tuple[tuple[str, str, str, float], ...] = (
+    ("O2pulse", "VO2", "HR", 1.0),
+    ("VE/VO2", "VE", "VO2", 1000.0),
+    ("VE/VCO2", "VE", "VCO2", 1000.0),
+    ("RER", "VCO2", "VO2", 1.0),
+)
+
+#: Who placed each marker, by results-table column: (threshold, source, legend text).
+MARKERS: dict[str, tuple[str, str, str]] = {
+    "vt1_time_s": ("VT1", "model", "model"),
+    "vt2_time_s": ("VT2", "model", "model"),
+    "vt1_consensus_time_s": ("VT1", "consensus", "consensus"),
+    "vt2_consensus_time_s": ("VT2", "consensus", "consensus"),
+    "vt1_vo2_ml_min": ("VT1", "model", "model"),
+    "vt2_vo2_ml_min": ("VT2", "model", "model"),
+    "vt1_consensus_vo2_ml_min": ("VT1", "consensus", "consensus"),
+    "vt2_consensus_vo2_ml_min": ("VT2", "consensus", "consensus"),
+    "vt1_vslope_vo2_ml_min": ("VT1", "method", "V-slope (VCO2 vs VO2)"),
+    "vt1_equivalents_time_s": ("VT1", "method", "ventilatory equivalents"),
+    "vt2_equivalents_time_s": ("VT2", "method", "ventilatory equivalents"),
+    "vt1_peto2_time_s": ("VT1", "method", "PetO2"),
+    "vt2_petco2_time_s": ("VT2", "method", "PetCO2"),
+    "vt2_vslope_time_s": ("VT2", "method", "V-slope (VE vs VCO2)"),
+}
+#: Markers on every time axis: the model's and the consensus thresholds.
+TIME_MARKERS = ("vt1_time_s", "vt1_consensus_time_s", "vt2_time_s", "vt2_consensus_time_s")
+#: The same on a VO2 axis.
+VO2_MARKERS = ("vt1_vo2_ml_min", "vt1_consensus_vo2_ml_min", "vt2_vo2_ml_min",
+               "vt2_consensus_vo2_ml_min")
 
 
-def domain_figure(result: FileResult, width: int = 520, height: int = 260):
-    """Domain probabilities over time for one test, with VT1 and VT2 marked.
+@dataclass(frozen=True)
+class Panel:
+    """One panel of the per-test grid.
+
+    Attributes
+    ----------
+    key : str
+        Names the figure (``panel-<key>``).
+    title : str
+    x : str
+        Series on the x axis; ``"t"`` is time (s), and time axes are linked.
+    left, right : tuple of str
+        Series (:data:`SERIES`) on the left and on the right axis.
+    markers : tuple of str
+        Results-table columns marked as vertical lines (:data:`MARKERS`; values on ``x``).
+
+    The panel is drawn when ``x`` and at least one ``left`` series have data.
+    """
+
+    key: str
+    title: str
+    x: str
+    left: tuple[str, ...]
+    right: tuple[str, ...] = ()
+    markers: tuple[str, ...] = ()
+
+
+#: The per-test grid, in the order of Wasserman's nine-panel plot (Wasserman et al. 2005).
+#: Each method's marker is on the panel of the signal it reads.
+PANELS: tuple[Panel, ...] = (
+    Panel("ve", "Ventilation", "t", ("VE",), markers=(*TIME_MARKERS, "vt2_vslope_time_s")),
+    Panel("hr", "Heart rate and O2 pulse", "t", ("HR",), ("O2pulse",), TIME_MARKERS),
+    Panel("vo2", "VO2 and VCO2", "t", ("VO2", "VCO2"), ("load", "speed"), TIME_MARKERS),
+    Panel("ve_vco2", "VE against VCO2", "VCO2", ("VE",)),
+    Panel("vslope", "V-slope: VCO2 against VO2", "VO2", ("VCO2",),
+          markers=("vt1_vslope_vo2_ml_min", *VO2_MARKERS)),
+    Panel("equivalents", "Ventilatory equivalents", "t", ("VE/VO2", "VE/VCO2"),
+          markers=(*TIME_MARKERS, "vt1_equivalents_time_s", "vt2_equivalents_time_s")),
+    Panel("vt_ve", "Tidal volume against VE", "VE", ("VT",)),
+    Panel("rer", "Respiratory exchange ratio", "t", ("RER",), markers=TIME_MARKERS),
+    Panel("end_tidal", "End-tidal pressures", "t", ("PetO2", "PetCO2"),
+          markers=(*TIME_MARKERS, "vt1_peto2_time_s", "vt2_petco2_time_s")),
+)
+
+# -- the breath data as drawn -------------------------------------------------------------
+
+def breath_series(record: CPETRecord) -> pd.DataFrame:
+    """The breath data as plotted: time, the channels in :data:`SERIES` and their ratios.
+
+    The record is screened as the analysis screens it
+    (:func:`cpet_nb.physiology.validate.screen_values`): a channel blanked there is missing
+    here too. Ratios with a zero or missing denominator are missing.
+    """
+    data = screen_values(record)[0].data
+    out = pd.DataFrame({"t": pd.to_numeric(data["t"], errors="coerce")})
+    for name in SERIES:
+        if name in data:
+            out[name] = pd.to_numeric(data[name], errors="coerce")
+    for name, numerator, denominator, factor in RATIOS:
+        if numerator in out and denominator in out:
+            ratio = factor * out[numerator] / out[denominator].where(out[denominator] != 0)
+            out[name] = ratio
+    return out
+
+
+def decimate(x: np.ndarray, y: np.ndarray, max_points: int = MAX_POINTS_PER_LINE
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """Thin a series for display: the lowest and highest point of each of equal buckets.
+
+    Pairs with a non-finite value are left out first (there is nothing to draw). A series of
+    at most ``max_points`` points stays whole. A longer one is cut into ``max_points // 2``
+    buckets of consecutive points and each bucket keeps its lowest and its highest ``y``, in
+    their order: the plotted series has the same peaks and troughs as the data (min-max
+    decimation; a stride could step over a spike). Only the plotted copy is thinned.
 
     Parameters
     ----------
-    result : FileResult
-        A result with ``curves`` (analysed by the model).
+    x, y : array-like
+        The series, same length, in drawing order (time, for time series).
+    max_points : int
+        Most points kept, at least 2.
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray)
+
+    Examples
+    --------
+    >>> x = np.arange(10_000.0)
+    >>> y = np.sin(x / 50.0)
+    >>> y[1234] = 9.0
+    >>> xs, ys = decimate(x, y, max_points=100)
+    >>> len(xs) <= 100, float(ys.max()), float(xs[np.argmax(ys)])
+    (True, 9.0, 1234.0)
+    """
+    if max_points < 2:
+        raise ValueError(f"max_points must be at least 2, got {max_points}")
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    finite = np.isfinite(x) & np.isfinite(y)
+    x, y = x[finite], y[finite]
+    if len(y) <= max_points:
+        return x, y
+    n_buckets = max_points // 2
+    starts = np.linspace(0, len(y), n_buckets + 1).astype(int)[:-1]
+    bucket = np.repeat(np.arange(n_buckets), np.diff([*starts, len(y)]))
+    keep = np.zeros(len(y), dtype=bool)
+    for extreme in (np.minimum, np.maximum):
+        hits = np.flatnonzero(extreme.reduceat(y, starts)[bucket] == y)
+        _, first = np.unique(bucket[hits], return_index=True)  # one per bucket
+        keep[hits[first]] = True
+    return x[keep], y[keep]
+
+
+# -- one test -------------------------------------------------------------------------------
+
+def test_figures(test: TestData, *, max_points: int = MAX_POINTS_PER_LINE):
+    """Every figure of one test, in a column: a summary of the results, the domain
+    probabilities, and the breath-data panels (:data:`PANELS`) in a grid of three columns.
+
+    A panel whose channels the test lacks is left out, and a note under the grid names it
+    and the channels it needs. Without breath data (the file is gone, see
+    :meth:`TestData.from_store`) the grid is replaced by a note saying why; without domain
+    curves, the domain figure is. Figures are named ``panel-<key>`` (``panel-domains`` for the
+    domain probabilities), notes ``missing-domains``, ``missing-breath-data`` and
+    ``missing-panels``. Time axes are linked: zooming one zooms all.
+
+    Parameters
+    ----------
+    test : TestData
+    max_points : int
+        Most points per series (:func:`decimate`).
+
+    Returns
+    -------
+    bokeh.models.Column
+    """
+    time_range = DataRange1d()
+    parts = [Div(text=summary_html(test.row), name="summary", width=3 * PANEL_WIDTH)]
+    if test.curves is not None:
+        parts.append(domain_figure(test, x_range=time_range, max_points=max_points,
+                                   width=3 * PANEL_WIDTH))
+    else:
+        parts.append(_note("missing-domains", "Domain probabilities not shown: the model did "
+                           "not run on this test (its findings say why)."))
+    if test.record is None:
+        parts.append(_note("missing-breath-data", "Breath data not shown: "
+                           f"{test.missing or 'no record'}. The thresholds above come from "
+                           "the stored results."))
+        return column(*parts)
+    series = breath_series(test.record)
+    present = [p for p in PANELS
+               if _has_data(series, p.x) and any(_has_data(series, s) for s in p.left)]
+    if present:
+        parts.append(gridplot([_panel_figure(p, series, test.row, time_range, max_points)
+                               for p in present], ncols=3, toolbar_location="right"))
+    absent = [p for p in PANELS if p not in present]
+    if absent:
+        parts.append(_note("missing-panels", "Not drawn, for want of data in this file: "
+                           + "; ".join(f"{p.title} (needs {_needs(p)})" for p in absent) + "."))
+    return column(*parts)
+
+
+test_figures.__test__ = False  # a figure builder, not a pytest test, if imported into one
+
+
+def domain_figure(test: TestData, *, x_range: Any = None, max_points: int = MAX_POINTS_PER_LINE,
+                  width: int = 2 * PANEL_WIDTH, height: int = PANEL_HEIGHT):
+    """Domain probabilities over time, with the model's and the consensus VT1 and VT2.
+
+    Parameters
+    ----------
+    test : TestData
+        A test with ``curves``.
+    x_range : bokeh range, optional
+        Shared with other figures to link their time axes.
 
     Returns
     -------
     bokeh.plotting.figure
     """
-    if result.curves is None:
-        raise ValueError(f"{result.file}: no domain curves (status {result.status})")
-    bokeh = _bokeh()
-    frame = result.curves.to_frame()
-    marks = [f"{label} {vt.time_s:.0f} s, {vt.vo2_ml_min:.0f} mL/min"
-             for label, vt in (("VT1", result.vt1), ("VT2", result.vt2)) if vt is not None]
-    fig = bokeh.plotting.figure(
-        title=" | ".join([Path(result.file).name, *marks]), width=width, height=height,
-        x_axis_label="time (s)",
-        y_axis_label="domain score", tools="pan,box_zoom,wheel_zoom,reset,save")
-    source = bokeh.models.ColumnDataSource(_columns(frame))
+    if test.curves is None:
+        raise ValueError(f"{test.name}: no domain curves (status {test.row['status']})")
+    fig = _figure(f"{Path(test.name).name}: exercise-intensity domains (Oxynet model)",
+                  "time (s)", "model output (domain probability)", x_range, width, height,
+                  "panel-domains")
+    frame = test.curves.to_frame()
+    lines = []
     for domain, colour in DOMAIN_COLOURS.items():
-        fig.line("time_s", f"p_{domain}", source=source, color=colour, line_width=2,
-                 legend_label=domain)
-    for label, vt in (("VT1", result.vt1), ("VT2", result.vt2)):
-        if vt is not None:
-            fig.add_layout(bokeh.models.Span(location=vt.time_s, dimension="height",
-                                             line_dash="dashed", line_color="#444"))
-            fig.add_layout(bokeh.models.Label(x=vt.time_s, y=0.5, text=label,
-                                              text_font_size="9pt", x_offset=3))
-    fig.y_range = bokeh.models.Range1d(-0.05, 1.08)
-    fig.legend.orientation = "horizontal"
-    fig.add_layout(fig.legend[0], "below")  # keep the curves' ends visible
-    fig.legend.click_policy = "hide"
+        x, y = decimate(frame["time_s"], frame[f"p_{domain}"], max_points)
+        lines.append(fig.line(x, y, color=colour, line_width=2, legend_label=domain,
+                              name=f"p({domain})"))
+    fig.y_range = Range1d(-0.05, 1.08)
+    _add_markers(fig, test.row, TIME_MARKERS)
+    _hover(fig, lines, "time (s)", "probability")
+    _legend_below(fig, columns=4)
     return fig
 
 
-def batch_figure(table: pd.DataFrame, width: int = 520, height: int = 380):
-    """VO2 at VT1 and VT2 against VO2peak for every analysed test (hover shows the file).
+def _panel_figure(panel: Panel, series: pd.DataFrame, row: Mapping[str, Any],
+                  time_range: Any, max_points: int):
+    left = [s for s in panel.left if _has_data(series, s)]
+    right = [s for s in panel.right if _has_data(series, s)]
+    x_label = "time (s)" if panel.x == "t" else SERIES[panel.x].label
+    fig = _figure(panel.title, x_label, _axis_label(left),
+                  time_range if panel.x == "t" else None, PANEL_WIDTH, PANEL_HEIGHT,
+                  f"panel-{panel.key}")
+    drawn = [_scatter(fig, series, panel.x, name, max_points) for name in left]
+    fig.y_range = DataRange1d(renderers=list(drawn))
+    if right:
+        fig.extra_y_ranges = {"right": DataRange1d()}
+        extra = [_scatter(fig, series, panel.x, name, max_points, y_range_name="right")
+                 for name in right]
+        fig.extra_y_ranges["right"].renderers = extra
+        fig.add_layout(LinearAxis(y_range_name="right", axis_label=_axis_label(right)), "right")
+        for axis, names in ((fig.yaxis[0], left), (fig.yaxis[1], right)):
+            if len(names) == 1:  # which axis is whose: the label in the series' colour
+                axis.axis_label_text_color = SERIES[names[0]].colour
+        drawn += extra
+    _add_markers(fig, row, panel.markers)
+    _hover(fig, drawn, x_label, "value")
+    _legend_below(fig, columns=2)
+    return fig
+
+
+def _scatter(fig: Any, series: pd.DataFrame, x: str, name: str, max_points: int, **kwargs):
+    xs, ys = decimate(series[x], series[name], max_points)
+    style = SERIES[name]
+    return fig.scatter(xs, ys, size=3, alpha=0.6, color=style.colour, legend_label=style.label,
+                       name=style.label, **kwargs)
+
+
+def _add_markers(fig: Any, row: Mapping[str, Any], columns: Sequence[str]) -> None:
+    """A vertical line at each of the row's values in ``columns`` that is known."""
+    for column_name in columns:
+        value = _number(row, column_name)
+        if not math.isfinite(value):
+            continue
+        threshold, source, text = MARKERS[column_name]
+        unit = "s" if column_name.endswith("_time_s") else "mL/min"
+        fig.vspan(x=[value], line_color=THRESHOLD_COLOURS[threshold],
+                  line_dash=MARKER_DASH[source], line_width=3 if source == "consensus" else 2,
+                  legend_label=f"{threshold} {text}: {value:,.0f} {unit}", name=column_name)
+
+
+def _figure(title: str, x_label: str, y_label: str, x_range: Any, width: int, height: int,
+            name: str):
+    options = {} if x_range is None else {"x_range": x_range}
+    return figure(title=title, x_axis_label=x_label, y_axis_label=y_label, width=width,
+                  height=height, tools=TOOLS, name=name, **options)
+
+
+def _hover(fig: Any, renderers: list, x_label: str, y_label: str) -> None:
+    fig.add_tools(HoverTool(renderers=renderers, tooltips=[
+        ("", "$name"), (x_label, "@x{0,0.[0]}"), (y_label, "@y{0,0.[00]}")]))
+
+
+def _legend_below(fig: Any, columns: int) -> None:
+    """The legend under the plot (it never hides data), clicking an entry hides it."""
+    legend = fig.legend[0]
+    legend.ncols = columns
+    legend.label_text_font_size = "8pt"
+    legend.glyph_width = legend.glyph_height = 14
+    legend.spacing, legend.padding = 8, 4
+    legend.click_policy = "hide"
+    fig.add_layout(legend, "below")
+
+
+def _axis_label(names: Sequence[str]) -> str:
+    """``"VO2, VCO2 (mL/min)"``; quantities with different units each keep their own."""
+    by_unit: dict[str, list[str]] = {}
+    for name in names:
+        by_unit.setdefault(SERIES[name].unit, []).append(SERIES[name].quantity)
+    return ", ".join(f"{', '.join(q)} ({unit})" for unit, q in by_unit.items())
+
+
+def _needs(panel: Panel) -> str:
+    """The canonical channels a panel needs: ``"VE and VT"``, ``"PetO2 or PetCO2"``."""
+    def channels(name: str) -> list[str]:
+        ratio = next((r for r in RATIOS if r[0] == name), None)
+        return list(ratio[1:3]) if ratio else [name]
+
+    either = " or ".join(" and ".join(channels(name)) for name in panel.left)
+    if panel.x == "t":
+        return either
+    return f"{' and '.join(channels(panel.x))} and {either}"
+
+
+def _has_data(series: pd.DataFrame, name: str) -> bool:
+    return name in series and bool(np.isfinite(series[name].to_numpy(dtype=float)).any())
+
+
+def _number(row: Mapping[str, Any], column_name: str) -> float:
+    value = row.get(column_name)
+    return float(value) if value is not None and not pd.isna(value) else math.nan
+
+
+def _raised(flag: Any) -> bool:
+    """Whether a review flag is set (True, numpy's True; not missing)."""
+    return flag is not None and not pd.isna(flag) and bool(flag)
+
+
+def _note(name: str, text: str):
+    return Div(text=f'<p style="padding:6px 10px;border-left:4px solid #999;background:#f4f4f4;'
+               f'max-width:{3 * PANEL_WIDTH - 30}px">{html.escape(text)}</p>', name=name)
+
+
+def summary_html(row: Mapping[str, Any]) -> str:
+    """The results of one test as an HTML block: status, VO2peak, each estimate of VT1 and
+    VT2 (model, consensus with its spread, the classical methods), review flags, findings.
+    Text from the file (names, messages) is escaped."""
+    def cell(column_name: str, unit: str) -> str:
+        value = _number(row, column_name)
+        return f"{value:,.0f} {unit}" if math.isfinite(value) else "–"
+
+    facts = [f"status <b>{html.escape(str(row['status']))}</b>"]
+    facts += [html.escape(str(row[c])) for c in ("format", "sampling")
+              if isinstance(row.get(c), str)]
+    facts += [f"{label} {cell(c, unit)}" for label, c, unit in (
+        ("duration", "duration_s", "s"), ("VO2peak", "vo2peak_ml_min", "mL/min"))
+        if math.isfinite(_number(row, c))]
+    estimates = (
+        ("model (Oxynet)", "vt1_time_s", "vt1_vo2_ml_min", "vt2_time_s", "vt2_vo2_ml_min"),
+        ("consensus", "vt1_consensus_time_s", "vt1_consensus_vo2_ml_min",
+         "vt2_consensus_time_s", "vt2_consensus_vo2_ml_min"),
+        ("V-slope (VT1: VCO2 vs VO2, VT2: VE vs VCO2)", "vt1_vslope_time_s",
+         "vt1_vslope_vo2_ml_min", "vt2_vslope_time_s", "vt2_vslope_vo2_ml_min"),
+        ("ventilatory equivalents", "vt1_equivalents_time_s", "vt1_equivalents_vo2_ml_min",
+         "vt2_equivalents_time_s", "vt2_equivalents_vo2_ml_min"),
+        ("end-tidal (VT1: PetO2, VT2: PetCO2)", "vt1_peto2_time_s", "vt1_peto2_vo2_ml_min",
+         "vt2_petco2_time_s", "vt2_petco2_vo2_ml_min"),
+    )
+    rows = "".join(f"<tr><td>{label}</td><td>{cell(t1, 's')}</td><td>{cell(v1, 'mL/min')}</td>"
+                   f"<td>{cell(t2, 's')}</td><td>{cell(v2, 'mL/min')}</td></tr>"
+                   for label, t1, v1, t2, v2 in estimates)
+    spread = ("<tr><td>spread of the estimates behind the consensus</td>"
+              f"<td>{cell('vt1_spread_s', 's')}</td><td>{cell('vt1_spread_ml_min', 'mL/min')}"
+              f"</td><td>{cell('vt2_spread_s', 's')}</td>"
+              f"<td>{cell('vt2_spread_ml_min', 'mL/min')}</td></tr>")
+    flags = [f.removeprefix("review_") for f in REVIEW_REASONS if _raised(row.get(f))]
+    assessed = any(not pd.isna(row.get(f)) for f in REVIEW_REASONS)
+    review = (", ".join(flags) or "no flag raised") if assessed else "not assessed"
+    findings = split_findings(row.get("findings"))
+    shown = "".join(f"<li>{html.escape(f)}</li>" for f in findings[:10])
+    more = f"<li>and {len(findings) - 10} more</li>" if len(findings) > 10 else ""
+    return (
+        f"<h3 style='margin:4px 0'>{html.escape(str(row['file']))}</h3>"
+        f"<p style='margin:2px 0'>{' · '.join(facts)}</p>"
+        "<table style='border-collapse:collapse;font-size:90%' cellpadding='3'>"
+        "<tr style='border-bottom:1px solid #999'><th style='text-align:left'>estimate</th>"
+        "<th>VT1 time</th><th>VT1 VO2</th><th>VT2 time</th><th>VT2 VO2</th></tr>"
+        f"{rows}{spread}</table>"
+        f"<p style='margin:4px 0'>– no estimate (the findings say why). "
+        "Markers: solid = model, dashed = consensus, dotted = a "
+        f"classical method; <span style='color:{THRESHOLD_COLOURS['VT1']}'>■ VT1</span> "
+        f"<span style='color:{THRESHOLD_COLOURS['VT2']}'>■ VT2</span>. "
+        f"Review: {review}.</p>"
+        + (f"<ul style='margin:2px 0;font-size:90%'>{shown}{more}</ul>" if findings else ""))
+
+
+# -- a batch --------------------------------------------------------------------------------
+
+#: Columns of :attr:`BatchFigures.rows`, one row per test.
+BATCH_COLUMNS = ("file", "status", "vo2peak_ml_min", "vt1_pct_vo2peak",
+                 "vt1_consensus_pct_vo2peak", "vt2_pct_vo2peak", "vt2_consensus_pct_vo2peak",
+                 "finding_codes")
+
+
+@dataclass
+class BatchFigures:
+    """The batch panels and their data sources.
+
+    Attributes
+    ----------
+    layout : bokeh.models.Column
+        The three figures (``batch-vo2peak``, ``batch-thresholds``, ``batch-findings``).
+    rows : ColumnDataSource
+        One row per test (:data:`BATCH_COLUMNS`; ``finding_codes`` lists
+        ``severity:code`` words).
+    vo2peak_bins : ColumnDataSource
+        The VO2peak histogram (``left``, ``right``, ``n_tests``).
+    finding_counts : ColumnDataSource
+        Tests per finding code (``code``, ``n_tests``, ``meaning``, ``colour``).
+    """
+
+    layout: Any
+    rows: Any
+    vo2peak_bins: Any
+    finding_counts: Any
+    bin_ml_min: float = VO2PEAK_BIN_ML_MIN
+    _figures: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def stream(self, table: pd.DataFrame) -> None:
+        """Add the rows of ``table`` (new results: e.g. the rows of ``Batch.results()`` named
+        in ``progress.new_files``) and update the histogram and the counts.
+
+        Call it where the document is updated (in a Bokeh server or panel app, from a
+        ``doc.add_next_tick_callback``).
+        """
+        self.rows.stream(_batch_rows(table))
+        self._refresh()
+
+    def _refresh(self) -> None:
+        data = self.rows.data
+        vo2peak = np.asarray(data["vo2peak_ml_min"], dtype=float)
+        self.vo2peak_bins.data = _histogram(vo2peak, self.bin_ml_min)
+        known = int(np.isfinite(vo2peak).sum())
+        self._figures["vo2peak"].title.text = f"VO2peak of {known} of {len(vo2peak)} tests"
+        counts = _code_counts(data["finding_codes"])
+        self.finding_counts.data = counts
+        self._figures["findings"].y_range.factors = list(counts["code"])
+        self._figures["findings"].height = 120 + 24 * len(counts["code"])
+        self._figures["findings"].title.text = (
+            f"Tests with each warning (amber) or error (red), by code; {len(vo2peak)} tests"
+            if counts["code"]
+            else f"No warnings or errors in {len(vo2peak)} tests")
+
+
+def batch_figures(table: pd.DataFrame, *, bin_ml_min: float = VO2PEAK_BIN_ML_MIN
+                  ) -> BatchFigures:
+    """The batch panels: VO2peak distribution, VT1 and VT2 as % of VO2peak (model and
+    consensus) against VO2peak, and how many tests have each finding code.
 
     Parameters
     ----------
     table : pandas.DataFrame
-        A results table (:func:`cpet_nb.results_table`).
+        A results table (``Batch.results()``, ``Store.results(job_id)`` or
+        :func:`cpet_nb.results_table`); may be empty and grow with
+        :meth:`BatchFigures.stream`.
+    bin_ml_min : float
+        Width of the VO2peak histogram's bins (mL/min).
+
+    Returns
+    -------
+    BatchFigures
     """
-    bokeh = _bokeh()
-    fig = bokeh.plotting.figure(
-        title="Thresholds against VO2peak", width=width, height=height,
-        x_axis_label="VO2peak (mL/min)", y_axis_label="VO2 at threshold (mL/min)",
-        tools="pan,box_zoom,wheel_zoom,reset,save,hover",
-        tooltips=[("file", "@file"), ("VO2", "@y{0} mL/min"), ("status", "@status")])
-    for label, colour in (("vt1", DOMAIN_COLOURS["heavy"]), ("vt2", DOMAIN_COLOURS["severe"])):
-        data = pd.DataFrame({"x": table["vo2peak_ml_min"], "y": table[f"{label}_vo2_ml_min"],
-                             "file": table["file"].map(lambda f: Path(f).name),
-                             "status": table["status"]}).dropna(subset=["x", "y"])
-        source = bokeh.models.ColumnDataSource(_columns(data))
-        fig.scatter("x", "y", source=source, size=7, alpha=0.7, color=colour,
-                    legend_label=label.upper())
-    fig.legend.location = "top_left"
+    rows = ColumnDataSource(_batch_rows(table))
+    bins = ColumnDataSource(_histogram(np.array([]), bin_ml_min))
+    counts = ColumnDataSource(_code_counts([]))
+    figures = {"vo2peak": _vo2peak_figure(rows, bins), "thresholds": _thresholds_figure(rows),
+               "findings": _findings_figure(counts)}
+    layout = column(gridplot([[figures["vo2peak"], figures["thresholds"]]],
+                             toolbar_location="right"), figures["findings"])
+    batch = BatchFigures(layout, rows, bins, counts, bin_ml_min, figures)
+    batch._refresh()
+    return batch
+
+
+def _batch_rows(table: pd.DataFrame) -> dict[str, list]:
+    """The :data:`BATCH_COLUMNS` of a results table (NaN where unknown)."""
+    out: dict[str, list] = {
+        "file": [str(f) for f in table["file"]],
+        "status": [str(s) for s in table["status"]],
+        "finding_codes": [" ".join(f"{s}:{c}" for s, c in dict.fromkeys(finding_codes(text)))
+                          for text in table["findings"]],
+    }
+    for column_name in BATCH_COLUMNS:
+        if column_name not in out:
+            out[column_name] = pd.to_numeric(table[column_name], errors="coerce").astype(
+                float).tolist()
+    return {c: out[c] for c in BATCH_COLUMNS}
+
+
+def _histogram(values: np.ndarray, bin_ml_min: float) -> dict[str, np.ndarray]:
+    values = values[np.isfinite(values)]
+    if not len(values):
+        return {"left": np.array([]), "right": np.array([]), "n_tests": np.array([])}
+    first = math.floor(values.min() / bin_ml_min)
+    edges = bin_ml_min * np.arange(first, math.floor(values.max() / bin_ml_min) + 2)
+    counts, _ = np.histogram(values, edges)
+    return {"left": edges[:-1], "right": edges[1:], "n_tests": counts}
+
+
+def _code_counts(codes_per_test: Sequence[str]) -> dict[str, list]:
+    """Tests per finding code, the most frequent last (drawn at the top); a code that is an
+    error in any test has an error's colour."""
+    tests: dict[str, int] = {}
+    errors: set[str] = set()
+    for words in codes_per_test:
+        found = [tuple(word.split(":", 1)) for word in words.split()]
+        for code in {code for _, code in found}:
+            tests[code] = tests.get(code, 0) + 1
+        errors |= {code for severity, code in found if severity == Severity.ERROR.value}
+    order = sorted(tests, key=lambda c: (tests[c], c))
+    return {"code": order, "n_tests": [tests[c] for c in order],
+            "meaning": [CODES[c] for c in order],
+            "colour": [SEVERITY_COLOURS["error" if c in errors else "warning"] for c in order]}
+
+
+def _vo2peak_figure(rows: Any, bins: Any):
+    fig = figure(title="VO2peak", x_axis_label="VO2peak (mL/min)", y_axis_label="tests",
+                 width=520, height=340, tools=TOOLS, name="batch-vo2peak")
+    bars = fig.quad(left="left", right="right", bottom=0, top="n_tests", source=bins,
+                    fill_color="#1f6fb4", fill_alpha=0.6, line_color="white")
+    rug = fig.scatter("vo2peak_ml_min", 0, source=rows, marker="dash", angle=math.pi / 2,
+                      size=16, line_width=2, color="#222", alpha=0.8, name="tests")
+    fig.add_tools(HoverTool(renderers=[bars], tooltips=[
+        ("VO2peak (mL/min)", "@left{0,0} to @right{0,0}"), ("tests", "@n_tests")]))
+    fig.add_tools(HoverTool(renderers=[rug], tooltips=[
+        ("file", "@file"), ("VO2peak (mL/min)", "@vo2peak_ml_min{0,0}")]))
+    fig.y_range.start = 0
+    _whole_numbers(fig.yaxis)
     return fig
+
+
+def _thresholds_figure(rows: Any):
+    fig = figure(title="VT1 and VT2 as % of VO2peak", x_axis_label="VO2peak (mL/min)",
+                 y_axis_label="threshold VO2 (% of VO2peak)", width=520, height=340,
+                 tools=TOOLS, name="batch-thresholds")
+    for threshold in ("VT1", "VT2"):
+        for source, marker in (("model", "circle"), ("consensus", "triangle")):
+            column_name = (f"{threshold.lower()}_pct_vo2peak" if source == "model"
+                           else f"{threshold.lower()}_consensus_pct_vo2peak")
+            drawn = fig.scatter("vo2peak_ml_min", column_name, source=rows, marker=marker,
+                                size=8, alpha=0.7, color=THRESHOLD_COLOURS[threshold],
+                                fill_alpha=0.7 if source == "model" else 0.15,
+                                legend_label=f"{threshold} {source}", name=column_name)
+            fig.add_tools(HoverTool(renderers=[drawn], tooltips=[
+                ("file", "@file"), ("VO2peak (mL/min)", "@vo2peak_ml_min{0,0}"),
+                (f"{threshold} {source} (% of VO2peak)", f"@{column_name}{{0.0}}")]))
+    _legend_below(fig, columns=4)
+    return fig
+
+
+def _findings_figure(counts: Any):
+    fig = figure(title="Warnings and errors by code", y_range=FactorRange(),
+                 x_axis_label="tests with the finding", width=1040, height=300, tools="save",
+                 toolbar_location="above", name="batch-findings")
+    bars = fig.hbar(y="code", right="n_tests", height=0.7, source=counts, color="colour")
+    fig.add_tools(HoverTool(renderers=[bars], tooltips=[
+        ("code", "@code"), ("meaning", "@meaning"), ("tests", "@n_tests")]))
+    fig.x_range.start = 0
+    _whole_numbers(fig.xaxis)
+    return fig
+
+
+def _whole_numbers(axis: Any) -> None:
+    """Ticks at whole numbers only (counts of tests)."""
+    axis.ticker.min_interval = 1
+    axis.ticker.num_minor_ticks = 0
+
+
+# -- pages ----------------------------------------------------------------------------------
+
+def save_html(layout: Any, path: str | os.PathLike, title: str) -> Path:
+    """Write ``layout`` as a standalone HTML page with Bokeh inlined (works offline).
+
+    The page is written to a temporary file and renamed (:func:`cpet_nb.io.exports.atomic_path`):
+    a reader never sees half a page.
+
+    Parameters
+    ----------
+    layout : bokeh model
+        Figures or a layout, e.g. ``test_figures(...)`` or ``batch_figures(...).layout``.
+    path : str or path-like
+        The ``.html`` file.
+    title : str
+        The page's title.
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    page = file_html(layout, INLINE, title)
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(page, encoding="utf-8")
+    return path
 
 
 def review_table(table: pd.DataFrame, width: int = 1040):
@@ -104,14 +739,9 @@ def review_table(table: pd.DataFrame, width: int = 1040):
     table : pandas.DataFrame
         A results table (:func:`cpet_nb.results_table` or ``Batch.results()``).
     """
-    from ..physiology.consensus import REVIEW_REASONS
-
-    bokeh = _bokeh()
-    from bokeh.models import ColumnDataSource, DataTable, Div, TableColumn
-
     flagged = table[table["review"].fillna(False).astype(bool)].copy()
-    flagged["why"] = [", ".join(f.removeprefix("review_") for f in REVIEW_REASONS if row[f] is True)
-                      for _, row in flagged.iterrows()]
+    flagged["why"] = [", ".join(f.removeprefix("review_") for f in REVIEW_REASONS
+                                if _raised(row[f])) for _, row in flagged.iterrows()]
     shown = {"file": "file", "status": "status", "why": "why",
              "vt1_consensus_vo2_ml_min": "VT1 VO2 (mL/min)", "vt1_spread_ml_min": "spread",
              "vt2_consensus_vo2_ml_min": "VT2 VO2 (mL/min)", "vt2_spread_ml_min": "spread "}
@@ -125,15 +755,15 @@ def review_table(table: pd.DataFrame, width: int = 1040):
                   "effort criterion (effort). Tests that could not be analysed are listed "
                   "with their findings in the results table.</p>", width=width)
     columns = [TableColumn(field=c, title=t) for c, t in shown.items()]
-    return bokeh.layouts.column(heading, DataTable(source=source, columns=columns, width=width,
-                                                   height=min(400, 28 * (len(flagged) + 1)),
-                                                   index_position=None))
+    return column(heading, DataTable(source=source, columns=columns, width=width,
+                                     height=min(400, 28 * (len(flagged) + 1)),
+                                     index_position=None))
 
 
 def save_report(results: Sequence[FileResult], path: str | os.PathLike,
                 title: str = "cpet_nb results", n_tests: int = 6) -> Path:
     """A standalone HTML page (works offline): the tests that need review first, then the
-    batch figure and the first tests' domains.
+    batch figures and the first tests' domains.
 
     Parameters
     ----------
@@ -149,18 +779,11 @@ def save_report(results: Sequence[FileResult], path: str | os.PathLike,
     """
     from ..result import results_table
 
-    bokeh = _bokeh()
-    from bokeh.embed import file_html
-    from bokeh.resources import INLINE
-
-    analysed = [r for r in results if r.curves is not None][:n_tests]
+    analysed = [TestData.from_result(r) for r in results if r.curves is not None][:n_tests]
     table = results_table(list(results))
-    layout = bokeh.layouts.column(
+    layout = column(
         review_table(table),
-        batch_figure(table),
-        bokeh.layouts.gridplot([domain_figure(r) for r in analysed], ncols=2),
+        batch_figures(table).layout,
+        gridplot([domain_figure(t) for t in analysed], ncols=2),
     )
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(file_html(layout, INLINE, title), encoding="utf-8")
-    return path
+    return save_html(layout, path, title)

@@ -84,7 +84,7 @@ import pandas as pd
 from ..findings import CPETError, Finding, Severity
 from ..record import CANONICAL_UNITS, CPETRecord, Metadata
 from ._sniff import head_lines
-from ._tabular import build_record, load_text, positive_number
+from ._tabular import build_record, load_text, phases_at, positive_number
 
 #: ZAN name -> (canonical column, factor from ZAN's display unit to the canonical unit).
 DIRECT: dict[str, tuple[str, float]] = {
@@ -149,7 +149,9 @@ class ZANReader:
                     source_names[channel] = name
         phase_starts = _phase_starts(sections.get("Start", {}))
         if phase_starts:
-            frame["phase"] = _phases(frame["t"].to_numpy(), phase_starts)
+            frame["phase"] = phases_at(frame["t"].to_numpy(),
+                                       [(start_s, PHASES[key])
+                                        for key, start_s in phase_starts.items()])
         frame = frame[[c for c in CANONICAL_UNITS if c in frame]]
         _person(sections.get("person", {}), metadata, file, findings)
         if phase_starts:
@@ -361,13 +363,6 @@ def _phase_starts(start: dict[str, str]) -> dict[str, float]:
         if np.isfinite(value):
             starts[key] = value
     return starts
-
-
-def _phases(t_s: np.ndarray, starts: dict[str, float]) -> np.ndarray:
-    """Each breath's phase: the last phase started at or before it (None before the first)."""
-    ordered = sorted(starts.items(), key=lambda item: item[1])
-    labels = np.array([None] + [PHASES[key] for key, _ in ordered], dtype=object)
-    return labels[np.searchsorted([s for _, s in ordered], t_s, side="right")]
 
 
 def _person(person: dict[str, str], metadata: Metadata, file: str,

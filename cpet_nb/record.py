@@ -18,6 +18,8 @@ CANONICAL_UNITS: dict[str, str] = {
     "VE": "L/min",  # BTPS
     "PetO2": "mmHg",  # end-tidal only; mixed-expired PeO2 is not end-tidal
     "PetCO2": "mmHg",
+    "FetO2": "%",  # end-tidal fractions of dry gas, where a file gives fractions: PetO2 and
+    "FetCO2": "%",  # PetCO2 follow from them and PB (cpet_nb.physiology.end_tidal)
     "HR": "1/min",
     "RF": "1/min",
     "VT": "L",  # tidal volume

@@ -34,6 +34,7 @@ else:  # pragma: no cover - Python 3.10
 
 from .physiology.averaging import METHODS
 from .physiology.consensus import MAX_SPREAD_VO2_ML_MIN
+from .physiology.end_tidal import PB_RANGE_MMHG
 from .physiology.measures import HR_MAX_FORMULAS, PEAK_WITHIN, VO2PEAK_WINDOW_S
 
 ENV_PREFIX = "CPET_NB_"
@@ -86,6 +87,11 @@ class Settings:
         A test is flagged for review when the threshold estimates spread over more than this
         (mL/min; default 161, the 95 % limits of agreement between two experts,
         :mod:`cpet_nb.physiology.consensus`).
+    barometric_pressure_mmhg : float, optional
+        The lab's barometric pressure (mmHg, 350 to 850), for files that give end-tidal
+        fractions but no pressure (ZAN): PetO2 and PetCO2 are derived from it
+        (:mod:`cpet_nb.physiology.end_tidal`) where neither the file nor a participants-table
+        column gives one. None (default) leaves them missing.
     profile : dict, optional
         A column mapping (:meth:`cpet_nb.ColumnMapping.to_dict`) for files no built-in
         reader knows; ``Settings.load(profile="name")`` reads a saved lab profile.
@@ -112,6 +118,7 @@ class Settings:
     rer_criterion: float = 1.10
     hr_criterion_pct: float = 90.0
     review_spread_ml_min: float = MAX_SPREAD_VO2_ML_MIN
+    barometric_pressure_mmhg: float | None = None
     profile: dict[str, Any] | None = None
     keep_uploads: bool = False
     job_expiry_days: float | None = None
@@ -120,7 +127,7 @@ class Settings:
     #: Fields that change results: the rest only change how fast or where they are made.
     ANALYSIS_FIELDS = ("max_file_mb", "vo2peak_method", "vo2peak_window", "peak_within",
                        "hr_max_formula", "rer_criterion", "hr_criterion_pct",
-                       "review_spread_ml_min", "profile")
+                       "review_spread_ml_min", "barometric_pressure_mmhg", "profile")
 
     def __post_init__(self) -> None:
         for name in ("max_file_mb", "file_timeout_s", "file_memory_mb"):
@@ -153,6 +160,11 @@ class Settings:
         if self.job_expiry_days is not None and not self.job_expiry_days > 0:
             raise ValueError(f"job_expiry_days must be positive or None, "
                              f"got {self.job_expiry_days!r}")
+        low, high = PB_RANGE_MMHG
+        if self.barometric_pressure_mmhg is not None and not (
+                low <= self.barometric_pressure_mmhg <= high):
+            raise ValueError(f"barometric_pressure_mmhg must be {low:g} to {high:g} mmHg or "
+                             f"None, got {self.barometric_pressure_mmhg!r}")
         if self.profile is not None:
             from .io import ColumnMapping
             ColumnMapping.from_dict(self.profile)  # raises naming what is wrong
@@ -239,7 +251,7 @@ def _convert(name: str, value: Any, source: str) -> Any:
     if name not in kinds:
         raise ValueError(f"unknown setting {name!r} in {source}")
     kind = kinds[name]
-    if name == "job_expiry_days":
+    if name in ("job_expiry_days", "barometric_pressure_mmhg"):  # None by default
         kind = float
     try:
         if kind is bool:

@@ -61,3 +61,15 @@ def test_analysis_key_covers_what_changes_results_only():
 def test_round_trip_through_a_job_record():
     settings = Settings(file_timeout_s=12.5, vo2peak_method="breath-moving", vo2peak_window=15)
     assert Settings.from_dict(settings.to_dict() | {"from_a_newer_version": 1}) == settings
+
+
+def test_barometric_pressure_setting():
+    assert Settings().barometric_pressure_mmhg is None
+    settings = Settings.load(environ={"CPET_NB_BAROMETRIC_PRESSURE_MMHG": "713.5"})
+    assert settings.barometric_pressure_mmhg == 713.5
+    assert settings.analysis_key("model@1") != Settings().analysis_key("model@1")
+    for wrong in (1013.25, 101.3):  # hPa, kPa: not mmHg
+        with pytest.raises(ValueError, match="barometric_pressure_mmhg must be 350 to 850"):
+            Settings(barometric_pressure_mmhg=wrong)
+    with pytest.raises(ValueError, match="expected float"):
+        Settings.load(environ={"CPET_NB_BAROMETRIC_PRESSURE_MMHG": "760 mmHg"})

@@ -17,14 +17,13 @@ then replaces the unit below. Units are converted with
 :func:`~cpet_nb.io.parsing.to_canonical`.
 
 Units row. Exports set up to write units have a second header line of units under the
-labels (``m:ss``, ``MPH``, ``%``, ``ml/kg/min``, ``ml/min``, ...): the line right after
-the header is that row when it is not blank, its ``Time`` cell is not a time and none of its
-cells is a number.
-Its units replace Breeze's (a unit in the label still comes first), so ``Speed`` in ``MPH``
-is read and converted, a per-kg unit marks a ``VO2`` column as per kg and an absolute one
-as absolute, and a unit cpet_nb does not accept leaves that channel out with an
-``unknown-column`` warning naming the unit (``t`` and ``VO2``: ``unreadable``). The row is
-never read as data.
+labels (``m:ss``, ``MPH``, ``%``, ``ml/kg/min``, ``ml/min``, ...): the line right after the
+header is that row when it is not blank, its ``Time`` cell is not a time and none of its
+cells is a number. Its units replace Breeze's (a unit in the label still comes first), so
+``Speed`` in ``MPH`` is read and converted, a per-kg unit marks a ``VO2`` column as per kg
+and an absolute one as absolute, and a unit cpet_nb does not accept leaves that channel out
+with an ``unknown-column`` warning naming the unit (``t`` and ``VO2``: ``unreadable``). The
+row is never read as data.
 
 Units. Without a units row Breeze writes no units, so each label has the unit Breeze
 displays for it (:data:`LABELS`), and where the file allows it a relation between columns

@@ -59,21 +59,21 @@ proportional to body mass x speed: treadmill runs, with ``Last`` a power the sof
 computes, not an ergometer's load.
 
 End-tidal fractions. ZAN writes end-tidal fractions, not pressures. A fraction column is
-read as percent when any scaled value exceeds 1 (a fraction cannot), else as a fraction
-(and multiplied by 100); both go to the canonical ``FetO2`` / ``FetCO2`` columns in percent
-of dry gas. ``FCO2et`` is the end-tidal CO2 fraction (4-6 % in the samples: 35-41 mmHg
-with PB = 760 mmHg). ``FO2et`` is not the end-tidal O2 fraction but the O2 taken up per
-volume of end-tidal gas, FiO2 - FetO2, in all 13 real exports: it is 4-8 % (an end-tidal
-O2 fraction of air breathing is 12-18 %), ``FCO2et / FO2et`` equals each breath's VCO2/VO2
-(median ratio 1.00-1.01 in every export), and VO2 / (VE x FO2et) is 0.63-0.68, the STPD
-to BTPS volume ratio (about 0.83) times the dilution of end-tidal by dead-space gas (about
-0.8), so the values are end-tidal differences, not mixed-expired ones. So ``FetO2`` =
-20.93 % (dry room air) - ``FO2et`` when the median of ``FO2et`` is below half of 20.93 %,
-else ``FO2et`` itself: the two readings meet only at 10.5 %, a PetO2 near 75 mmHg, far
-below any end-tidal O2 of air breathing. ZAN's own ``FiO2`` parameter holds 0-1.7 after
-scaling in the samples, not an inspired fraction, and is not used. The ``derived-channel``
-finding on ``FetO2`` says which reading was taken (median 5.5 % in ``zan_ramp``: FetO2 15.4 %,
-PetO2 110 mmHg with PB = 760 mmHg).
+read as percent when any scaled value exceeds 1 (a fraction cannot), else as a fraction (and
+multiplied by 100); both go to the canonical ``FetO2`` / ``FetCO2`` columns in percent of
+dry gas. ``FCO2et`` is the end-tidal CO2 fraction (4-6 % in the samples: 35-41 mmHg with PB
+= 760 mmHg). ``FO2et`` is not the end-tidal O2 fraction but the O2 taken up per volume of
+end-tidal gas, FiO2 - FetO2, in all 13 real exports: it is 4-8 % (an end-tidal O2 fraction
+of air breathing is 12-18 %), ``FCO2et / FO2et`` equals each breath's VCO2/VO2 (median ratio
+1.00-1.01 in every export), and VO2 / (VE x FO2et) is 0.63-0.68: the conversion of VE from
+BTPS to STPD (about 0.83) times the dilution of end-tidal gas by dead-space gas (about 0.8),
+so the values are end-tidal differences, not mixed-expired ones. So ``FetO2`` = 20.93 % (dry
+room air) - ``FO2et`` when the median of ``FO2et`` is below half of 20.93 %, else ``FO2et``
+itself: the two readings meet only at 10.5 %, a PetO2 near 75 mmHg, far below any end-tidal
+O2 of air breathing. ZAN's own ``FiO2`` parameter holds 0-1.7 after scaling in the samples,
+not an inspired fraction, and is not used. The ``derived-channel`` finding on ``FetO2`` says
+which reading was taken (median 5.5 % in ``zan_ramp``: FetO2 15.4 %, PetO2 110 mmHg with PB
+= 760 mmHg).
 
 End-tidal pressures follow from the fractions and the barometric pressure PB,
 ``P = F x (PB - 47 mmHg)`` (:mod:`cpet_nb.physiology.end_tidal`; ATS/ACCP Statement on
@@ -158,7 +158,7 @@ class ZANReader:
         sections, parameters, rows = _split(text, file, findings)
         scaled = _scaled_columns(parameters, rows, file, findings)
         frame, source_names = _canonical(scaled, file, findings)
-        pb_mmhg, where = _barometric_pressure(sections)
+        pb_mmhg, pb_note = _barometric_pressure(sections)
         for fraction, name in FRACTIONS.items():
             if name in scaled:
                 finding, values = _end_tidal_fraction(fraction, name, scaled[name], file)
@@ -167,7 +167,7 @@ class ZANReader:
                     frame[fraction] = values
                     source_names[fraction] = name
                     if pb_mmhg is None:
-                        findings.append(_no_pressure(fraction, name, where, file))
+                        findings.append(_no_pressure(fraction, name, pb_note, file))
         phase_starts = _phase_starts(sections.get("Start", {}))
         if phase_starts:
             frame["phase"] = phases_at(frame["t"].to_numpy(),
@@ -183,7 +183,7 @@ class ZANReader:
         record = build_record(frame, metadata, source_names, findings, file=file)
         if pb_mmhg is None:
             return record
-        return derive_end_tidal_pressures(record, pb_mmhg, f"the file ({where})")
+        return derive_end_tidal_pressures(record, pb_mmhg, f"the file ({pb_note})")
 
 
 def _split(text: str, file: str, findings: list[Finding]

@@ -9,6 +9,7 @@ import pandas as pd
 from .findings import CPETError, Finding, Severity, has_errors
 from .io import ColumnMapping, read
 from .io.companion import merge_hr, read_hr
+from .io.end_tidal import derive_end_tidal_pressures
 from .io.participants import SubjectTable
 from .model import OxynetModel, get_model
 from .model.pipeline import model_thresholds
@@ -46,7 +47,8 @@ def analyze(source: str | os.PathLike | CPETRecord, *, model: OxynetModel | None
         ``cpet_nb.load_profile(name)``); default: the settings' ``profile``, if any.
     subjects : SubjectTable, optional
         A participants table whose row for this file overrides the file's weight, height,
-        age and sex (:mod:`cpet_nb.io.participants`).
+        age and sex and may give the barometric pressure (:mod:`cpet_nb.io.participants`;
+        it comes before ``settings.barometric_pressure_mmhg``).
     hr_file : str, path-like or DataFrame, optional
         A heart-rate recording (TCX or CSV, or what :func:`cpet_nb.io.companion.read_hr`
         returns) to fill HR the cart did not record (:func:`cpet_nb.io.companion.merge_hr`).
@@ -54,7 +56,7 @@ def analyze(source: str | os.PathLike | CPETRecord, *, model: OxynetModel | None
         The companion's time (s) at the test's t = 0; see :func:`~cpet_nb.io.companion.merge_hr`.
     settings : Settings, optional
         Analysis choices (averaging of peaks, effort criteria, file size limit, lab
-        profile); default :class:`~cpet_nb.settings.Settings()`.
+        profile, the lab's barometric pressure); default :class:`~cpet_nb.settings.Settings()`.
     max_file_bytes : int, optional
         Larger files are refused (default: the settings' ``max_file_mb``).
 
@@ -92,9 +94,17 @@ def analyze(source: str | os.PathLike | CPETRecord, *, model: OxynetModel | None
 def analyze_record(record: CPETRecord, *, file: str | None = None,
                    model: OxynetModel | None = None,
                    settings: Settings | None = None) -> FileResult:
-    """:func:`analyze` for a record already read."""
+    """:func:`analyze` for a record already read.
+
+    End-tidal pressures the record lacks but has fractions for are derived from
+    ``settings.barometric_pressure_mmhg`` when it is set
+    (:func:`~cpet_nb.io.end_tidal.derive_end_tidal_pressures`).
+    """
     file = file or record.name
     settings = settings or Settings()
+    if settings.barometric_pressure_mmhg is not None:
+        record = derive_end_tidal_pressures(record, settings.barometric_pressure_mmhg,
+                                            "Settings.barometric_pressure_mmhg")
     record, screen_findings = screen_values(record)
     findings = list(record.findings) + screen_findings
     if has_errors(findings):

@@ -19,6 +19,8 @@ CANONICAL_UNITS: dict[str, str] = {
     "VE": "L/min",  # BTPS
     "PetO2": "mmHg",  # end-tidal only; mixed-expired PeO2 is not end-tidal
     "PetCO2": "mmHg",
+    "FetO2": "%",  # end-tidal fractions of dry gas, where a file gives fractions: PetO2 and
+    "FetCO2": "%",  # PetCO2 follow from them and PB (cpet_nb.io.end_tidal)
     "HR": "1/min",
     "RF": "1/min",
     "VT": "L",  # tidal volume
@@ -112,6 +114,22 @@ class CPETRecord:
         return float(t[-1] - t[0]) if len(t) else 0.0
 
 
+#: Share of steps that must lie near the median step for the data to count as averages.
+REGULAR_SHARE = 0.8
+#: Steps within this fraction of the median are regular (exports often start or end with
+#: one short interval).
+REGULAR_TOLERANCE = 0.1
+#: Wider band for averages whose time stamps jitter: a cart that averages the breaths ending
+#: in each interval stamps the interval with its last breath, so a step is off by up to one
+#: breath (1-4 s during exercise: up to about 25 % of a 15 s interval).
+JITTER_TOLERANCE = 0.25
+#: Shortest median step (s) read as jittered averages. A median step of 10 s would be a
+#: median breathing frequency of 6/min, which no exercise test has; shorter jittered
+#: averages cannot be told from slow resting breaths (3-9 s, whole-second times) by their
+#: times alone.
+MIN_JITTERED_AVERAGE_S = 10.0
+
+
 def detect_sampling(t_s: np.ndarray) -> str | None:
     """Say how a test was sampled, from its time steps.
 
@@ -123,21 +141,33 @@ def detect_sampling(t_s: np.ndarray) -> str | None:
     Returns
     -------
     str or None
-        ``"1 s grid"`` when every step is one second, ``"averaged N s"`` when steps are
-        regular (80 % within 10 % of the median: exports often start or end with one short
-        interval) and at least 2 s, otherwise ``"breath-by-breath"`` (breath durations vary
-        far more); ``None`` with fewer than three samples.
+        ``"1 s grid"`` when every step is one second; ``"averaged N s"`` when the steps are
+        regular: 80 % within 10 % of the median step and the median at least 2 s, or 80 %
+        within 25 % of a median step of at least :data:`MIN_JITTERED_AVERAGE_S` (averages
+        stamped at the breath that ends each interval). N is the mean of those steps (a
+        short first or last interval does not count), to 0.1 s, or to whole seconds for
+        jittered stamps, which leave the tenths uncertain (carts average over whole
+        seconds). Otherwise
+        ``"breath-by-breath"``: breath durations vary far more, and their median is 1-5 s
+        in the real breath-by-breath samples. ``None`` with fewer than three samples.
     """
     steps = np.diff(np.asarray(t_s, dtype=float))
     if len(steps) < 2:
         return None
-    median = float(np.median(steps))
     if np.allclose(steps, 1.0):
         return "1 s grid"
-    regular = np.mean(np.abs(steps - median) <= 0.1 * median) >= 0.8
-    if regular and median >= 2.0:
-        return f"averaged {median:g} s"
+    median = float(np.median(steps))
+    for tolerance, shortest_s, digits in ((REGULAR_TOLERANCE, 2.0, 1),
+                                          (JITTER_TOLERANCE, MIN_JITTERED_AVERAGE_S, 0)):
+        near = _near(steps, median, tolerance)
+        if median >= shortest_s and near.mean() >= REGULAR_SHARE:
+            return f"averaged {round(float(steps[near].mean()), digits):g} s"
     return "breath-by-breath"
+
+
+def _near(steps: np.ndarray, median: float, tolerance: float) -> np.ndarray:
+    """Which steps lie within ``tolerance`` (a fraction) of the median step."""
+    return np.abs(steps - median) <= tolerance * median
 
 
 def recorded_at(data: pd.DataFrame, channel: str, time_s: float) -> float:

@@ -32,6 +32,7 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 from ._checks import check_choice
+from .io.end_tidal import PB_RANGE_MMHG
 from .physiology.averaging import METHODS
 from .physiology.consensus import MAX_SPREAD_VO2_ML_MIN
 from .physiology.measures import HR_MAX_FORMULAS, PEAK_WITHIN, VO2PEAK_WINDOW_S
@@ -183,6 +184,12 @@ class Settings:
         analysis=True, group="analysis",
         help="Flag a test for review when its threshold estimates spread over more than this "
              "(161: the 95 % limits of agreement between two experts).")
+    barometric_pressure_mmhg: float | None = _setting(
+        None, kind=float, optional=True, low=PB_RANGE_MMHG[0], high=PB_RANGE_MMHG[1],
+        unit="mmHg", analysis=True, group="analysis",
+        help="The lab's barometric pressure, for files that give end-tidal fractions but no "
+             "pressure (ZAN): PetO2 and PetCO2 are derived from it unless the file or a "
+             "participants-table column gives the test's own.")
     profile: dict[str, Any] | None = _setting(
         None, kind=dict, optional=True, analysis=True, group="analysis",
         help="A column mapping (ColumnMapping.to_dict) for files no built-in reader knows; "

@@ -4,6 +4,7 @@ written here."""
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from samples import SAMPLES, sample, visible_metadata
 
@@ -243,3 +244,59 @@ def test_tidal_volume_that_does_not_fit_ve_and_rr_is_left_out(tmp_path):
     assert "VT" not in record.data and record.data["VE"].iloc[0] == 20.0
     finding = next(f for f in record.findings if f.column == "Vt BTPS")
     assert finding.code == "unknown-column" and "1e+03" in finding.message
+
+
+# --- a units row under the labels (exports set up to write units), from the real sample ---
+
+#: A units row for the sample's 16 columns, as Breeze writes units when set up to.
+UNITS_ROW = ["m:ss", "m:ss", "hh:mm:ss", "MPH", "%", "ml/kg/min", "ml/min", "ml/min", "",
+             "br/min", "ml", "L/min", "%", "mmHg", "mmHg", "bpm"]
+
+
+def with_units_row(tmp_path, units: list[str]) -> Path:
+    """The real sample with ``units`` inserted as the line after its header."""
+    lines = sample("breeze/breeze_bxb.txt").read_bytes().split(b"\r\n")
+    path = tmp_path / "breeze_units.txt"
+    path.write_bytes(b"\r\n".join([lines[0], "\t".join(units).encode(), *lines[1:]]))
+    return path
+
+
+def test_units_row_is_read_as_units_and_mph_converted(tmp_path):
+    plain = cpet_nb.read(sample("breeze/breeze_bxb.txt"))
+    record = assert_reader_conforms(with_units_row(tmp_path, UNITS_ROW))
+    data = record.data
+    assert len(data) == len(plain.data) == 666  # the units row is not a data row
+    for channel in ("t", "VO2", "VCO2", "VE", "VT", "RF", "HR", "PetO2", "PetCO2", "grade"):
+        pd.testing.assert_series_equal(data[channel], plain.data[channel])
+    # line 2 of the sample: Speed 0.0; line 17 (0:54, exercise starts): 1.9 (MPH)
+    speeds = pd.read_csv(sample("breeze/breeze_bxb.txt"), sep="\t")["Speed"]
+    assert data["speed"].max() == pytest.approx(speeds.max() * 1.609344)
+    assert data.loc[data["t"] == 54.0, "speed"].item() == pytest.approx(1.9 * 1.609344)
+    assert record.metadata.extra["vo2_columns"] == (
+        "absolute: VO2 (column 7) in ml/min; per kg: VO2 (column 6)")
+    assert {f.code for f in record.findings} == {"duplicate-time"}  # no unknown Speed unit
+
+
+def test_units_row_with_an_unknown_unit_drops_that_channel(tmp_path):
+    units = ["knots" if unit == "MPH" else "Hz" if unit == "bpm" else unit
+             for unit in UNITS_ROW]
+    record = cpet_nb.read(with_units_row(tmp_path, units))
+    assert len(record.data) == 666
+    assert "speed" not in record.data and "HR" not in record.data
+    dropped = {f.column: f.message for f in record.findings if f.code == "unknown-column"}
+    assert set(dropped) == {"Speed", "HR"}
+    assert "the units row gives 'knots'" in dropped["Speed"] and "left out" in dropped["Speed"]
+    assert "'Hz'" in dropped["HR"]
+    assert not any(f.code == "non-numeric" for f in record.findings)
+
+
+def test_a_per_kg_unit_in_the_units_row_marks_that_vo2_column(tmp_path):
+    rows = [row[:5] + [row[6], row[5]] + row[7:] for row in ROWS]  # absolute VO2 first
+    units = ["m:ss", "m:ss", "hh:mm:ss", "km/h", "%", "ml/min", "ml/kg/min", "ml/min", "",
+             "br/min", "ml", "L/min", "%", "mmHg", "mmHg", "bpm"]
+    path = tmp_path / "units"
+    path.write_bytes(breeze_bytes([units, *rows]))
+    record = cpet_nb.read(path)
+    assert record.data["VO2"].tolist() == [700.0 + 100 * i for i in range(8)]
+    assert record.data["speed"].eq(3.0).all()  # km/h from the units row
+    assert len(record.data) == 8

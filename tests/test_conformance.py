@@ -66,6 +66,12 @@ def omnia_workbook(folder: Path) -> Path:
     return test_cosmed.omnia_like(folder / "omnia.xlsx")
 
 
+def grid_workbook(folder: Path) -> Path:
+    """A COSMED workbook of the parameter grid alone, from cell A1 (as in test_cosmed)."""
+    grid = pd.read_excel(quark_workbook(folder), header=None, engine="calamine", dtype=object)
+    return test_cosmed.write_grid_xlsx(grid.iloc[:, 9:], folder / "grid only.xlsx")
+
+
 def quark_workbook(folder: Path) -> Path:
     names = ["t", "Rf", "VO2", "VCO2", "VE", "PetO2", "PetCO2", "HR", "Load1"]
     units = ["hh:mm:ss", "b/min", "ml/min", "ml/min", "l/min", "mmHg", "mmHg", "bpm", "Watt"]
@@ -88,6 +94,7 @@ SAMPLES: dict[str, dict[str, Sample]] = {
     "cosmed-omnia": {"written": omnia_workbook},
     "cosmed-quark": {"written": quark_workbook},
     "cosmed-csv": {"written omnia grid": cosmed_csv_from(omnia_workbook)},
+    "cosmed-grid": {"written quark grid from A1": grid_workbook},
     "cortex-xml": {"written": written("export", lambda: test_cortex.spreadsheet_xml(
         test_cortex.metasoft_rows()))},
     "cortex-xlsx": {"written": written("english.xlsx", lambda: test_cortex.xlsx_bytes(

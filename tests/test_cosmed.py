@@ -13,6 +13,7 @@ from samples import SAMPLES, sample, visible_metadata
 import cpet_nb
 import cpet_nb.io
 from cpet_nb.findings import CPETError
+from cpet_nb.io import detect_format
 from cpet_nb.io.cosmed import OMNIA_READER, READERS
 from cpet_nb.testing import assert_reader_conforms
 
@@ -299,7 +300,8 @@ def test_truncated_sample_is_a_finding(tmp_path):
     with pytest.raises(CPETError) as err:
         cpet_nb.read(path)  # not a readable workbook: no reader claims it
     assert err.value.finding.code == "unsupported-format"
-    assert "binary content starting with bytes 50 4b 03 04" in err.value.finding.message
+    assert ("an Excel workbook (.xlsx) whose layout no reader recognises: it cannot be opened"
+            in err.value.finding.message)  # a workbook, not "binary content ... 50 4b 03 04"
     with pytest.raises(CPETError) as err:
         cpet_nb.read(path, format="cosmed-omnia")
     assert err.value.finding.code == "unreadable"
@@ -353,3 +355,72 @@ def test_csv_export_of_the_same_grid_reads_like_the_workbook(tmp_path, name, del
     for field in ("weight_kg", "height_cm", "age_years", "sex", "test_date"):
         assert getattr(from_csv.metadata, field) == getattr(from_xlsx.metadata, field)
     assert {f.code for f in from_csv.findings} == {f.code for f in from_xlsx.findings}
+
+
+def test_workbook_no_reader_recognises_is_described_as_one(tmp_path):
+    other = write_xlsx(tmp_path / "other.xlsx", [["Name", "x"], [], ["t", "VO2"], [0, 500]])
+    with pytest.raises(CPETError) as err:
+        cpet_nb.read(other)
+    finding = err.value.finding
+    assert finding.code == "unsupported-format"
+    assert ("an Excel workbook (.xlsx) whose layout no reader recognises: its first sheet "
+            "starts A1 'Name', B1 'x', A3 't', B3 'VO2', A4 0, B4 500") in finding.message
+    assert "binary content" not in finding.message
+    # a grid from A1 with a units row but without COSMED's Rf/Af is not taken for COSMED
+    plain = write_xlsx(tmp_path / "plain.xlsx", [["t", "VO2", "RR"], ["s", "mL/min", "1/min"],
+                                                 [0, 500, 20]])
+    with pytest.raises(CPETError) as err:
+        cpet_nb.read(plain)
+    assert "starts A1 't', B1 'VO2', C1 'RR', A2 's'" in err.value.finding.message
+
+
+# --- the parameter grid alone (K5 / Omnia data-only exports), from the real workbooks ----
+
+def grid_alone(name: str) -> pd.DataFrame:
+    """The real workbook's parameter grid (column J onward) without the label/value pairs."""
+    grid = pd.read_excel(sample(f"cosmed/{name}"), header=None, engine="calamine", dtype=object)
+    return grid.iloc[:, 9:]
+
+
+def write_grid_xlsx(grid: pd.DataFrame, path: Path) -> Path:
+    """``grid`` from cell A1 of a workbook written by openpyxl (times stay Excel times)."""
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    for row in grid.itertuples(index=False):
+        sheet.append([None if isinstance(v, float) and math.isnan(v) else v for v in row])
+    book.save(path)
+    return path
+
+
+@pytest.mark.parametrize("name", ["omnia_en_10s.xlsx", "omnia_de_10s.xlsx",
+                                  "quark_ramp_bxb.xlsx"])
+def test_workbook_of_the_grid_alone_reads_like_the_standard_layout(tmp_path, name):
+    path = write_grid_xlsx(grid_alone(name), tmp_path / "data only.xlsx")
+    assert detect_format(path).name == "cosmed-grid"
+    record, standard = cpet_nb.read(path), cpet_nb.read(sample(f"cosmed/{name}"))
+    assert_reader_conforms(path)
+    pd.testing.assert_frame_equal(record.data, standard.data)
+    assert record.metadata.sampling == standard.metadata.sampling
+    meta = record.metadata
+    assert (meta.device, meta.weight_kg, meta.age_years, meta.sex) == ("COSMED", None, None,
+                                                                        None)
+    assert {f.code for f in record.findings} == {f.code for f in standard.findings}
+
+
+@pytest.mark.parametrize("name", ["omnia_en_10s.xlsx", "quark_ramp_bxb.xlsx"])
+@pytest.mark.parametrize("delimiter", [",", ";"])
+def test_k5_csv_with_a_units_row_under_the_labels(tmp_path, name, delimiter):
+    grid = grid_alone(name)
+    if delimiter == ";":
+        grid = grid.map(lambda v: f"{v}".replace(".", ",") if isinstance(v, float)
+                        and not math.isnan(v) else v)
+    path = tmp_path / "k5.csv"
+    grid.to_csv(path, sep=delimiter, header=False, index=False)
+    assert path.read_text().splitlines()[1].split(delimiter)[:3] in (
+        ["s", "1/min", "L(btps)"], ["hh:mm:ss", "b/min", "l"])  # the units row
+    record = cpet_nb.read(path)
+    assert record.metadata.format == "cosmed-csv"
+    pd.testing.assert_frame_equal(record.data, cpet_nb.read(sample(f"cosmed/{name}")).data)
+    assert record.metadata.weight_kg is None  # no label/value pairs: nothing is made up

@@ -9,7 +9,7 @@ from samples import sample
 from synthetic import ramp_test
 
 import cpet_nb
-from cpet_nb.physiology.exercise import exercise_span_s
+from cpet_nb.physiology.exercise import exercise_bouts_s, exercise_span_s
 from cpet_nb.physiology.measures import (
     peak_measures,
     predicted_hr_max_bpm,
@@ -66,6 +66,36 @@ def test_exercise_span_from_phase_then_load_then_whole_test():
     assert exercise_span_s(data.drop(columns="phase")) == (60.0, 538.0)
     assert exercise_span_s(data.drop(columns=["phase", "load"])) == (0.0, 598.0)
     assert all(math.isnan(x) for x in exercise_span_s(data.iloc[:0]))
+
+
+def interval_session() -> CPETRecord:
+    """:func:`staged_test` with the exercise cut in two bouts by a labelled pause at 200-300 s
+    (recovery values: RER 1.5, HR 150/min, VO2 1500 mL/min) and one unlabelled row at 400 s."""
+    record = staged_test(plateau=True)
+    data = record.data.copy()
+    pause = data["t"].between(200.0, 300.0)
+    data.loc[pause, ["VO2", "VCO2", "VE", "HR", "load"]] = [1500.0, 2250.0, 67.5, 150.0, 0.0]
+    data.loc[pause, "phase"] = "RECOVERY"
+    data.loc[data["t"] == 400.0, "phase"] = None
+    return CPETRecord(data, record.metadata)
+
+
+def test_labelled_pauses_split_the_exercise_into_bouts():
+    data = interval_session().data
+    assert exercise_bouts_s(data) == [(60.0, 198.0), (302.0, 538.0)]  # 400 s does not split
+    assert exercise_span_s(data) == (60.0, 538.0)
+    assert exercise_bouts_s(data.drop(columns="phase")) == [(60.0, 538.0)]  # from the load
+    assert exercise_bouts_s(staged_test(plateau=True).data) == [(60.0, 538.0)]
+    assert exercise_bouts_s(data.iloc[:0]) == []
+
+
+def test_peaks_of_an_interval_session_come_from_its_bouts():
+    m = peak_measures(interval_session())
+    assert m["rerpeak"] == pytest.approx(1.15)  # the pause's 1.5 is not exercise
+    assert m["hrpeak_bpm"] == pytest.approx(140.0)  # nor its HR of 150/min
+    assert m["vo2peak_ml_min"] == pytest.approx(2800.0)
+    whole = peak_measures(interval_session(), within="test")
+    assert whole["rerpeak"] == pytest.approx(1.5) and whole["hrpeak_bpm"] == 150.0
 
 
 def test_predicted_hr_max_fox_and_tanaka():

@@ -6,6 +6,7 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 import numpy as np
+import pandas as pd
 import pytest
 from samples import SAMPLES, sample, visible_metadata
 
@@ -218,7 +219,9 @@ def test_written_csv_is_read_by_content(tmp_path):
     np.testing.assert_allclose(data.VO2, [500, 600, 700, 800, 900, 1000])
     np.testing.assert_allclose(data.VE, np.arange(16.0, 22.0) * 1.2)  # STPD x factor
     assert data.HR.iloc[:2].isna().all() and data.HR.iloc[2] == 120.0
-    assert "PetCO2" not in data and "phase" not in data
+    assert "PetCO2" not in data
+    assert pd.isna(data.phase.iloc[0])  # 3 s, before 'Start Exercise' at 0.1 min
+    assert data.phase.iloc[1:].eq("EXERCISE").all()
     assert (meta.weight_kg, meta.height_cm, meta.age_years, meta.sex) == (70.0, 165.1, 40.0,
                                                                           "female")
     assert (meta.test_date, meta.extra["test_time"]) == ("2024-02-29", "09:05:30")
@@ -361,3 +364,51 @@ def test_parvo_sniffs_do_not_claim_other_files(tmp_path, ramp_csv):
     assert not XLSX_READER.sniff(csv_path.read_bytes(), csv_path)
     assert not CSV_READER.sniff(b"PK\x03\x04" + b"\x00" * 100, Path("x.xlsx"))
     assert detect_format(ramp_csv).name == "canonical-csv"
+
+
+# --- Start / Stop Exercise events as phases -----------------------------------------------
+
+def test_real_interval_session_takes_its_phases_and_peaks_from_the_events():
+    record = cpet_nb.read(sample("parvo/parvo_bxb.CSV"))
+    data = record.data
+    # Events: Start Exercise at 4, 15, 24, 33, 42 min; Stop Exercise at 9, 20, 29, 38, 47 min
+    assert pd.isna(data["phase"].iloc[0])  # before 4 min
+    assert data.loc[data.t.between(240, 539), "phase"].eq("EXERCISE").all()
+    assert data.loc[data.t.between(540, 899), "phase"].eq("RECOVERY").all()
+    assert data.loc[data.t >= 47 * 60, "phase"].eq("RECOVERY").all()
+    result = cpet_nb.analyze(record)
+    # the 30 s RER average peaks at 1.44 at 10.35 min, in the pause after the first bout;
+    # within the bouts it stays below 1.05: no RER criterion from the CO2 washout
+    assert result.measures["rerpeak"] < 1.05
+    assert result.measures["rer_criterion_met"] == 0.0
+    whole = cpet_nb.analyze(record, settings=cpet_nb.Settings(peak_within="test"))
+    assert whole.measures["rerpeak"] > 1.4
+
+
+def interval_rows() -> list[list]:
+    """An interval session every 3 s for 12 min: bouts at 1-4 and 7-10 min (VO2 2.0 L/min,
+    RER 0.9, HR 150), a pause between them and recovery after (VO2 0.8, RER 1.5, HR 170)."""
+    rows = []
+    for i in range(240):
+        minutes = (i + 1) * 0.05
+        bout = 1.0 <= minutes < 4.0 or 7.0 <= minutes < 10.0
+        vo2, rer, hr = (2.0, 0.9, 150.0) if bout else (0.8, 1.5, 170.0)
+        rows.append([minutes, hr, vo2 / 0.07, vo2, vo2 * rer, 30.0, 2.0, 50.0, 25.0, 4.0])
+    return rows
+
+
+def test_written_interval_session_phases_and_peaks(tmp_path):
+    events = ((1.0, "Start Exercise"), (1.0, "UP1 265W"), (4.0, "Stop Exercise"),
+              (7.0, "start exercise"), (10.0, "STOP EXERCISE"), (10.0, "RPE (6-20) 15"))
+    path = tmp_path / "intervals.CSV"
+    path.write_bytes(csv_bytes(table(interval_rows(), events=events)))
+    record = assert_reader_conforms(path)
+    phases = record.data.set_index("t")["phase"]
+    assert phases.loc[60.0:237.0].eq("EXERCISE").all() and pd.isna(phases.loc[57.0])
+    assert phases.loc[240.0:417.0].eq("RECOVERY").all()
+    assert phases.loc[420.0:597.0].eq("EXERCISE").all() and phases.loc[600.0:].eq(
+        "RECOVERY").all()
+    measures = cpet_nb.analyze(record).measures
+    assert measures["rerpeak"] == pytest.approx(0.9)  # the pauses' 1.5 is not exercise
+    assert measures["hrpeak_bpm"] == 150.0
+    assert measures["vo2peak_ml_min"] == pytest.approx(2000.0)

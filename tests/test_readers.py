@@ -117,6 +117,15 @@ def test_latin1_text_is_read(tmp_path):
     assert cpet_nb.read(path).metadata.device == "Gerät Zürich"
 
 
+def jittered_averages(interval_s: float, n: int = 80, seed: int = 2) -> np.ndarray:
+    """Times of ``interval_s`` averages, each stamped with the last breath (1.5-4 s long)
+    that ends in its interval."""
+    rng = np.random.default_rng(seed)
+    breaths = np.cumsum(rng.uniform(1.5, 4.0, int(n * interval_s / 1.5)))
+    ends = interval_s * np.arange(1, n + 1)
+    return breaths[np.searchsorted(breaths, ends, side="right") - 1]
+
+
 @pytest.mark.parametrize("t, expected", [
     (np.arange(0.0, 300.0), "1 s grid"),
     (np.array([56.0, 60, 120, 180, 240, 300, 360]), "averaged 60 s"),  # one short first step
@@ -128,6 +137,37 @@ def test_sampling_is_detected_from_time_steps(t, expected):
     from cpet_nb.record import detect_sampling
 
     assert detect_sampling(t) == expected
+
+
+def test_jittered_averages_are_averages():
+    from cpet_nb.record import detect_sampling
+
+    t = jittered_averages(15.0)
+    steps = np.diff(t)  # a third of them more than 10 % off the median: irregular at 10 %
+    assert np.mean(np.abs(steps - np.median(steps)) > 0.1 * np.median(steps)) > 0.3
+    assert detect_sampling(t) == "averaged 15 s"
+    # resting breaths with whole-second times, as in cortex/metasoft_de.xml (9 s to 70 s),
+    # are as regular (83 % of the steps within 25 % of the median), but their median step,
+    # 5 s, is a breath's
+    resting = np.array([9.0, 15, 21, 26, 29, 34, 38, 44, 48, 53, 62, 66, 70])
+    assert detect_sampling(resting) == "breath-by-breath"
+
+
+def test_averages_of_a_real_breath_by_breath_test_are_detected_and_reported(tmp_path):
+    """The Parvo sample's breaths averaged over 15 s, each average stamped with its last
+    breath (as carts that average the breaths ending in each interval do): the steps jitter
+    by up to a breath, yet the export holds averages and the analysis says so."""
+    breaths = cpet_nb.read(sample("parvo/parvo_bxb.CSV")).data
+    averages = breaths.groupby(np.ceil(breaths["t"] / 15.0)).agg(
+        {"t": "last", **{c: "mean" for c in ("VO2", "VCO2", "VE", "HR")}})
+    steps = np.diff(averages["t"])
+    assert np.mean(np.abs(steps - np.median(steps)) > 0.1 * np.median(steps)) > 0.2
+    path = tmp_path / "parvo_15s.csv"
+    write_canonical_csv(averages, path)
+    record = cpet_nb.read(path)
+    assert record.metadata.sampling == "averaged 15 s"
+    averaged = [f for f in cpet_nb.analyze(record).findings if f.code == "averaged-data"]
+    assert len(averaged) == 1 and "15 s averages" in averaged[0].message
 
 
 #: Every real export in the shared samples and the reader that must claim it.

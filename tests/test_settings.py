@@ -99,3 +99,13 @@ def test_declarations_make_the_docs_table_and_the_analysis_key():
     assert "workers" not in Settings.analysis_fields()
     for name in Settings.options():
         assert f"    {name} : " in Settings.__doc__
+def test_barometric_pressure_setting():
+    assert Settings().barometric_pressure_mmhg is None
+    settings = Settings.load(environ={"CPET_NB_BAROMETRIC_PRESSURE_MMHG": "713.5"})
+    assert settings.barometric_pressure_mmhg == 713.5
+    assert settings.analysis_key("model@1") != Settings().analysis_key("model@1")
+    for wrong in (1013.25, 101.3):  # hPa, kPa: not mmHg
+        with pytest.raises(ValueError, match="barometric_pressure_mmhg must be 350 to 850"):
+            Settings(barometric_pressure_mmhg=wrong)
+    with pytest.raises(ValueError, match="expected float"):
+        Settings.load(environ={"CPET_NB_BAROMETRIC_PRESSURE_MMHG": "760 mmHg"})

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from samples import SAMPLES, sample
@@ -250,3 +251,46 @@ def test_latin1_table_with_german_headers(tmp_path):
                                        "age_years": 28.0}
     # the first sex column is used; the second is listed as not read
     assert "column(s) not read: sex" in only(subjects.findings, "unknown-column").message
+
+
+# --- the barometric pressure column ---------------------------------------------------------
+
+def fractions_record(name: str, **columns) -> CPETRecord:
+    """A two-breath record with end-tidal fractions (%) and no end-tidal pressures."""
+    data = pd.DataFrame({"t": [1.0, 3.0], "VO2": [500.0, 520.0], "FetO2": [15.5, 15.0],
+                         "FetCO2": [5.0, 5.2], **columns})
+    return CPETRecord(data, Metadata(source_name=name))
+
+
+def test_pressure_columns_by_header_unit_and_cell_unit(tmp_path):
+    subjects = table(tmp_path, "file,Luftdruck (hPa),weight\n"
+                               "a,950,70\nb,\"1013,2\",71\nc,,72\n")
+    pressures = [row.values.get("barometric_pressure_mmhg") for row in subjects.rows]
+    assert pressures == [pytest.approx(950 * 0.750062), pytest.approx(1013.2 * 0.750062), None]
+    subjects = table(tmp_path, "file,PB\na,715 mmHg\nb,95 kPa\nc,715\n")
+    pressures = [row.values.get("barometric_pressure_mmhg") for row in subjects.rows]
+    assert pressures == [715.0, pytest.approx(95 * 7.50062), None]
+    unitless = only(subjects.findings, "non-numeric")  # 715 alone: mmHg or hPa? not guessed
+    assert (unitless.column, unitless.row) == ("PB", 3)
+    assert "without a unit" in unitless.message and "'PB (mmHg)'" in unitless.message
+    subjects = table(tmp_path, "file,pb_mmhg\na,1013\n")  # hPa written as mmHg
+    implausible = only(subjects.findings, "implausible-values")
+    assert "350-850 mmHg" in implausible.message and subjects.rows[0].values == {}
+
+
+def test_pressure_row_derives_the_end_tidal_pressures(tmp_path):
+    subjects = table(tmp_path, "file,PB (mmHg)\n7,700\n")
+    applied = subjects.apply(fractions_record("7"))
+    np.testing.assert_allclose(applied.data["PetO2"], [15.5 / 100 * 653, 15.0 / 100 * 653])
+    np.testing.assert_allclose(applied.data["PetCO2"], [5.0 / 100 * 653, 5.2 / 100 * 653])
+    derived = [f for f in applied.findings if f.code == "derived-channel"]
+    assert [f.column for f in derived] == ["PetO2", "PetCO2"]
+    assert "700.0 mmHg from participants table subjects.csv row 1" in derived[0].message
+    message = only(applied.findings, APPLIED_CODE).message
+    assert message.endswith("no value changed; barometric pressure 700.0 mmHg (used for "
+                            "PetO2, PetCO2)")
+    # a record that has its end-tidal pressures keeps them
+    measured = subjects.apply(fractions_record("7", PetO2=[99.0, 98.0], PetCO2=[38.0, 39.0]))
+    assert measured.data["PetO2"].tolist() == [99.0, 98.0]
+    assert "not used" in only(measured.findings, APPLIED_CODE).message
+    assert not any(f.code == "derived-channel" for f in measured.findings)

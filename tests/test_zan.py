@@ -8,6 +8,7 @@ import pytest
 from samples import SAMPLES, sample, visible_metadata
 
 import cpet_nb
+import cpet_nb.io.participants
 from cpet_nb.findings import CPETError
 from cpet_nb.io import detect_format
 from cpet_nb.io.zan import READER
@@ -142,8 +143,12 @@ def test_written_zan_file_with_barometric_pressure(tmp_path):
     assert data.PetO2.iloc[0] == pytest.approx(0.1550 * (pb_mmhg - 47))  # 110.5 mmHg
     assert data.PetCO2.iloc[0] == pytest.approx(0.0480 * (pb_mmhg - 47))  # 34.2 mmHg
     derived = {f.column: f.message for f in record.findings if f.code == "derived-channel"}
-    assert "FO2et" in derived["PetO2"] and "759.8 mmHg" in derived["PetO2"]
-    assert "percent" in derived["PetO2"] and "FCO2et" in derived["PetCO2"]
+    assert "759.8 mmHg from the file ([Umgebung] Luftdruck=1013 hPa)" in derived["PetO2"]
+    assert "FetO2" in derived["PetO2"] and "FetCO2" in derived["PetCO2"]
+    # FO2et 15.5 % is an end-tidal O2 fraction itself (not FiO2 - FetO2): taken as it is
+    assert derived["FetO2"].startswith("FetO2 (%) = FO2et, read as percent")
+    assert "FCO2et" in derived["FetCO2"]
+    assert not any(f.code == "missing-channel" for f in record.findings)
     assert data.HR.isna().all()  # all 0 in the file
     assert "speed" not in data and "grade" not in data  # all 0: dropped
     assert data.phase.tolist() == ["REST", "WARMUP", "EXERCISE", "EXERCISE", "EXERCISE",
@@ -156,8 +161,8 @@ def test_end_tidal_fractions_stored_as_fractions(tmp_path):
                                extra="[Umgebung]\r\nPB=700 mmHg"))
     record = cpet_nb.read(path)
     assert record.data.PetO2.iloc[0] == pytest.approx(0.1550 * (700 - 47))  # 1550 / 10000
-    derived = next(f for f in record.findings if f.column == "PetO2")
-    assert "a fraction" in derived.message
+    derived = next(f for f in record.findings if f.column == "FetO2")
+    assert "read as a fraction" in derived.message
 
 
 def test_pressure_without_unit_is_not_used(tmp_path):
@@ -219,3 +224,68 @@ def test_zan_sniff_does_not_claim_other_files(ramp_csv):
     assert not READER.sniff(ramp_csv.read_bytes(), ramp_csv)
     assert not READER.sniff(b"[parameter]\nfoo=1\n", Path("x.ini"))
     assert detect_format(ramp_csv).name == "canonical-csv"
+
+
+# --- end-tidal pressures from a barometric pressure the user gives ------------------------
+
+def test_real_fractions_are_kept_and_fo2et_is_the_o2_difference():
+    record = cpet_nb.read(sample("zan/zan_ramp"))
+    # B1: FO2et 522 / 100 = 5.22 %, FCO2et 512 / 100 = 5.12 %
+    first = record.data.iloc[0]
+    assert first.FetO2 == pytest.approx(20.93 - 5.22) and first.FetCO2 == pytest.approx(5.12)
+    # FO2et 3.7-8.1 % over the test: an end-tidal O2 fraction would be 12-18 %; FCO2et /
+    # FO2et equals VCO2 / VO2 breath by breath, as FiO2 - FetO2 does
+    ratio = (record.data.FetCO2 / (20.93 - record.data.FetO2)) / (record.data.VCO2
+                                                                 / record.data.VO2)
+    assert ratio.median() == pytest.approx(1.0, abs=0.01)
+    how = next(f for f in record.findings if f.column == "FetO2")
+    assert how.code == "derived-channel" and "inspired-minus-end-tidal" in how.message
+    assert "PetO2" not in record.data  # no pressure yet
+
+
+def test_lab_pressure_from_settings_lets_the_model_run_on_a_real_zan_export():
+    settings = cpet_nb.Settings(barometric_pressure_mmhg=713.0)
+    result = cpet_nb.analyze(sample("zan/zan_ramp"), settings=settings)
+    assert result.vt1 is not None and result.vt2 is not None
+    assert result.vt1.time_s < result.vt2.time_s
+    derived = {f.column: f.message for f in result.findings if f.code == "derived-channel"}
+    for channel in ("PetO2", "PetCO2"):
+        assert "PB = 713.0 mmHg from Settings.barometric_pressure_mmhg" in derived[channel]
+    assert not [f for f in result.findings if f.code == "missing-channel"]  # superseded
+    assert not any("thresholds unavailable" in f.message for f in result.findings)
+    # at VT1 the derived PetO2 is physiological: (20.93 - FO2et) % x (713 - 47) mmHg
+    assert 80 < result.vt1.peto2_mmhg < 120 and 30 < result.vt1.petco2_mmhg < 50
+    assert result.metadata.extra["barometric_pressure_mmHg"] == 713.0
+
+
+def test_written_zan_file_without_pressure_gets_it_from_settings(tmp_path):
+    rows = [breath(1000 + 2000 * i, 500 + 10 * i, fo2et=550, fco2et=530) for i in range(6)]
+    path = tmp_path / "EXED002"
+    path.write_bytes(zan_bytes(rows))
+    record = assert_reader_conforms(path)
+    assert record.data.FetO2.iloc[0] == pytest.approx(20.93 - 5.5)
+    from cpet_nb.io.end_tidal import derive_end_tidal_pressures
+
+    derived = derive_end_tidal_pressures(record, 740.0, "a test")
+    assert derived.data.PetO2.iloc[0] == pytest.approx((20.93 - 5.5) / 100 * (740 - 47))
+    assert derived.data.PetCO2.iloc[0] == pytest.approx(5.3 / 100 * (740 - 47))
+    assert record.findings == cpet_nb.read(path).findings  # the input is not changed
+    assert {f.column for f in derived.findings if f.code == "missing-channel"} == set()
+
+
+def test_participants_pressure_comes_before_the_settings(tmp_path):
+    table = tmp_path / "participants.csv"
+    text = sample("zan/ramptests/participants.csv").read_text()
+    lines = text.splitlines()
+    lines[0] += ",PB (hPa)"
+    lines[1:] = [line + ",950" for line in lines[1:]]  # 950 hPa = 712.6 mmHg
+    table.write_text("\n".join(lines) + "\n")
+    subjects = cpet_nb.io.participants.SubjectTable.from_csv(table)
+    result = cpet_nb.analyze(sample("zan/ramptests/01"), subjects=subjects,
+                             settings=cpet_nb.Settings(barometric_pressure_mmhg=760.0))
+    derived = next(f for f in result.findings if f.column == "PetO2"
+                   and f.code == "derived-channel")
+    assert "PB = 712.6 mmHg from participants table participants.csv row 1" in derived.message
+    applied = next(f for f in result.findings if f.code == "subject-table-applied")
+    assert "barometric pressure 712.6 mmHg (used for PetO2, PetCO2)" in applied.message
+    assert result.metadata.extra["barometric_pressure_source"].startswith("participants")

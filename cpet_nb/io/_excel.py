@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import zipfile
 from functools import lru_cache
+from itertools import islice
 from pathlib import Path
 
 import pandas as pd
@@ -34,6 +35,71 @@ def is_workbook(head: bytes, path: Path) -> bool:
             return "xl/workbook.xml" in archive.namelist()
     except (zipfile.BadZipFile, OSError):
         return False
+
+
+#: Cells of the first sheet an ``unsupported-format`` message shows.
+DESCRIBED_CELLS = 8
+
+
+def describe_workbook(head: bytes, path: Path) -> str | None:
+    """What a workbook no reader claims shows, for the ``unsupported-format`` message.
+
+    A file is a workbook when it is a legacy .xls (OLE2), or a ZIP that holds
+    ``xl/workbook.xml`` or, when the ZIP cannot be opened (cut short, damaged), whose first
+    entry is the ``[Content_Types].xml`` of Office files and whose first bytes name ``xl/``
+    parts.
+
+    Returns
+    -------
+    str or None
+        ``"an Excel workbook (.xlsx) whose layout no reader recognises: ..."`` with the
+        first non-empty cells of the first sheet (or why it cannot be opened); None when
+        the file is not a workbook.
+    """
+    if head.startswith(OLE2_MAGIC):
+        kind = "a legacy Excel workbook (.xls)"
+    elif is_workbook(head, path) or _names_xlsx_parts(head):
+        kind = "an Excel workbook (.xlsx)"
+    else:
+        return None
+    rows = sniff_rows(path)
+    if rows is None:
+        seen = "it cannot be opened (the file is damaged or cut short)"
+    else:
+        filled = ((r, c) for r in range(rows.shape[0]) for c in range(rows.shape[1])
+                  if not _empty(rows.iat[r, c]))
+        cells = [f"{_cell_name(r, c)} {_shown(rows.iat[r, c])}"
+                 for r, c in islice(filled, DESCRIBED_CELLS)]
+        seen = ("its first sheet starts " + ", ".join(cells) if cells
+                else "its first sheet is empty")
+    return f"{kind} whose layout no reader recognises: {seen}"
+
+
+def _names_xlsx_parts(head: bytes) -> bool:
+    """Whether a ZIP's first local entry is ``[Content_Types].xml`` and ``xl/`` parts follow."""
+    name_length = int.from_bytes(head[26:28], "little") if len(head) >= 30 else 0
+    return head[30:30 + name_length] == b"[Content_Types].xml" and b"xl/" in head
+
+
+def _cell_name(row: int, column: int) -> str:
+    """Excel's name of a 0-based cell (``A1``, ``AB12``)."""
+    letters, column = "", column + 1
+    while column:
+        column, rest = divmod(column - 1, 26)
+        letters = chr(ord("A") + rest) + letters
+    return f"{letters}{row + 1}"
+
+
+def _shown(cell: object) -> str:
+    """A cell for a message: text quoted and cut at 40 characters, numbers as written."""
+    if isinstance(cell, str):
+        return repr(cell.strip()[:40])
+    return f"{cell:g}" if isinstance(cell, float) else str(cell)
+
+
+def _empty(cell: object) -> bool:
+    return cell is None or (isinstance(cell, float) and cell != cell) or (
+        isinstance(cell, str) and not cell.strip())
 
 
 def sheet_names(path: Path) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -142,6 +143,27 @@ def clean_time(frame: pd.DataFrame, file: str, time_name: str
         ))
         frame = frame[~duplicated.to_numpy()]
     return frame.reset_index(drop=True), findings
+
+
+def phases_at(t_s: np.ndarray, starts: Sequence[tuple[float, str]]) -> np.ndarray:
+    """Each row's phase: the phase of the last start at or before its time.
+
+    Parameters
+    ----------
+    t_s : numpy.ndarray
+        Row times (s).
+    starts : sequence of (float, str)
+        ``(time_s, phase)``: when each phase starts (canonical phase names), in any order;
+        of starts at the same time the last given wins.
+
+    Returns
+    -------
+    numpy.ndarray
+        Object array of phases; None before the first start.
+    """
+    ordered = sorted(starts, key=lambda start: start[0])
+    labels = np.array([None] + [phase for _, phase in ordered], dtype=object)
+    return labels[np.searchsorted([time for time, _ in ordered], t_s, side="right")]
 
 
 def zeros_to_missing(frame: pd.DataFrame, file: str, source_names: dict[str, str],

@@ -6,8 +6,8 @@ Layout (tab-separated, CRLF, ASCII/Latin-1; the sample)::
     0:13           13:25:50      0.0    0.4    13.2  985  766   0.78  29  833      24.1    ...
     0:54  0:01     13:26:31      1.9    1.1    1.2   92   112   1.22  23  473      10.7    ...
 
-One header row, then one row per breath; there is no units row. The header is the first
-line whose tab-separated labels include ``Time``, a VO2 label (``VO2``, ``VO2/kg``,
+One header row, then one row per breath; the sample has no units row. The header is the
+first line whose tab-separated labels include ``Time``, a VO2 label (``VO2``, ``VO2/kg``,
 ``VO2 (<unit>)``) and one of :data:`MARKERS`
 (``Ex Time``, ``Time (Clock)``, ``VE BTPS``, ``Vt BTPS``); lines before it are read as
 ``<label>:<TAB><value>`` metadata (English labels, see
@@ -16,9 +16,18 @@ case-insensitively; a label may carry its unit, ``VO2 (L/min)`` or ``Speed [km/h
 then replaces the unit below. Units are converted with
 :func:`~cpet_nb.io.parsing.to_canonical`.
 
-Units. Breeze writes no units, so each label has the unit Breeze displays for it
-(:data:`LABELS`), and where the file allows it a relation between columns confirms it
-(never the size of the numbers alone):
+Units row. Exports set up to write units have a second header line of units under the
+labels (``m:ss``, ``MPH``, ``%``, ``ml/kg/min``, ``ml/min``, ...): the line right after the
+header is that row when it is not blank, its ``Time`` cell is not a time and none of its
+cells is a number. Its units replace Breeze's (a unit in the label still comes first), so
+``Speed`` in ``MPH`` is read and converted, a per-kg unit marks a ``VO2`` column as per kg
+and an absolute one as absolute, and a unit cpet_nb does not accept leaves that channel out
+with an ``unknown-column`` warning naming the unit (``t`` and ``VO2``: ``unreadable``). The
+row is never read as data.
+
+Units. Without a units row Breeze writes no units, so each label has the unit Breeze
+displays for it (:data:`LABELS`), and where the file allows it a relation between columns
+confirms it (never the size of the numbers alone):
 
 ==============  ==========  ============  ===============================================
 Breeze label    canonical   unit          confirmed by
@@ -29,7 +38,8 @@ Breeze label    canonical   unit          confirmed by
 ``VCO2``        ``VCO2``    mL/min        VCO2 / VO2 = ``RER`` (same unit as VO2)
 ``VE BTPS``     ``VE``      L/min
 ``Vt BTPS``     ``VT``      mL            VE = Vt x RR / 1000 (median within 10 %);
-                                          when it does not hold, VT is left out
+                                          when it does not hold, VT is left out (only
+                                          when the file states no unit for Vt)
 ``RR``          ``RF``      1/min
 ``HR``          ``HR``      1/min         0 -> missing
 ``PETO2``       ``PetO2``   mmHg
@@ -38,8 +48,8 @@ Breeze label    canonical   unit          confirmed by
 ``Work``,       ``load``    W
 ``Watts``
 ``Speed``       ``speed``   from the      Breeze writes mph or km/h as the lab set it up
-                            label only    and the export does not say which: a bare
-                                          ``Speed`` is left out (``unknown-column``)
+                            label or the  and the export does not say which: a bare
+                            units row     ``Speed`` is left out (``unknown-column``)
 ==============  ==========  ============  ===============================================
 
 Not used: ``Ex Time`` (exercise clock: ``extra["exercise_start_s"]`` is ``Time - Ex Time``
@@ -156,12 +166,15 @@ class BreezeReader:
                 file=file))
         preamble_metadata(lines[:index], "EN", metadata, file, findings)
         header = [field.strip() for field in lines[index].split("\t")]
-        cells, rows = split_rows(lines[index + 1:], len(header), file, findings)
+        units_row = _units_row(lines[index + 1] if index + 1 < len(lines) else "", header)
+        data_lines = lines[index + 1 + (units_row is not None):]
+        cells, rows = split_rows(data_lines, len(header), file, findings)
         frame = pd.DataFrame(index=range(len(cells)))
         source_names: dict[str, str] = {}
+        stated: set[str] = set()  # canonical columns whose unit the file states
         vo2_columns: list[tuple[int, str | None]] = []  # (position, unit or "per kg")
         for position, label in enumerate(header):
-            canonical, unit = _resolve(label)
+            canonical, unit, where = _unit(label, units_row[position] if units_row else "")
             if canonical == "VO2":
                 vo2_columns.append((position, unit))
                 continue
@@ -171,15 +184,16 @@ class BreezeReader:
                 findings.append(Finding(
                     "unknown-column", Severity.INFO,
                     f"{label!r} has no unit in the file (Breeze writes mph or km/h as set up) "
-                    "and was not read; a label such as 'Speed (km/h)' would be",
-                    file=file, column=label))
+                    "and was not read; a label such as 'Speed (km/h)' or a units row would "
+                    "be", file=file, column=label))
                 continue
             values = read_channel(cells[position], canonical, unit, label, rows, file,
-                                  findings, where="the label gives" if unit_in_label(label)
-                                  else "Breeze's unit for this label is")
+                                  findings, where=where)
             if values is not None:
                 frame[canonical] = values
                 source_names[canonical] = label
+                if where != DEFAULT_UNIT:
+                    stated.add(canonical)
         if "t" not in frame:
             raise CPETError(Finding("unreadable", Severity.ERROR, "no Time column", file=file))
         rer = _optional_numbers(header, cells, "RER")
@@ -188,7 +202,8 @@ class BreezeReader:
         frame["VO2"] = vo2
         source_names["VO2"] = label
         metadata.extra.update(extra)
-        _check_tidal_volume(frame, header, source_names, file, findings)
+        if "VT" not in stated:
+            _check_tidal_volume(frame, source_names, file, findings)
         start = _exercise_start(header, cells, frame["t"].to_numpy())
         if start is not None:
             metadata.extra["exercise_start_s"] = start
@@ -208,6 +223,43 @@ def _header(lines: list[str]) -> int | None:
                 and any(_resolve(field)[0] == "VO2" for field in fields)):
             return index
     return None
+
+
+#: Where a unit came from, as :func:`~cpet_nb.io._delimited.read_channel` words it.
+LABEL_UNIT, ROW_UNIT, DEFAULT_UNIT = ("the label gives", "the units row gives",
+                                      "Breeze's unit for this label is")
+
+
+def _units_row(line: str, header: list[str]) -> list[str] | None:
+    """The line after the header as a units row (padded to the header's length), or None
+    when it is not one: a units row has no number in any cell and no time under ``Time``."""
+    units = [field.strip() for field in line.split("\t")]
+    units += [""] * (len(header) - len(units))
+    cells = pd.Series(units[:len(header)], dtype=object)
+    time = next(i for i, label in enumerate(header) if label.casefold() == "time")
+    if not any(units) or np.isfinite(plain_numbers(cells)).any():
+        return None
+    if np.isfinite(parse_time_s(cells.iloc[[time]]).iloc[0]):
+        return None
+    return units[:len(header)]
+
+
+def _unit(label: str, row_unit: str) -> tuple[str | None, str | None, str]:
+    """(canonical, unit, where the unit comes from) of a column: the label's unit, else the
+    units row's, else Breeze's; unit ``"per kg"`` for per-kg VO2."""
+    canonical, unit = _resolve(label)
+    if canonical is None:
+        return None, None, DEFAULT_UNIT
+    if unit_in_label(label):
+        return canonical, unit, LABEL_UNIT
+    if not row_unit:
+        return canonical, unit, DEFAULT_UNIT
+    if canonical == "VO2" and unit is None:  # a bare VO2: the units row says which it is
+        per_kg = re.sub(r"\s", "", row_unit).lower() in PER_KG_UNITS
+        return canonical, "per kg" if per_kg else row_unit, ROW_UNIT
+    if canonical == "VO2":  # a per-kg label: the label decides
+        return canonical, unit, LABEL_UNIT
+    return canonical, row_unit, ROW_UNIT
 
 
 def unit_in_label(label: str) -> bool:
@@ -333,14 +385,14 @@ def _vo2(header: list[str], cells: pd.DataFrame, rows: np.ndarray,
     return values, name(absolute) if len(columns) > 1 else header[absolute], extra
 
 
-def _check_tidal_volume(frame: pd.DataFrame, header: list[str], source_names: dict[str, str],
-                        file: str, findings: list[Finding]) -> None:
+def _check_tidal_volume(frame: pd.DataFrame, source_names: dict[str, str], file: str,
+                        findings: list[Finding]) -> None:
     """Confirm Breeze's mL for VT by VE = VT x RF; leave VT out when that does not hold.
 
-    Only for a label without a unit. Without VE or RF the label's unit stands.
+    Only for a VT whose unit the file does not state. Without VE or RF Breeze's unit stands.
     """
     label = source_names.get("VT")
-    if label is None or unit_in_label(label) or not {"VE", "RF"} <= set(frame.columns):
+    if label is None or not {"VE", "RF"} <= set(frame.columns):
         return
     vt_l, rf, ve = (frame[c].to_numpy(dtype=float) for c in ("VT", "RF", "VE"))
     usable = np.isfinite(vt_l) & np.isfinite(rf) & np.isfinite(ve) & (vt_l > 0) & (rf > 0)

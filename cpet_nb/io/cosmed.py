@@ -1,7 +1,8 @@
-"""Readers for COSMED Excel exports: Omnia (``Data``/``Daten`` sheet) and Quark/PFT Suite.
+"""Readers for COSMED exports: Omnia (``Data``/``Daten`` sheet), Quark/PFT Suite, the parameter
+grid alone, and the CSV of either layout.
 
-Both layouts put everything on the first sheet, side by side (sheet rows 1-based, columns as
-in Excel)::
+The Omnia and Quark layouts put everything on the first sheet, side by side (sheet rows
+1-based, columns as in Excel)::
 
     A            B       D             E        G                     H      J   K   L ...
     ID1          999999  Test date     2025-..  Barometric Pr. (mmHg) 754    t   Rf  VT ...
@@ -37,6 +38,15 @@ phase               ``Phase`` text: REST/WARMUP/EXERCISE/...   ``Phase`` numeric
                                                                sample), meaning undocumented:
                                                                not used
 ==================  =========================================  ==================================
+
+The parameter grid alone (``cosmed-grid``). An export of the data without the subject and
+test pairs (as K5 and Omnia write when only the data are exported) has the same grid from
+column A: parameter names in row 1 (``t`` in A1), their units in row 2 and data from the
+first filled ``t`` cell below it (row 3 or 4) to the first empty one; a ``Phase`` column
+as above. It is detected by A1 = ``t``, ``VO2`` and ``Rf`` or ``Af`` (COSMED's name for the
+breathing frequency) in row 1 and a time unit (``s``, ``ms``, ``min``, ``hh:mm:ss``) in A2,
+and read with the same columns and units. It has no metadata: weight, height, age, sex and
+date stay missing (a participants table, :mod:`cpet_nb.io.participants`, can give them).
 
 Columns used (names matched case-insensitively; the first column of that name whose unit is
 accepted is used, so a per-kg column of the same name, unit ``mL/min/Kg``, is never taken as
@@ -91,8 +101,10 @@ empty cell stays missing. The Omnia ``Results`` sheet (the device's own AT/RC an
 values) is not read.
 
 COSMED's CSV export (Omnia, K5; ``cosmed-csv``) is the same grid as delimited text, comma-
-or semicolon-separated, and goes through the same steps (:class:`CSVReader`). It was checked
-by saving the real workbooks as CSV; no CSV written by a K5 itself was available.
+or semicolon-separated, in either layout (from column J under the pairs, or from column A
+with the units row under the labels), and goes through the same steps (:class:`CSVReader`).
+It was checked by saving the real workbooks (and their grids alone) as CSV; no CSV written by
+a K5 itself was available.
 """
 
 from __future__ import annotations
@@ -120,6 +132,8 @@ from .parsing import UNIT_FACTORS, parse_number, parse_time_s, to_canonical
 
 #: Column (0-based) of ``t``, where the data block starts (Excel column J).
 TIME_COLUMN = 9
+#: Column of ``t`` in exports of the parameter grid alone (Excel column A).
+GRID_ONLY_COLUMN = 0
 #: Label (column A) and value columns (B, E, H) of the metadata pairs, 0-based.
 METADATA_PAIRS = ((0, 1), (3, 4), (6, 7))
 #: Canonical column -> COSMED parameter names (row 1), compared case-insensitively.
@@ -153,6 +167,8 @@ PLAIN_UNITS: dict[str, set[str]] = {
 }
 #: Time unit cells meaning clock time; plain numbers in such a column are Excel day fractions.
 CLOCK_UNITS = {"hh:mm:ss", "h:mm:ss"}
+#: Every time unit cell ``t`` may have (lower case, no spaces).
+TIME_UNITS = {"s", "ms", "min", *CLOCK_UNITS}
 #: Channels left out when every value is 0 (not recorded).
 DROP_IF_ALL_ZERO = ("load", "speed", "grade")
 #: ``Phase`` labels (upper case, no spaces/-/_) -> canonical phase.
@@ -198,16 +214,18 @@ class _CosmedReader:
 
 def _record_from_grid(sheet: pd.DataFrame, metadata: Metadata, file: str) -> CPETRecord:
     """The record held by a COSMED cell grid (the first sheet, or the CSV export's cells)."""
-    if (sheet.shape[0] < 2 or sheet.shape[1] <= TIME_COLUMN
-            or _text(sheet.iat[0, TIME_COLUMN]) != "t"):
+    column = _grid_column(*_first_rows(sheet)) if sheet.shape[0] >= 2 else None
+    if column is None:
         raise CPETError(Finding(
             "unreadable", Severity.ERROR,
-            "cell J1 is not 't': not the COSMED layout (parameter names in row 1 from "
-            "column J)", file=file))
+            "not a COSMED layout: expected parameter names in row 1 and their units in row 2, "
+            "either from column J ('t' in J1, label/value pairs such as ID in A) or from "
+            "column A ('t' in A1, with VO2 and Rf or Af)", file=file))
     findings: list[Finding] = []
     unmapped_phases: list[str] = []
-    frame, source_names = _data(sheet, file, findings, unmapped_phases)
-    _metadata(sheet, metadata, file, findings)
+    frame, source_names = _data(sheet, column, file, findings, unmapped_phases)
+    if column == TIME_COLUMN:
+        _metadata(sheet, metadata, file, findings)
     if unmapped_phases:
         metadata.extra["unmapped_phase_labels"] = unmapped_phases
     frame = frame[[c for c in CANONICAL_UNITS if c in frame]]
@@ -224,6 +242,16 @@ class OmniaReader(_CosmedReader):
     device = "COSMED Omnia"
 
 
+class GridReader(_CosmedReader):
+    """COSMED export of the parameter grid alone: ``t`` in A1, units in row 2, no pairs."""
+
+    name = "cosmed-grid"
+    description = ("COSMED Excel export of the parameter grid alone (t in A1 with VO2 and Rf "
+                   "in row 1, units in row 2; no subject pairs)")
+    layout = "grid"
+    device = "COSMED"
+
+
 class QuarkReader(_CosmedReader):
     """COSMED Quark / PFT Suite export: labels ending with a colon, ``t`` as ``hh:mm:ss``."""
 
@@ -235,20 +263,48 @@ class QuarkReader(_CosmedReader):
 
 
 def _layout(head: bytes, path: Path) -> str | None:
-    """``"omnia"``, ``"quark"`` or None, from the first two rows of the first sheet."""
+    """``"omnia"``, ``"quark"``, ``"grid"`` (parameters from column A) or None, from the
+    first two rows of the first sheet."""
     if not is_workbook(head, path):
         return None
     rows = sniff_rows(path)
-    if rows is None:
+    if rows is None or rows.shape[0] < 2:
         return None
-    top = rows.iloc[:2]
-    if top.shape[0] < 2 or top.shape[1] <= TIME_COLUMN:
+    first, second = _first_rows(rows)
+    column = _grid_column(first, second)
+    if column is None:
         return None
-    first = _text(top.iat[0, 0])
-    names = {_text(cell).lower() for cell in top.iloc[0, TIME_COLUMN:]}
-    if not first.startswith("ID") or _text(top.iat[0, TIME_COLUMN]) != "t" or "vo2" not in names:
-        return None
-    return "quark" if first.endswith(":") else "omnia"
+    if column == GRID_ONLY_COLUMN:
+        return "grid"
+    return "quark" if first[0].endswith(":") else "omnia"
+
+
+def _first_rows(sheet: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """The first two rows of a cell grid as text."""
+    return tuple([_text(cell) for cell in sheet.iloc[i]] for i in (0, 1))
+
+
+def _grid_column(first: list[str], second: list[str]) -> int | None:
+    """Where the parameter grid starts (0-based column), from the first two rows as text.
+
+    :data:`TIME_COLUMN` (J) when A1 starts with ``ID`` (the label/value pairs), J1 is ``t``
+    and row 1 has ``VO2`` from there; :data:`GRID_ONLY_COLUMN` (A) when A1 is ``t``, row 1
+    has ``VO2`` and ``Rf`` or ``Af`` (COSMED's name for the breathing frequency) and A2 is
+    a time unit (the units row); None otherwise.
+    """
+    if (len(first) > TIME_COLUMN and first[0].startswith("ID") and first[TIME_COLUMN] == "t"
+            and "vo2" in {name.lower() for name in first[TIME_COLUMN:]}):
+        return TIME_COLUMN
+    names = {name.lower() for name in first}
+    if (first and first[0] == "t" and "vo2" in names and names & {"rf", "af"}
+            and _unit_key(second[0] if second else "") in TIME_UNITS):
+        return GRID_ONLY_COLUMN
+    return None
+
+
+def _column_letter(column: int) -> str:
+    """Excel's letter for a 0-based column below 26."""
+    return chr(ord("A") + column)
 
 
 def _text(cell: object) -> str:
@@ -262,27 +318,29 @@ def _unit_key(unit: str) -> str:
     return re.sub(r"\s", "", unit).lower()
 
 
-def _data(sheet: pd.DataFrame, file: str, findings: list[Finding], unmapped_phases: list[str]
-          ) -> tuple[pd.DataFrame, dict[str, str]]:
-    """The data block (column J onward) as canonical columns in canonical units.
+def _data(sheet: pd.DataFrame, column: int, file: str, findings: list[Finding],
+          unmapped_phases: list[str]) -> tuple[pd.DataFrame, dict[str, str]]:
+    """The data block (``column``, the ``t`` column, onward) as canonical columns in
+    canonical units.
 
     ``Phase`` labels that are not phases are added to ``unmapped_phases``.
     """
-    names = [_text(cell) for cell in sheet.iloc[0, TIME_COLUMN:]]
-    units = [_text(cell) for cell in sheet.iloc[1, TIME_COLUMN:]] if len(sheet) > 1 else []
+    names = [_text(cell) for cell in sheet.iloc[0, column:]]
+    units = [_text(cell) for cell in sheet.iloc[1, column:]] if len(sheet) > 1 else []
     units += [""] * (len(names) - len(units))
-    time_cells = sheet.iloc[2:, TIME_COLUMN]
+    time_cells = sheet.iloc[2:, column]
     filled = np.flatnonzero(time_cells.notna().to_numpy())
     if not len(filled):
-        raise CPETError(Finding("empty", Severity.ERROR,
-                                "no data rows: column J (t) is empty below the units row",
-                                file=file, column="t"))
+        raise CPETError(Finding(
+            "empty", Severity.ERROR,
+            f"no data rows: column {_column_letter(column)} (t) is empty below the units row",
+            file=file, column="t"))
     start = 2 + int(filled[0])
-    gaps = np.flatnonzero(sheet.iloc[start:, TIME_COLUMN].isna().to_numpy())
+    gaps = np.flatnonzero(sheet.iloc[start:, column].isna().to_numpy())
     end = start + int(gaps[0]) if len(gaps) else len(sheet)
-    block = sheet.iloc[start:end, TIME_COLUMN:].reset_index(drop=True)
+    block = sheet.iloc[start:end, column:].reset_index(drop=True)
     block.columns = range(len(names))
-    _report_rows_after(sheet.iloc[end:, TIME_COLUMN:], start, end, file, findings)
+    _report_rows_after(sheet.iloc[end:, column:], start, end, file, findings)
 
     frame = pd.DataFrame({"t": _time(block[0], units[0], file, findings)})
     source_names = {"t": names[0]}
@@ -494,24 +552,25 @@ class CSVReader:
 
     COSMED's CSV export writes the same grid as the Excel ``Data`` sheet (label/value pairs in
     columns A/B, D/E, G/H; parameter names from column J in row 1, units in row 2, data from
-    row 4), comma- or semicolon-separated. The layout was checked by saving the real Omnia
-    and Quark workbooks as CSV; no CSV written by a K5 itself was available to check, so the
-    first real one deserves a look.
+    row 4), or the parameter grid alone (names from column A, units in row 2), comma- or
+    semicolon-separated. The layouts were checked by saving the real Omnia and Quark
+    workbooks, and their grids alone, as CSV; no CSV written by a K5 itself was available to
+    check, so the first real one deserves a look.
     """
 
     name = "cosmed-csv"
     description = ("COSMED CSV export (Omnia/K5: the Data sheet's grid, parameters from column "
-                   "J with a units row)")
+                   "J, or from column A, with a units row)")
     device = "COSMED"
 
     def sniff(self, head: bytes, path: Path) -> bool:
-        lines = [line for line in head_lines(head, 2) if line.strip()]
+        lines = [line for line in head_lines(head, 3) if line.strip()]
         if not lines:
             return False
-        fields = [field.strip() for field in _split_fields(lines[0])]
-        return (len(fields) > TIME_COLUMN and fields[0].startswith("ID")
-                and fields[TIME_COLUMN] == "t"
-                and "vo2" in {field.lower() for field in fields[TIME_COLUMN:]})
+        delimiter = _delimiter(lines[0])
+        first, second = ([field.strip().strip('"') for field in line.split(delimiter)]
+                         for line in (lines + [""])[:2])
+        return _grid_column(first, second) is not None
 
     def read(self, path: Path) -> CPETRecord:
         file = str(path)
@@ -532,12 +591,9 @@ def _delimiter(line: str) -> str:
     return max(DELIMITERS, key=line.count)
 
 
-def _split_fields(line: str) -> list[str]:
-    return line.split(_delimiter(line))
-
-
 OMNIA_READER = OmniaReader()
 QUARK_READER = QuarkReader()
+GRID_READER = GridReader()
 CSV_READER = CSVReader()
 #: The COSMED readers, for :func:`cpet_nb.io.registry.readers`.
-READERS = (OMNIA_READER, QUARK_READER, CSV_READER)
+READERS = (OMNIA_READER, QUARK_READER, GRID_READER, CSV_READER)

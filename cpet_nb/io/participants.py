@@ -3,7 +3,9 @@
 A study often keeps body mass, height, age and sex in its own table (a ``participants.csv``)
 that is more exact than what the cart stored (ZAN exports round body mass to whole kg).
 :class:`SubjectTable` reads such a table and :meth:`SubjectTable.apply` returns a copy of a
-record whose metadata takes the table's values, with a finding that says what changed.
+record whose metadata takes the table's values, with a finding that says what changed. The
+table may also give the barometric pressure of each test, for files that store end-tidal
+fractions but no pressure (ZAN): PetO2 and PetCO2 are then derived from it.
 
 Table layout: a delimited text file (comma, semicolon or tab, chosen as the one of these that
 occurs most often in the header line; UTF-8 with or without BOM, else Latin-1), one header
@@ -29,7 +31,18 @@ normalised header                          field         rule
 ``sex``, ``gender``, ``geschlecht``        sex           ``m``, ``male``, ``männlich`` -> male;
                                                          ``f``, ``w``, ``female``, ``weiblich`` ->
                                                          female (any case)
+``pb_mmhg``, ``barometric_pressure_mmhg``, barometric    mmHg (Torr), hPa (mbar) or kPa, as the
+``luftdruck_mmhg``, the same ending        pressure      header says; a header without unit (``pb``,
+``_hpa``/``_mbar``/``_kpa``; ``pb``,       (mmHg)        ``barometric_pressure``, ``luftdruck``)
+``barometric_pressure``, ``luftdruck``                   needs the unit in each cell (``715 mmHg``)
 =========================================  ============  ==========================================
+
+The barometric pressure is not metadata: when the record lacks PetO2 or PetCO2 but has the
+end-tidal fractions ``FetO2``/``FetCO2``, :meth:`SubjectTable.apply` derives them from it
+(:func:`cpet_nb.io.end_tidal.derive_end_tidal_pressures`, with a
+``derived-channel`` finding naming the table and row). A table's pressure comes before
+``Settings.barometric_pressure_mmhg`` (a test's own day beats the lab's usual value) and
+never replaces a pressure the file stores.
 
 Any other column (names, birth dates, study numbers, IDs) is not read; one ``unknown-column``
 finding lists the ignored headers, never their values. When two columns give the same field
@@ -78,6 +91,7 @@ from ..findings import CPETError, Finding, Severity
 from ..record import CPETRecord, Metadata
 from . import DEFAULT_MAX_FILE_BYTES
 from ._tabular import decode_text, read_csv_text
+from .end_tidal import PB_RANGE_MMHG, derivable, derive_end_tidal_pressures
 from .parsing import parse_number_with_unit
 
 #: Key columns (normalised headers), in order of preference.
@@ -98,12 +112,18 @@ FIELD_COLUMNS: dict[str, tuple[str, str | None]] = {
     "age": ("age_years", "years"), "age_years": ("age_years", "years"),
     "alter": ("age_years", "years"),
     "sex": ("sex", None), "gender": ("sex", None), "geschlecht": ("sex", None),
+    **{f"{name}{suffix}": ("barometric_pressure_mmhg", unit)
+       for name in ("pb", "barometric_pressure", "luftdruck")
+       for suffix, unit in (("", None), ("_mmhg", "mmhg"), ("_torr", "torr"), ("_hpa", "hpa"),
+                            ("_mbar", "mbar"), ("_kpa", "kpa"))},
 }
 #: Units a number cell may carry, per field: unit (lower case) -> factor to the field's unit.
 CELL_UNITS: dict[str, dict[str, float]] = {
     "weight_kg": {"kg": 1.0},
     "height_cm": {"cm": 1.0, "m": 100.0},
     "age_years": {"years": 1.0, "year": 1.0, "y": 1.0, "yr": 1.0, "yrs": 1.0},
+    "barometric_pressure_mmhg": {"mmhg": 1.0, "torr": 1.0, "hpa": 0.750062, "mbar": 0.750062,
+                                 "kpa": 7.50062},
 }
 #: A ``height`` column without unit is in m when every number is below this.
 HEIGHT_M_BELOW = 3.0
@@ -112,12 +132,17 @@ PLAUSIBLE: dict[str, tuple[float, float]] = {
     "weight_kg": (20.0, 300.0),
     "height_cm": (90.0, 250.0),
     "age_years": (4.0, 110.0),
+    "barometric_pressure_mmhg": PB_RANGE_MMHG,
 }
 SEXES = {"m": "male", "male": "male", "männlich": "male",
          "f": "female", "w": "female", "female": "female", "weiblich": "female"}
 #: How each field is named and with which unit, in messages.
 LABELS = {"weight_kg": ("weight", " kg"), "height_cm": ("height", " cm"),
           "age_years": ("age", " years"), "sex": ("sex", "")}
+#: The field that is not metadata: the barometric pressure (mmHg) of each test.
+PRESSURE_FIELD = "barometric_pressure_mmhg"
+#: Every field's name and unit in messages.
+FIELD_LABELS = {**LABELS, PRESSURE_FIELD: ("barometric pressure", " mmHg")}
 
 #: Finding codes this module emits.
 APPLIED_CODE = "subject-table-applied"
@@ -141,8 +166,9 @@ class SubjectRow:
     row : int
         1-based data row in the table (the header is row 0).
     values : dict
-        Field (``weight_kg``, ``height_cm``, ``age_years``, ``sex``) -> value, only for
-        cells that were usable; a missing cell is absent.
+        Field (``weight_kg``, ``height_cm``, ``age_years``, ``sex``,
+        ``barometric_pressure_mmhg``) -> value, only for cells that were usable; a missing
+        cell is absent.
     problems : dict
         Field -> the cell's text, for cells that were present but not usable.
     """
@@ -228,12 +254,14 @@ class SubjectTable:
         if ignored:
             table.findings.append(Finding(
                 "unknown-column", Severity.INFO,
-                f"column(s) not read: {', '.join(ignored)} (only the key, weight, height, age "
-                "and sex are used; names, birth dates and IDs never are)", file=file))
+                f"column(s) not read: {', '.join(ignored)} (only the key, weight, height, age, "
+                "sex and barometric pressure are used; names, birth dates and IDs never are)",
+                file=file))
         if not used:
             table.findings.append(Finding(
                 "missing-channel", Severity.WARNING,
-                "no weight, height, age or sex column: the table changes nothing", file=file))
+                "no weight, height, age, sex or barometric pressure column: the table changes "
+                "nothing", file=file))
         columns = {name: _column(frame[column], name, str(column), headers[column], file,
                                  table.findings)
                    for name, column in used.items()}
@@ -296,7 +324,9 @@ class SubjectTable:
         a field the row does not give (or gives unusably) keeps the file's value. The copy
         gets one finding: which fields changed and from which row (:data:`APPLIED_CODE`,
         info), that no row matches (:data:`NO_ROW_CODE`, info), or that several rows match
-        (:data:`AMBIGUOUS_CODE`, warning; metadata unchanged).
+        (:data:`AMBIGUOUS_CODE`, warning; metadata unchanged). A barometric pressure in the
+        row gives the PetO2 and PetCO2 the record lacks but has end-tidal fractions for
+        (:func:`~cpet_nb.io.end_tidal.derive_end_tidal_pressures`).
 
         Parameters
         ----------
@@ -323,10 +353,19 @@ class SubjectTable:
                               file=record.name)
         else:
             row, rule = matches[0]
+            where = f"participants table {self.source} row {row.row}"
+            changes = _apply_row(row, metadata)
+            pb_mmhg = row.values.get(PRESSURE_FIELD)
+            if pb_mmhg is not None or PRESSURE_FIELD in row.problems:
+                changes += f"; {_pressure_note(row, derivable(record))}"
             finding = Finding(APPLIED_CODE, Severity.INFO,
-                              f"participants table {self.source} row {row.row} (key "
-                              f"{row.key!r}, matched by {rule}): "
-                              f"{_apply_row(row, metadata)}", file=record.name)
+                              f"{where} (key {row.key!r}, matched by {rule}): {changes}",
+                              file=record.name)
+            applied = replace(record, data=record.data.copy(), metadata=metadata,
+                              findings=[*record.findings, finding])
+            if pb_mmhg is None:
+                return applied
+            return derive_end_tidal_pressures(applied, pb_mmhg, where)
         return replace(record, data=record.data.copy(), metadata=metadata,
                        findings=[*record.findings, finding])
 
@@ -405,17 +444,18 @@ def _column(cells: pd.Series, name: str, label: str, header: str, file: str,
         return values, [texts[i] if i in bad else None for i in range(len(texts))]
     unit = FIELD_COLUMNS[header][1]
     parsed = [parse_number_with_unit(text) if text else (np.nan, None) for text in texts]
-    if unit is None:  # a height column without unit: decided by magnitude
+    if unit is None and name == "height_cm":  # a height column without unit: by magnitude
         bare = [number for number, cell_unit in parsed if np.isfinite(number) and not cell_unit]
         unit = "m" if bare and max(bare) < HEIGHT_M_BELOW else "cm"
     low, high = PLAUSIBLE[name]
     values: list[Any] = []
-    not_numbers, implausible = [], []
+    not_numbers, unitless, implausible = [], [], []
     for i, (number, cell_unit) in enumerate(parsed):
-        factor = CELL_UNITS[name].get((cell_unit or unit).lower())
+        key = cell_unit or unit  # a pressure header without unit: the cell must say it
+        factor = CELL_UNITS[name].get(key.lower()) if key else None
         value = number * factor if factor is not None else np.nan
         if texts[i] and not np.isfinite(value):
-            not_numbers.append(i)
+            (unitless if key is None and np.isfinite(number) else not_numbers).append(i)
         elif np.isfinite(value) and not low <= value <= high:
             implausible.append(i)
         values.append(float(value) if np.isfinite(value) and low <= value <= high else None)
@@ -426,13 +466,20 @@ def _column(cells: pd.Series, name: str, label: str, header: str, file: str,
             f"{len(not_numbers)} cell(s) are not numbers (in {units}) and were left missing; "
             f"the first is {texts[not_numbers[0]]!r}", file=file, column=label,
             row=not_numbers[0] + 1))
+    if unitless:
+        findings.append(Finding(
+            "non-numeric", Severity.WARNING,
+            f"{len(unitless)} cell(s) are numbers without a unit, and the header gives none "
+            f"(a pressure may be in {units}), so they were left missing; the first is "
+            f"{texts[unitless[0]]!r}: name the unit in the header (e.g. 'PB (mmHg)') or in "
+            "the cell", file=file, column=label, row=unitless[0] + 1))
     if implausible:
         findings.append(Finding(
             "implausible-values", Severity.WARNING,
-            f"{len(implausible)} cell(s) are outside {low:g}-{high:g}{LABELS[name][1]} (read "
-            f"in {unit}) and were left missing; the first is {texts[implausible[0]]!r}",
-            file=file, column=label, row=implausible[0] + 1))
-    bad = set(not_numbers) | set(implausible)
+            f"{len(implausible)} cell(s) are outside {low:g}-{high:g}{FIELD_LABELS[name][1]} "
+            f"(read in {unit or 'the unit each cell gives'}) and were left missing; the first "
+            f"is {texts[implausible[0]]!r}", file=file, column=label, row=implausible[0] + 1))
+    bad = set(not_numbers) | set(unitless) | set(implausible)
     return values, [texts[i] if i in bad else None for i in range(len(texts))]
 
 
@@ -472,6 +519,17 @@ def _apply_row(row: SubjectRow, metadata: Metadata) -> str:
     if kept:
         parts.append("; ".join(kept))
     return "; ".join(parts)
+
+
+def _pressure_note(row: SubjectRow, derived: list[str]) -> str:
+    """What the row's barometric pressure does, for the applied finding."""
+    if PRESSURE_FIELD in row.problems:
+        return f"barometric pressure cell {row.problems[PRESSURE_FIELD]!r} unusable"
+    pressure = f"barometric pressure {row.values[PRESSURE_FIELD]:.1f} mmHg"
+    if derived:
+        return f"{pressure} (used for {', '.join(derived)})"
+    return (f"{pressure} not used (the record has its end-tidal pressures, or no end-tidal "
+            "fractions to derive them from)")
 
 
 def _show(value: float | str | None) -> str:

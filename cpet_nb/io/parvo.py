@@ -93,6 +93,17 @@ kept as ``metadata.extra["events"]``, ``(time_s, text)`` pairs (event times are 
 minutes in both samples, rounded to the millisecond). Trailing Ctrl-Z bytes are removed
 before parsing.
 
+Phases from events. The operator's ``Start Exercise`` / ``Stop Exercise`` (and ``Warm Up``)
+events mark the phases, so they become the ``phase`` column: each row takes the phase of
+the last phase event at or before it (:data:`PHASE_EVENTS`: ``Warm Up`` -> WARMUP,
+``Start Exercise`` -> EXERCISE, ``Stop Exercise``, ``Start Recovery``, ``Cool Down`` ->
+RECOVERY; compared without case, spaces, ``-`` or ``_``), and rows before the first have no
+phase. In the CSV sample (a 5 x 5 min interval session) this gives five EXERCISE bouts
+(4-9, 15-20, 24-29, 33-38 and 42-47 min) with RECOVERY between them, so that peaks and
+effort criteria come from the bouts (:func:`cpet_nb.physiology.exercise.exercise_bouts_s`),
+never from the pauses, where the CO2 washout raises RER; in the .xlsx sample, WARMUP from
+8:30 and EXERCISE from 9:30 min. Other events (stage notes) are not phases.
+
 Metadata: age (``yrs``), sex (``M``/``F``), height (``cm``; ``in`` x 2.54 when no cm value)
 and weight. The TrueOne writes weight in both lb and kg; kg is taken, and when only lb is
 given it is converted with 1 lb = 0.45359237 kg (the international pound, exact by
@@ -113,6 +124,7 @@ import csv
 import datetime as dt
 import math
 import numbers
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,7 +135,7 @@ from ..findings import CPETError, Finding, Severity
 from ..record import CANONICAL_UNITS, CPETRecord, Metadata
 from ._excel import is_workbook, read_sheet, sniff_rows
 from ._sniff import head_lines
-from ._tabular import build_record, load_text, positive_number, source_metadata
+from ._tabular import build_record, load_text, phases_at, positive_number, source_metadata
 from .parsing import UNIT_FACTORS, parse_number, parse_number_with_unit, parse_time_s, to_canonical
 
 DEVICE = "Parvo Medics TrueOne 2400"
@@ -149,6 +161,14 @@ MIXED_EXPIRED_TOLERANCE = 0.03
 LB_TO_KG = 0.45359237
 IN_TO_CM = 2.54
 SEXES = {"M": "male", "F": "female"}
+#: Events (compared by :func:`_event_key`) that start a phase; the other events (stage
+#: notes such as ``UP1 265W``, ``Cadence 95``, ``RPE (6-20) 15``) do not.
+PHASE_EVENTS = {
+    "warmup": "WARMUP", "startwarmup": "WARMUP",
+    "startexercise": "EXERCISE", "beginexercise": "EXERCISE",
+    "stopexercise": "RECOVERY", "endexercise": "RECOVERY", "startrecovery": "RECOVERY",
+    "recovery": "RECOVERY", "cooldown": "RECOVERY", "startcooldown": "RECOVERY",
+}
 
 
 class ParvoCSVReader:
@@ -283,6 +303,10 @@ def _record(sheet: pd.DataFrame, widths: list[int] | None, metadata: Metadata,
     events = _events(values[end:], firsts[end:])
     if events:
         metadata.extra["events"] = events
+    phase_starts = [(time_s, PHASE_EVENTS[_event_key(text)]) for time_s, text in events
+                    if _event_key(text) in PHASE_EVENTS]
+    if phase_starts:
+        frame["phase"] = phases_at(frame["t"].to_numpy(), phase_starts)
     frame = frame[[c for c in CANONICAL_UNITS if c in frame]]
     return build_record(frame, metadata, source_names, findings, file=file)
 
@@ -439,6 +463,11 @@ def _events(rows: np.ndarray, firsts: list[str]) -> list[tuple[float, str]]:
     times = parse_time_s(pd.Series(list(block[:, 0]), dtype=object), unit="min")
     return [(round(float(t), 3), _text(row[1]) if len(row) > 1 else "")
             for t, row in zip(times, block, strict=True) if np.isfinite(t)]
+
+
+def _event_key(text: str) -> str:
+    """An event's text compared as a phase marker: lower case, no spaces, ``-`` or ``_``."""
+    return re.sub(r"[\s_\-]", "", text).lower()
 
 
 def _labelled(preamble: list[list[object]]) -> dict[str, list[object]]:

@@ -26,6 +26,7 @@ from typing import Protocol, runtime_checkable
 
 from ..findings import CPETError, Finding, Severity, UnsupportedFormat
 from ..record import CPETRecord
+from ._excel import describe_workbook
 from ._sniff import UTF16_BOMS, head_lines
 
 #: Bytes read from the start of a file for sniffing.
@@ -139,10 +140,17 @@ def reader_by_name(name: str) -> Reader:
     raise ValueError(f"no reader named {name!r}; known readers: {known}")
 
 
-def describe_head(head: bytes) -> str:
-    """A short, printable account of what a file starts with, for error messages."""
+def describe_head(head: bytes, path: Path | None = None) -> str:
+    """A short, printable account of what a file starts with, for error messages.
+
+    With ``path``, a workbook is described as one, with the first cells of its first sheet
+    (:func:`~cpet_nb.io._excel.describe_workbook`), not as binary content.
+    """
     if not head:
         return "the file is empty"
+    workbook = describe_workbook(head, path) if path is not None else None
+    if workbook is not None:
+        return workbook
     text = head[:200]
     if b"\x00" in text[:64] and not text.startswith(UTF16_BOMS):
         return f"binary content starting with bytes {text[:8].hex(' ')}"
@@ -166,7 +174,8 @@ def detect_reader(path: Path, head: bytes) -> Reader:
         Finding(
             "unsupported-format",
             Severity.ERROR,
-            f"not a recognised CPET export: {describe_head(head)}. Supported formats: {known}",
+            f"not a recognised CPET export: {describe_head(head, path)}. Supported formats: "
+            f"{known}",
             file=str(path),
         )
     )

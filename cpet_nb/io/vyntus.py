@@ -76,8 +76,8 @@ the median of ``V'O2 / V'O2/kg`` over rows (68.0 kg in the sample), a derived nu
 not a stated weight and is not copied to ``weight_kg``.
 
 Sampling is detected from the times by :func:`~cpet_nb.record.detect_sampling`. In the
-sample the first row is at 56 s and the next ones at whole minutes, so 1 of 6 steps is
-irregular and the 60 s averages are reported as ``breath-by-breath``.
+sample the first row is at 56 s and the next ones at whole minutes: 5 of 6 steps are 60 s,
+and the record says ``averaged 60 s``.
 """
 
 from __future__ import annotations

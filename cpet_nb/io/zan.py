@@ -39,9 +39,13 @@ ZAN name (id)      scale  after scaling  canonical     conversion
 ``Last`` (339)     1      W              ``load`` W    dropped when every value is 0
 ``Geschw.`` (354)  1000   km/h           ``speed``     dropped when every value is 0
 ``Steig.`` (355)   10     %              ``grade`` %   dropped when every value is 0
-``FO2et`` (342)    100    % or fraction  ``PetO2``     F x (PB - 47 mmHg), only when the file
-                                         mmHg          gives PB (see below)
-``FCO2et`` (343)   100    % or fraction  ``PetCO2``    as ``FO2et``
+``FO2et`` (342)    100    % or fraction  ``FetO2`` %   20.93 % - FO2et: in the exports, the
+                                                       inspired-minus-end-tidal O2 difference
+                                                       (see below)
+``FCO2et`` (343)   100    % or fraction  ``FetCO2`` %  as is (x 100 when a fraction)
+``FetO2``,                               ``PetO2``,    F x (PB - 47 mmHg), only once PB is known
+``FetCO2``                               ``PetCO2``    (see below)
+                                         mmHg
 ``[Start]``                              ``phase``     REST / WARMUP / EXERCISE / RECOVERY from
                                                        the phase start times (s)
 =================  =====  =============  ============  ==========================================
@@ -54,20 +58,32 @@ ramps with grade ``Steig.`` = 1 %, ``METS`` follow the ACSM running equation and
 proportional to body mass x speed: treadmill runs, with ``Last`` a power the software
 computes, not an ergometer's load.
 
-End-tidal pressures. ZAN writes end-tidal fractions, not pressures. They are converted with
-the dry-gas convention used for alveolar and end-tidal gas,
-``P = F x (PB - PH2O)``, with water-vapour pressure PH2O = 47 mmHg at 37 degC (saturated
-gas at body temperature; West JB, *Respiratory Physiology: The Essentials*, ch. 2 and 5;
-ATS/ACCP Statement on Cardiopulmonary Exercise Testing, Am J Respir Crit Care Med
-2003;167:211-277). A fraction is read as percent when any scaled value exceeds 1 (a
-fraction cannot), else as a fraction. PB is taken from a ``key=value`` line in any section
-whose key is one of :data:`PB_KEYS` (case-insensitive) and whose value carries a unit
-(mmHg, Torr, hPa, mbar or kPa); a pressure without a unit is not used. None of the real ZAN
-exports seen so far (13 tests) stores PB, so in them PetO2 and PetCO2 stay missing, with a
-``missing-channel`` finding saying why. Also seen in all of them: ``FO2et`` is 4-10 %, which
-cannot be an end-tidal O2 fraction in room air (14-17 %) and tracks ``FiO2 - FetO2``
-(``FCO2et / FO2et`` follows each breath's VCO2/VO2); cpet_nb's plausibility screen would
-blank a PetO2 derived from such values.
+End-tidal fractions. ZAN writes end-tidal fractions, not pressures. A fraction column is
+read as percent when any scaled value exceeds 1 (a fraction cannot), else as a fraction (and
+multiplied by 100); both go to the canonical ``FetO2`` / ``FetCO2`` columns in percent of
+dry gas. ``FCO2et`` is the end-tidal CO2 fraction (4-6 % in the samples: 35-41 mmHg with PB
+= 760 mmHg). ``FO2et`` is not the end-tidal O2 fraction but the O2 taken up per volume of
+end-tidal gas, FiO2 - FetO2, in all 13 real exports: it is 4-8 % (an end-tidal O2 fraction
+of air breathing is 12-18 %), ``FCO2et / FO2et`` equals each breath's VCO2/VO2 (median ratio
+1.00-1.01 in every export), and VO2 / (VE x FO2et) is 0.63-0.68: the conversion of VE from
+BTPS to STPD (about 0.83) times the dilution of end-tidal gas by dead-space gas (about 0.8),
+so the values are end-tidal differences, not mixed-expired ones. So ``FetO2`` = 20.93 % (dry
+room air) - ``FO2et`` when the median of ``FO2et`` is below half of 20.93 %, else ``FO2et``
+itself: the two readings meet only at 10.5 %, a PetO2 near 75 mmHg, far below any end-tidal
+O2 of air breathing. ZAN's own ``FiO2`` parameter holds 0-1.7 after scaling in the samples,
+not an inspired fraction, and is not used. The ``derived-channel`` finding on ``FetO2`` says
+which reading was taken (median 5.5 % in ``zan_ramp``: FetO2 15.4 %, PetO2 110 mmHg with PB
+= 760 mmHg).
+
+End-tidal pressures follow from the fractions and the barometric pressure PB,
+``P = F x (PB - 47 mmHg)`` (:mod:`cpet_nb.io.end_tidal`; ATS/ACCP Statement on
+Cardiopulmonary Exercise Testing, Am J Respir Crit Care Med 2003;167:211-277). PB is taken
+from a ``key=value`` line in any section whose key is one of :data:`PB_KEYS`
+(case-insensitive) and whose value carries a unit (mmHg, Torr, hPa, mbar or kPa); a
+pressure without a unit is not used. None of the real ZAN exports seen so far (13 tests)
+stores PB, so the reader leaves PetO2 and PetCO2 missing, with a ``missing-channel`` finding
+saying why; the analysis derives them when the user gives PB (a participants-table column,
+else ``Settings.barometric_pressure_mmhg``), with a ``derived-channel`` finding naming it.
 
 Metadata: sex (``geschlecht`` M/W/F), height (``groesse``, cm), weight (``gewicht``, kg).
 The file has no test date and no age; names, birth date and ID are not read.
@@ -84,7 +100,8 @@ import pandas as pd
 from ..findings import CPETError, Finding, Severity
 from ..record import CANONICAL_UNITS, CPETRecord, Metadata
 from ._sniff import head_lines
-from ._tabular import build_record, load_text, positive_number
+from ._tabular import build_record, load_text, phases_at, positive_number
+from .end_tidal import FRACTION_OF, PB_RANGE_MMHG, derive_end_tidal_pressures
 
 #: ZAN name -> (canonical column, factor from ZAN's display unit to the canonical unit).
 DIRECT: dict[str, tuple[str, float]] = {
@@ -97,8 +114,14 @@ DIRECT: dict[str, tuple[str, float]] = {
     "Geschw.": ("speed", 1.0),
     "Steig.": ("grade", 1.0),
 }
-#: Parameters used to compute RF, VE, PetO2 and PetCO2.
+#: Parameters used to compute RF, VE, FetO2 and FetCO2.
 DERIVED_FROM = ("tin", "tex", "FO2et", "FCO2et")
+#: Canonical end-tidal fraction -> the ZAN parameter it comes from.
+FRACTIONS = {"FetO2": "FO2et", "FetCO2": "FCO2et"}
+#: Canonical end-tidal fraction -> the pressure derived from it.
+PRESSURE_OF = {fraction: pressure for pressure, fraction in FRACTION_OF.items()}
+#: O2 fraction of dry room air (%), the inspired fraction assumed for ``FO2et``.
+ROOM_AIR_FIO2_PCT = 20.93
 #: Channels in which a stored 0 cannot be a measurement.
 ZERO_IS_MISSING = ("VO2", "VCO2", "Vex", "FO2et", "FCO2et")
 #: Channels kept only when at least one value is not 0.
@@ -107,10 +130,6 @@ DROP_IF_ALL_ZERO = ("load", "speed", "grade")
 PB_KEYS = ("pb", "pbar", "baro", "barometer", "luftdruck")
 #: Factor from each accepted pressure unit (lower case) to mmHg.
 PRESSURE_UNITS = {"mmhg": 1.0, "torr": 1.0, "hpa": 0.750062, "mbar": 0.750062, "kpa": 7.50062}
-#: Water-vapour pressure of saturated gas at 37 degC (mmHg).
-PH2O_37C_MMHG = 47.0
-#: Accepted barometric pressure (mmHg): sea level is 760, 5000 m altitude about 405.
-PB_RANGE_MMHG = (350.0, 850.0)
 #: ``[Start]`` keys (phase start times, s) and the phase each starts.
 PHASES = {"Rest": "REST", "Warmup": "WARMUP", "Load": "EXERCISE", "Recovery": "RECOVERY"}
 SEXES = {"m": "male", "w": "female", "f": "female"}
@@ -139,17 +158,21 @@ class ZANReader:
         sections, parameters, rows = _split(text, file, findings)
         scaled = _scaled_columns(parameters, rows, file, findings)
         frame, source_names = _canonical(scaled, file, findings)
-        pb_mmhg, why = _barometric_pressure(sections)
-        for channel, name in (("PetO2", "FO2et"), ("PetCO2", "FCO2et")):
+        pb_mmhg, pb_note = _barometric_pressure(sections)
+        for fraction, name in FRACTIONS.items():
             if name in scaled:
-                finding, values = _end_tidal(channel, name, scaled[name], pb_mmhg, why, file)
+                finding, values = _end_tidal_fraction(fraction, name, scaled[name], file)
                 findings.append(finding)
                 if values is not None:
-                    frame[channel] = values
-                    source_names[channel] = name
+                    frame[fraction] = values
+                    source_names[fraction] = name
+                    if pb_mmhg is None:
+                        findings.append(_no_pressure(fraction, name, pb_note, file))
         phase_starts = _phase_starts(sections.get("Start", {}))
         if phase_starts:
-            frame["phase"] = _phases(frame["t"].to_numpy(), phase_starts)
+            frame["phase"] = phases_at(frame["t"].to_numpy(),
+                                       [(start_s, PHASES[key])
+                                        for key, start_s in phase_starts.items()])
         frame = frame[[c for c in CANONICAL_UNITS if c in frame]]
         _person(sections.get("person", {}), metadata, file, findings)
         if phase_starts:
@@ -157,7 +180,10 @@ class ZANReader:
         ergometer = sections.get("Ergometer", {}).get("Type")
         if ergometer:
             metadata.extra["ergometer_type"] = ergometer
-        return build_record(frame, metadata, source_names, findings, file=file)
+        record = build_record(frame, metadata, source_names, findings, file=file)
+        if pb_mmhg is None:
+            return record
+        return derive_end_tidal_pressures(record, pb_mmhg, f"the file ({pb_note})")
 
 
 def _split(text: str, file: str, findings: list[Finding]
@@ -308,31 +334,45 @@ def _canonical(scaled: dict[str, np.ndarray], file: str, findings: list[Finding]
     return frame, source_names
 
 
-def _end_tidal(channel: str, name: str, values: np.ndarray, pb_mmhg: float | None, why: str,
-               file: str) -> tuple[Finding, np.ndarray | None]:
-    """End-tidal pressure (mmHg) from a fraction column, or None, with the finding that says so.
-
-    ``P = F x (PB - 47 mmHg)``; ``F`` is read as percent when a value exceeds 1.
-    """
+def _end_tidal_fraction(fraction: str, name: str, values: np.ndarray, file: str
+                        ) -> tuple[Finding, np.ndarray | None]:
+    """An end-tidal fraction in percent from a ZAN column, or None, with the finding that says
+    how it was read (see the module docstring: ``FO2et`` is usually FiO2 - FetO2)."""
+    pressure = PRESSURE_OF[fraction]
     if not np.isfinite(values).any():
         return Finding("missing-channel", Severity.WARNING,
-                       f"{channel} left missing: {name} has no values", file=file,
-                       column=channel), None
-    if pb_mmhg is None:
-        return Finding("missing-channel", Severity.WARNING,
-                       f"{channel} left missing: the file gives the end-tidal fraction {name} "
-                       f"but {why}, and P = F x (PB - 47 mmHg) needs it", file=file,
-                       column=channel), None
+                       f"{pressure} left missing: {name} has no values", file=file,
+                       column=pressure), None
     percent = bool(np.nanmax(values) > 1.0)
-    pressure = (values / 100.0 if percent else values) * (pb_mmhg - PH2O_37C_MMHG)
-    unit = "percent (values above 1)" if percent else "a fraction (no value above 1)"
+    values_pct = values if percent else values * 100.0
+    read = ("read as percent (values above 1)" if percent
+            else "read as a fraction (no value above 1) x 100")
+    median = float(np.nanmedian(values_pct))
+    if fraction == "FetO2" and median < ROOM_AIR_FIO2_PCT / 2:
+        return Finding(
+            "derived-channel", Severity.INFO,
+            f"FetO2 (%) = {ROOM_AIR_FIO2_PCT} % - {name}: {name}, {read}, has a median of "
+            f"{median:.1f} %, so it is the inspired-minus-end-tidal O2 difference (an "
+            f"end-tidal O2 fraction of air breathing is 12-18 %); FiO2 {ROOM_AIR_FIO2_PCT} % "
+            "(dry room air) assumed", file=file, column=fraction), ROOM_AIR_FIO2_PCT - values_pct
     return Finding("derived-channel", Severity.INFO,
-                   f"{channel} (mmHg) = {name} x (PB - 47 mmHg), PB = {pb_mmhg:.1f} mmHg from "
-                   f"the file, {name} read as {unit}", file=file, column=channel), pressure
+                   f"{fraction} (%) = {name}, {read} (median {median:.1f} %)", file=file,
+                   column=fraction), values_pct
+
+
+def _no_pressure(fraction: str, name: str, why: str, file: str) -> Finding:
+    """The finding for an end-tidal pressure left missing for want of PB."""
+    pressure = PRESSURE_OF[fraction]
+    return Finding("missing-channel", Severity.WARNING,
+                   f"{pressure} left missing: the file gives the end-tidal fraction {name} but "
+                   f"{why}, and P = F x (PB - 47 mmHg) needs it (give PB as a participants-"
+                   "table column or Settings.barometric_pressure_mmhg)", file=file,
+                   column=pressure)
 
 
 def _barometric_pressure(sections: dict[str, dict[str, str]]) -> tuple[float | None, str]:
-    """PB (mmHg) from a ``key=value`` line with a unit, or None and why not."""
+    """PB (mmHg) and the line it is on, from a ``key=value`` line with a unit; or None and
+    why not."""
     for section, items in sections.items():
         for key, value in items.items():
             if key.lower() not in PB_KEYS:
@@ -346,7 +386,7 @@ def _barometric_pressure(sections: dict[str, dict[str, str]]) -> tuple[float | N
             low, high = PB_RANGE_MMHG
             if not low <= pb_mmhg <= high:
                 return None, f"{where} = {pb_mmhg:.0f} mmHg is outside {low:g}-{high:g} mmHg"
-            return pb_mmhg, ""
+            return pb_mmhg, f"[{section}] {key}={value}"
     return None, "stores no barometric pressure"
 
 
@@ -361,13 +401,6 @@ def _phase_starts(start: dict[str, str]) -> dict[str, float]:
         if np.isfinite(value):
             starts[key] = value
     return starts
-
-
-def _phases(t_s: np.ndarray, starts: dict[str, float]) -> np.ndarray:
-    """Each breath's phase: the last phase started at or before it (None before the first)."""
-    ordered = sorted(starts.items(), key=lambda item: item[1])
-    labels = np.array([None] + [PHASES[key] for key, _ in ordered], dtype=object)
-    return labels[np.searchsorted([s for _, s in ordered], t_s, side="right")]
 
 
 def _person(person: dict[str, str], metadata: Metadata, file: str,

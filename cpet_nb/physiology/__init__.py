@@ -2,6 +2,7 @@
 
 - :mod:`.exercise`: the exercise part of a test (one definition for every measure);
 - :mod:`.validate`: what a record allows (plausible values, channels, protocol);
+- :mod:`.end_tidal`: end-tidal pressures from end-tidal fractions and the barometric pressure;
 - :mod:`.averaging`: the averaging strategies of Nolte et al. (2023);
 - :mod:`.measures`: peak values, VO2 plateau, maximal-effort criteria;
 - :mod:`.slopes`: VE/VCO2 slope and nadir, OUES, VO2/work-rate and HR/VO2 slopes;

@@ -12,6 +12,12 @@ threshold searches belong to the exercise:
 
 The part is the time span from its first to its last row: recovery rows never enter it, and a
 row inside it stays in even if mislabelled.
+
+Bouts. An interval session labels its pauses: REST, WARMUP or RECOVERY rows between
+EXERCISE rows (e.g. Parvo's ``Stop Exercise`` / ``Start Exercise`` events). Peak values are
+taken bout by bout (:func:`exercise_bouts_s`), so that no average mixes a pause in and the
+CO2 washout of a pause never becomes RERpeak. Only rows labelled with another phase split
+the part: a row without a label (or with a label the reader could not map) does not.
 """
 
 from __future__ import annotations
@@ -61,6 +67,41 @@ def exercise_rows(data: pd.DataFrame, phases: Sequence[str] = EXERCISE_PHASES) -
         return data.iloc[:0]
     t = data["t"].to_numpy(dtype=float)  # increasing in a canonical record: slice, not mask
     return data.iloc[np.searchsorted(t, start, "left"): np.searchsorted(t, end, "right")]
+
+
+def exercise_bouts_s(data: pd.DataFrame, phases: Sequence[str] = EXERCISE_PHASES
+                     ) -> list[tuple[float, float]]:
+    """First and last time (s) of each bout of the exercise part (see the module docstring).
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        Canonical data (:attr:`cpet_nb.record.CPETRecord.data`).
+    phases : sequence of str
+        Phase labels that count as exercise (case-insensitive).
+
+    Returns
+    -------
+    list of (float, float)
+        One bout, :func:`exercise_span_s`, unless rows labelled with another phase lie
+        between exercise rows; then one bout per run of exercise rows between them. Empty
+        when the test has no exercise part.
+    """
+    start, end = exercise_span_s(data, phases)
+    if not math.isfinite(start):
+        return []
+    rows = _labelled(data, phases)
+    if rows is None:
+        return [(start, end)]
+    t = data["t"].to_numpy(dtype=float)
+    exercise = np.flatnonzero(rows)
+    other = np.flatnonzero(data["phase"].notna().to_numpy(dtype=bool) & ~rows)
+    # a pause lies between consecutive exercise rows when another phase's row is in between
+    paused = (np.searchsorted(other, exercise[1:]) - np.searchsorted(other, exercise[:-1])) > 0
+    breaks = np.flatnonzero(paused)
+    firsts = exercise[np.r_[0, breaks + 1]]
+    lasts = exercise[np.r_[breaks, len(exercise) - 1]]
+    return [(float(t[a]), float(t[b])) for a, b in zip(firsts, lasts, strict=True)]
 
 
 def _labelled(data: pd.DataFrame, phases: Sequence[str]) -> np.ndarray | None:

@@ -10,7 +10,7 @@ import pandas as pd
 from .._checks import check_choice
 from ..record import CPETRecord
 from .averaging import averages, binned_time_average, highest_finite, peak_average
-from .exercise import exercise_span_s
+from .exercise import exercise_bouts_s, exercise_span_s
 
 #: Default averaging window for VO2peak (s).
 VO2PEAK_WINDOW_S = 30
@@ -167,12 +167,12 @@ def peak_measures(record: CPETRecord, *, method: str = "time-moving", window: in
     window : int
         Seconds (time strategies) or breaths (``"breath-moving"``).
     within : {"exercise", "test"}
-        Which data the peaks come from. ``"exercise"`` (default): only the rows within
-        :func:`~cpet_nb.physiology.exercise.exercise_span_s` are averaged, so that recovery can
-        raise
-        neither RERpeak (CO2 washout after exercise) nor VO2peak. ``"test"``: the whole
-        recording, as ``spiro`` 0.0.4 and Nolte et al. (2023). The plateau always uses the intervals
-        ending at the end of exercise.
+        Which data the peaks come from. ``"exercise"`` (default): each bout of exercise
+        (:func:`~cpet_nb.physiology.exercise.exercise_bouts_s`: the exercise part, split at
+        the labelled pauses of an interval session) is averaged on its own, so that neither
+        recovery nor a pause can raise RERpeak (CO2 washout after exercise) or VO2peak.
+        ``"test"``: the whole recording, as ``spiro`` 0.0.4 and Nolte et al. (2023). The
+        plateau always uses the intervals ending at the end of exercise.
     smooth_hr : bool
         Average HR like the gases; default ``False`` takes the highest single value (as
         ``spiro_max(hr_smooth = FALSE)``).
@@ -229,24 +229,21 @@ def peak_measures(record: CPETRecord, *, method: str = "time-moving", window: in
     check_choice(within, PEAK_WITHIN, "within")
     span_s = exercise_span_s(record.data)
     data = record.data
-    if within == "exercise":
-        data = data[data["t"].between(*span_s)]
-    t = data["t"].to_numpy(dtype=float)
+    parts = ([data[data["t"].between(*bout)] for bout in exercise_bouts_s(data)]
+             if within == "exercise" else [data])
     strategy = {"method": method, "window": window}
 
     def peak(name: str) -> float:
-        return peak_average(t, _channel(data, name), **strategy)
+        return highest_finite([peak_average(part["t"].to_numpy(dtype=float),
+                                            _channel(part, name), **strategy)
+                               for part in parts])
 
     def peak_ratio(numerator: str, denominator: str) -> float:
-        num, den = _channel(data, numerator), _channel(data, denominator)
-        both = np.isfinite(num) & np.isfinite(den)
-        _, num_avg = averages(t[both], num[both], **strategy)
-        _, den_avg = averages(t[both], den[both], **strategy)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return highest_finite(num_avg / den_avg)
+        return highest_finite([_peak_ratio(part, numerator, denominator, strategy)
+                               for part in parts])
 
     def highest_sample(name: str) -> float:
-        return highest_finite(_channel(data, name))
+        return highest_finite([highest_finite(_channel(part, name)) for part in parts])
 
     weight_kg = _known_positive(record.metadata.weight_kg)
     delta = vo2_plateau_delta_ml_min(record.data["t"].to_numpy(dtype=float),
@@ -276,6 +273,18 @@ def peak_measures(record: CPETRecord, *, method: str = "time-moving", window: in
         "hr_pct_predicted": hr_pct,
         "hr_criterion_met": _flag(hr_pct >= hr_pct_min, hr_pct),
     }
+
+
+def _peak_ratio(data: pd.DataFrame, numerator: str, denominator: str,
+                strategy: dict[str, object]) -> float:
+    """Highest ratio of the averages of two channels, over the samples where both exist."""
+    t = data["t"].to_numpy(dtype=float)
+    num, den = _channel(data, numerator), _channel(data, denominator)
+    both = np.isfinite(num) & np.isfinite(den)
+    _, num_avg = averages(t[both], num[both], **strategy)
+    _, den_avg = averages(t[both], den[both], **strategy)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return highest_finite(num_avg / den_avg)
 
 
 def _channel(data: pd.DataFrame, name: str) -> np.ndarray:

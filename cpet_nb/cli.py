@@ -85,6 +85,7 @@ def _run(inputs: Inputs, output: Path, max_file_bytes: int, quiet: bool,
 def _cmd_analyze(args: argparse.Namespace) -> int:
     try:
         settings = Settings.load(args.config, max_file_mb=args.max_file_mb)
+        check_table_path(args.output)  # before any work, not after it
     except ValueError as exc:
         print(f"cpet-nb: {exc}", file=sys.stderr)
         return 2
@@ -246,11 +247,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="cpet-nb", description="Batch analysis of CPET files (VT1/VT2, VO2peak, findings).")
     parser.add_argument("--version", action="version", version=f"cpet-nb {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+    formats = ", ".join(TABLE_FORMATS)  # what write_table writes
 
     analyze = sub.add_parser("analyze", help="analyse files, folders or globs into a table")
     analyze.add_argument("paths", nargs="+", help="files, folders (searched recursively) or globs")
     analyze.add_argument("-o", "--output", default="results.csv",
-                         help="results table, .csv or .json (default: results.csv)")
+                         help=f"results table, by its ending: {formats} (default: results.csv)")
     analyze.add_argument("--max-file-mb", type=float,
                          help="refuse larger files (default: settings, 10 MB)")
     analyze.add_argument("--config", help="settings file (TOML, [cpet_nb] table; also "
@@ -292,8 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
                      "(default: $DASK_SCHEDULER_ADDRESS, else a local cluster)")
     run.add_argument("--workers", type=int, help="local cluster worker processes "
                      "(default: one per core)")
-    run.add_argument("-o", "--output", help="export the results table "
-                     f"({', '.join(TABLE_FORMATS)})")
+    run.add_argument("-o", "--output", help=f"export the results table ({formats})")
     run.add_argument("--config", help="settings file (TOML, [cpet_nb] table)")
     run.add_argument("--timeout", type=float, metavar="SECONDS", help="time limit per file")
     run.add_argument("--max-file-mb", type=float, help="refuse larger files")

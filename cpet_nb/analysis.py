@@ -6,7 +6,7 @@ import os
 
 import pandas as pd
 
-from .findings import CPETError, Finding, Severity, has_errors
+from .findings import CPETError, Finding, Severity, fold_repeats, has_errors
 from .io import ColumnMapping, read
 from .io.companion import merge_hr, read_hr
 from .io.end_tidal import derive_end_tidal_pressures
@@ -17,7 +17,7 @@ from .physiology.consensus import review_flags, threshold_consensus
 from .physiology.measures import peak_measures
 from .physiology.slopes import slope_measures
 from .physiology.thresholds import classical_thresholds
-from .physiology.validate import check_protocol, screen_values, threshold_blockers
+from .physiology.validate import check_protocol, screen_breaths, screen_values, threshold_blockers
 from .record import CPETRecord, mean_around, recorded_at
 from .result import FileResult
 from .settings import Settings
@@ -106,16 +106,18 @@ def analyze_record(record: CPETRecord, *, file: str | None = None,
         record = derive_end_tidal_pressures(record, settings.barometric_pressure_mmhg,
                                             "Settings.barometric_pressure_mmhg")
     record, screen_findings = screen_values(record)
-    findings = list(record.findings) + screen_findings
+    findings = fold_repeats(record.findings, screen_findings)
     if has_errors(findings):
         return FileResult.failed(file, findings, record.metadata)
+    record, breath_findings = screen_breaths(record)
+    findings += breath_findings
     model = model or get_model()
     result = FileResult(file=file, status="ok", metadata=record.metadata,
                         duration_s=record.duration_s, model_version=model.info.version)
     result.measures = peak_measures(record, **settings.peak_options())
     findings += check_protocol(record)
     blockers = threshold_blockers(record)
-    findings += blockers
+    findings = fold_repeats(findings, blockers)
     if not blockers:
         try:
             result.curves, result.vt1, result.vt2, model_findings = model_thresholds(record, model)

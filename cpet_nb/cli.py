@@ -17,6 +17,7 @@ from typing import Any
 from ._version import __version__
 from .analysis import analyze_isolated
 from .batch.staging import Staged, stage_inputs
+from .batch.store import owner_alive
 from .findings import has_errors
 from .io import ColumnMapping, datasets, readers
 from .io.exports import TABLE_FORMATS, check_table_path, write_table
@@ -35,18 +36,8 @@ def _remove_stale_temp_dirs() -> None:
     """Remove the temporary folders of ``cpet-nb analyze`` runs whose process is gone."""
     for folder in Path(tempfile.gettempdir()).glob(f"{TEMP_PREFIX}*"):
         pid = folder.name[len(TEMP_PREFIX):].split("-", 1)[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not _process_exists(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and not owner_alive(int(pid), None):
             shutil.rmtree(folder, ignore_errors=True)
-
-
-def _process_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)  # signal 0: only asks whether the process exists
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # it exists, under another user
-        return True
-    return True
 
 
 def _analyze_many(paths: Sequence[str], output: Path, settings: Settings, quiet: bool,
@@ -129,6 +120,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     try:  # a lab profile's name becomes its column mapping, as in a batch's settings
         settings = Settings.load(args.config, max_file_mb=args.max_file_mb,
                                  profile=args.profile)
+        check_table_path(args.output)  # before any work, not after it
     except ValueError as exc:
         print(f"cpet-nb: {exc}", file=sys.stderr)
         return 2
@@ -292,11 +284,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="cpet-nb", description="Batch analysis of CPET files (VT1/VT2, VO2peak, findings).")
     parser.add_argument("--version", action="version", version=f"cpet-nb {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+    formats = ", ".join(TABLE_FORMATS)  # what write_table writes
 
     analyze = sub.add_parser("analyze", help="analyse files, folders or globs into a table")
     analyze.add_argument("paths", nargs="+", help="files, folders (searched recursively) or globs")
     analyze.add_argument("-o", "--output", default="results.csv",
-                         help="results table, .csv or .json (default: results.csv)")
+                         help=f"results table, by its ending: {formats} (default: results.csv)")
     analyze.add_argument("--max-file-mb", type=float,
                          help="refuse larger files (default: settings, 10 MB)")
     analyze.add_argument("--config", help="settings file (TOML, [cpet_nb] table; also "
@@ -338,8 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
                      "(default: $DASK_SCHEDULER_ADDRESS, else a local cluster)")
     run.add_argument("--workers", type=int, help="local cluster worker processes "
                      "(default: one per core)")
-    run.add_argument("-o", "--output", help="export the results table "
-                     f"({', '.join(TABLE_FORMATS)})")
+    run.add_argument("-o", "--output", help=f"export the results table ({formats})")
     run.add_argument("--config", help="settings file (TOML, [cpet_nb] table)")
     run.add_argument("--timeout", type=float, metavar="SECONDS", help="time limit per file")
     run.add_argument("--max-file-mb", type=float, help="refuse larger files")

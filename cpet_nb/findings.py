@@ -8,7 +8,8 @@ batch stopped.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, replace
 from enum import Enum
 from typing import Any
 
@@ -40,6 +41,8 @@ CODES: dict[str, str] = {
     "duplicate-time": "rows with a time already seen were dropped (the first was kept)",
     "non-monotonic-time": "time goes backwards; rows were sorted by time",
     "implausible-values": "values are outside the documented physiological range",
+    "outlier-breath": "single breaths far from the running median of their neighbours (spikes) "
+                      "were set missing",
     "constant-channel": "a channel never changes, so the model cannot use it",
     "too-short": "the test is too short for the requested analysis",
     "averaged-data": "the export holds time averages, not breath-by-breath data",
@@ -126,6 +129,34 @@ class Finding:
 def has_errors(findings: list[Finding]) -> bool:
     """Whether any of ``findings`` is an error."""
     return any(f.severity is Severity.ERROR for f in findings)
+
+
+def fold_repeats(findings: Iterable[Finding], new: Iterable[Finding]) -> list[Finding]:
+    """``findings`` followed by ``new`` (all about one file), each cause reported once.
+
+    A new finding with the code and column of an earlier one is a further consequence of
+    the same cause (a reader's "PetO2 left missing" and the model's "thresholds
+    unavailable: missing PetO2"; a short test's two ``too-short`` effects): its message is
+    appended to the earlier finding's, which keeps the more severe of the two severities.
+
+    Examples
+    --------
+    >>> short = Finding("too-short", "warning", "60 s of exercise")
+    >>> [str(f) for f in fold_repeats([short], [Finding("too-short", "warning", "no model")])]
+    ['warning too-short: 60 s of exercise; no model']
+    """
+    out = list(findings)
+    for finding in new:
+        key = (finding.code, finding.column)
+        same = next((i for i, f in enumerate(out) if (f.code, f.column) == key), None)
+        if same is None:
+            out.append(finding)
+            continue
+        first = out[same]
+        severity = max(first.severity, finding.severity, key=list(Severity).index)
+        out[same] = replace(first, severity=severity,
+                            message=f"{first.message}; {finding.message}")
+    return out
 
 
 class CPETError(Exception):

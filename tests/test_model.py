@@ -2,6 +2,8 @@ import hashlib
 import importlib
 import json
 import os
+import subprocess
+import sys
 from importlib import resources
 
 import numpy as np
@@ -69,3 +71,39 @@ def test_runtime_can_be_forced_by_environment(monkeypatch):
     monkeypatch.setenv("CPET_NB_TFLITE_RUNTIME", "ai-edge-litert")
     name, cls = interpreter_class()
     assert name == "ai-edge-litert" and cls.__name__ == "Interpreter"
+
+
+def _stderr_of(code: str) -> list[str]:
+    """The stderr lines of a fresh Python process running ``code`` (the model is per process)."""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    return done.stderr.splitlines()
+
+
+def test_loading_the_model_prints_no_delegate_notice_and_stderr_still_works():
+    lines = _stderr_of(
+        "import os, sys\n"
+        "import numpy as np\n"
+        "from cpet_nb.model import OxynetModel\n"
+        "os.write(2, b'native before\\n')\n"
+        "model = OxynetModel()\n"
+        "model.predict(np.zeros((2, 40, 5), dtype=np.float32))\n"
+        "os.write(2, b'native after\\n')\n"
+        "print('python after', file=sys.stderr)\n")
+    assert lines == ["native before", "native after", "python after"]
+
+
+def test_only_the_delegate_notice_is_held_back():
+    lines = _stderr_of(
+        "import os, sys\n"
+        "from cpet_nb.model.runtime import DELEGATE_NOTICE, without_delegate_notice\n"
+        "with without_delegate_notice():\n"
+        "    os.write(2, b'native inside\\n' + DELEGATE_NOTICE + b'\\n')\n"
+        "    print('python inside', file=sys.stderr)\n"
+        "try:\n"
+        "    with without_delegate_notice():\n"
+        "        raise KeyError('boom')\n"
+        "except KeyError:\n"
+        "    pass\n"
+        "print('python after', file=sys.stderr)\n")
+    assert lines == ["native inside", "python inside", "python after"]

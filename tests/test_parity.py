@@ -9,6 +9,8 @@ import pandas as pd
 import pytest
 from conftest import CURVES_CSV
 
+from cpet_nb.physiology.validate import BREATH_RANGES
+
 
 def test_reference_covers_all_139_bundled_tests(reference, bundled_tests):
     assert sorted(reference.index) == sorted(p.name for p in bundled_tests)
@@ -63,8 +65,13 @@ def test_hr_is_read_at_the_threshold_not_41_s_before(reference, bundled_tests, b
         vt1 = bundled_results[path.name].vt1
         # the defect, demonstrated on the reference: pyoxynet's HR is the raw value 41 s earlier
         assert expected["vt1_hr_min"] == pytest.approx(hr.loc[vt1.time_s - 41])
-        # cpet_nb: the smoothed HR around the threshold (the value 1 s before, smoothed)
-        near = hr.loc[vt1.time_s - 11: vt1.time_s + 9].mean()
-        assert abs(vt1.hr_bpm - near) < 6
+        # cpet_nb: the smoothed HR around the threshold (the value 1 s before, smoothed), of
+        # plausible heart rates: a drop-out (8-25 /min in resting_real_test_23) is left out
+        near = hr.loc[vt1.time_s - 11: vt1.time_s + 9]
+        near = near[near.between(*BREATH_RANGES["HR"])]
+        if near.empty:  # all drop-out: interpolated across it, never the drop-out's value
+            assert vt1.hr_bpm >= BREATH_RANGES["HR"][0]
+        else:
+            assert abs(vt1.hr_bpm - near.mean()) < 6
         checked += 1
     assert checked > 120

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
+import socket
 import sqlite3
 import subprocess
 import sys
 
 import pandas as pd
+import psutil
 import pytest
 
 import cpet_nb
-from cpet_nb.batch.store import FileEntry, Outcome, Store
+from cpet_nb.batch.store import FileEntry, Outcome, Store, owner_id
 from cpet_nb.result import RESULT_COLUMNS, results_table
 
 
@@ -116,6 +119,86 @@ def test_interrupted_cancelled_and_claimed_jobs(tmp_path, analysed):
     assert store.job(job)["owner"] != "elsewhere:1"
     with pytest.raises(KeyError, match="no job 'nope'"):
         store.job("nope")
+
+
+#: A process that makes itself the owner of a job, says so, and waits for its stdin to close.
+CLAIMER = ("import sys; from cpet_nb.batch.store import Store; "
+           "Store(sys.argv[1]).claim_job(sys.argv[2]); print('claimed', flush=True); "
+           "sys.stdin.read()")
+
+
+def _claimed_by_child(store, job, stdin=subprocess.PIPE):
+    """A real child process that claimed ``job``; it exits at once if ``stdin`` is closed."""
+    store.finish_job(job, "cancelled")  # claimable by another process
+    child = subprocess.Popen([sys.executable, "-c", CLAIMER, str(store.path), job],
+                             stdin=stdin, stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline() == "claimed\n"
+    return child
+
+
+@pytest.mark.skipif(not hasattr(os, "waitid"), reason="needs os.waitid to leave a zombie")
+def test_an_owner_that_exited_but_was_not_reaped_is_gone(tmp_path, analysed):
+    store = Store(tmp_path / "s.sqlite")
+    job = _job(store, _entries(analysed[0]))
+    child = _claimed_by_child(store, job, stdin=subprocess.DEVNULL)
+    try:
+        os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)  # exited, left unreaped
+        assert psutil.Process(child.pid).status() == psutil.STATUS_ZOMBIE
+        assert store.job(job)["owner"].endswith(f":{child.pid}")
+        assert store.job(job)["status"] == "interrupted"
+        assert store.jobs().loc[0, "status"] == "interrupted"
+        store.claim_job(job)  # the resume right after a killed client
+        assert store.job(job)["owner"] == owner_id()
+    finally:
+        child.wait()
+
+
+def test_a_live_owner_is_refused_and_a_reused_pid_is_not_the_owner(tmp_path, analysed):
+    store = Store(tmp_path / "s.sqlite")
+    job = _job(store, _entries(analysed[0]))
+    child = _claimed_by_child(store, job)
+    try:
+        assert store.job(job)["status"] == "running"
+        with pytest.raises(RuntimeError, match=f"being run by process .*:{child.pid}"):
+            store.claim_job(job)
+        with store.transaction() as db:  # the PID now belongs to a process started later
+            db.execute("UPDATE jobs SET owner_started = owner_started - 3600 WHERE job_id = ?",
+                       (job,))
+        assert store.job(job)["status"] == "interrupted"
+        store.claim_job(job)
+        assert store.job(job)["owner_started"] == pytest.approx(psutil.Process().create_time())
+    finally:
+        child.stdin.close()
+        child.wait()
+
+
+def test_a_store_of_the_previous_version_opens_and_its_jobs_resume(tmp_path, analysed):
+    path = tmp_path / "old.sqlite"
+    store = Store(path)
+    live, dead = _job(store, _entries(analysed[0])), _job(store, _entries(analysed[0]))
+    child = _claimed_by_child(store, live)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    host = socket.gethostname()
+    with store.transaction() as db:
+        db.execute("UPDATE jobs SET owner = ? WHERE job_id = ?", (f"{host}:{gone}", dead))
+    store.close()
+    db = sqlite3.connect(path)  # the jobs table as cpet_nb wrote it before start times
+    db.execute("ALTER TABLE jobs DROP COLUMN owner_started")
+    db.commit()
+    db.close()
+    try:
+        store = Store(path)
+        assert store.job(live)["owner_started"] is None
+        assert store.job(live)["status"] == "running"  # alive: no start time to compare
+        with pytest.raises(RuntimeError, match="being run by process"):
+            store.claim_job(live)
+        assert store.job(dead)["status"] == "interrupted"
+        store.claim_job(dead)
+        assert store.job(dead)["status"] == "running" and store.job(dead)["owner_started"]
+    finally:
+        child.stdin.close()
+        child.wait()
 
 
 def test_new_result_columns_are_added_to_an_old_store(tmp_path):

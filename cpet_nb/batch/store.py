@@ -14,9 +14,9 @@ Design
 - Domain curves are stored compactly: one ``.npy`` blob (float64, columns time_s,
   p_moderate, p_heavy, p_severe) per file.
 
-Tables: ``jobs`` (one row per batch: settings, model, counts, owner process), ``files`` (one
-row per input: name, path, content hash, size, device, state, findings, error, timings) and
-``results``/``curves`` (one row per analysed file).
+Tables: ``jobs`` (one row per batch: settings, model, counts, owner process and its start
+time), ``files`` (one row per input: name, path, content hash, size, device, state, findings,
+error, timings) and ``results``/``curves`` (one row per analysed file).
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import psutil
 
 from ..model.domains import DomainCurves
 from ..result import RESULT_COLUMNS, FileResult, results_frame
@@ -66,7 +67,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     model_version TEXT NOT NULL,
     cpet_nb_version TEXT NOT NULL,
     owner TEXT,
-    inputs TEXT NOT NULL
+    inputs TEXT NOT NULL,
+    owner_started REAL
 );
 CREATE TABLE IF NOT EXISTS files (
     job_id TEXT NOT NULL REFERENCES jobs(job_id) ON DELETE CASCADE,
@@ -150,6 +152,35 @@ def owner_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+#: Two start times of one process differ by less than this (s): psutil derives them from the
+#: boot time, which the kernel recomputes from the wall clock (an NTP step moves it).
+START_TIME_TOLERANCE_S = 2.0
+
+
+def process_started(pid: int | None = None) -> float:
+    """When process ``pid`` (default: this one) started, in seconds since the epoch."""
+    return psutil.Process(pid).create_time()
+
+
+def owner_alive(pid: int, started: float | None) -> bool:
+    """Whether process ``pid`` on this host is the live owner that started at ``started``.
+
+    Gone: no such process, a zombie (exited, not yet reaped by its parent), or a process
+    that started at another time (the PID was reused). ``started`` is None for jobs of
+    stores written before start times were recorded: then only existence and zombies count.
+    A process of another user that cannot be inspected counts as alive.
+    """
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return started is None or abs(process.create_time() - started) < START_TIME_TOLERANCE_S
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.AccessDenied:
+        return True
+
+
 class Store:
     """A job store in the SQLite file ``path`` (created with its folder when missing).
 
@@ -211,6 +242,9 @@ class Store:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     db.execute(statement)
+            jobs = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+            if "owner_started" not in jobs:  # a store written before start times were kept
+                db.execute("ALTER TABLE jobs ADD COLUMN owner_started REAL")
             present = {row[1] for row in db.execute("PRAGMA table_info(results)")}
             for column in RESULT_COLUMNS:
                 if column not in present:
@@ -248,10 +282,11 @@ class Store:
         with self.transaction() as db:
             db.execute(
                 "INSERT INTO jobs (job_id, status, created_at, updated_at, n_files, settings, "
-                "analysis_key, model_version, cpet_nb_version, owner, inputs) "
-                "VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "analysis_key, model_version, cpet_nb_version, owner, owner_started, inputs) "
+                "VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (job_id, now, now, len(files), json.dumps(settings), analysis_key,
-                 model_version, __version__, owner_id(), json.dumps(inputs, default=str)))
+                 model_version, __version__, owner_id(), process_started(),
+                 json.dumps(inputs, default=str)))
             db.executemany(
                 "INSERT INTO files (job_id, idx, name, path, sha256, size_bytes, state) "
                 "VALUES (?, ?, ?, ?, ?, ?, 'pending')",
@@ -280,7 +315,7 @@ class Store:
         job = dict(zip([c[0] for c in cursor.description], row, strict=True))
         job["settings"] = json.loads(job["settings"])
         job["inputs"] = json.loads(job["inputs"])
-        job["status"] = _live_status(job["status"], job["owner"])
+        job["status"] = _live_status(job["status"], job["owner"], job["owner_started"])
         return job
 
     def jobs(self) -> pd.DataFrame:
@@ -291,12 +326,12 @@ class Store:
                    SUM(f.status = 'error') AS n_error,
                    SUM(f.state = 'skipped') AS n_skipped,
                    SUM(f.state = 'cancelled') AS n_cancelled,
-                   j.model_version, j.owner
+                   j.model_version, j.owner, j.owner_started
             FROM jobs j LEFT JOIN files f ON f.job_id = j.job_id
             GROUP BY j.job_id ORDER BY j.created_at DESC, j.job_id DESC"""
         table = pd.read_sql_query(query, self.connection())
-        table["status"] = [_live_status(s, o) for s, o in
-                           zip(table["status"], table["owner"], strict=True)]
+        table["status"] = [_live_status(*job) for job in zip(
+            table["status"], table["owner"], table.pop("owner_started"), strict=True)]
         for column in ("n_done", "n_error", "n_skipped", "n_cancelled"):
             table[column] = table[column].fillna(0).astype(int)
         return table
@@ -321,8 +356,9 @@ class Store:
             raise RuntimeError(f"job {job_id} is being run by process {job['owner']} "
                                "(if that process is gone, resume with force)")
         with self.transaction() as db:
-            db.execute("UPDATE jobs SET status = 'running', owner = ?, updated_at = ?, "
-                       "finished_at = NULL WHERE job_id = ?", (owner_id(), utc_now(), job_id))
+            db.execute("UPDATE jobs SET status = 'running', owner = ?, owner_started = ?, "
+                       "updated_at = ?, finished_at = NULL WHERE job_id = ?",
+                       (owner_id(), process_started(), utc_now(), job_id))
             db.execute("UPDATE files SET state = 'pending' WHERE job_id = ? "
                        "AND state = 'cancelled'", (job_id,))
 
@@ -577,17 +613,13 @@ def _curves_blob(curves: DomainCurves) -> bytes:
     return buffer.getvalue()
 
 
-def _live_status(status: str, owner: str | None) -> str:
-    """``interrupted`` for a running job whose owner process on this host is gone."""
+def _live_status(status: str, owner: str | None, started: float | None) -> str:
+    """``interrupted`` for a running job whose owner process on this host is gone
+    (:func:`owner_alive`); an owner on another host may be alive."""
     if status != "running" or not owner:
         return status
     host, _, pid = owner.rpartition(":")
     if host != socket.gethostname() or not pid.isdigit():
         return status
-    try:
-        os.kill(int(pid), 0)  # signal 0: only asks whether the process exists
-    except ProcessLookupError:
-        return "interrupted"
-    except PermissionError:  # it exists, under another user
-        pass
-    return status
+    started = None if pd.isna(started) else float(started)  # NULL: NaN once pandas read it
+    return status if owner_alive(int(pid), started) else "interrupted"

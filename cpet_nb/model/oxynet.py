@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .runtime import interpreter_class
+from .runtime import interpreter_class, without_delegate_notice
 
 MODEL_FILE = "oxynet_cnn.tflite"
 PROVENANCE_FILE = "oxynet_cnn.provenance.json"
@@ -61,7 +61,9 @@ class OxynetModel:
                 f"{MODEL_FILE} is damaged: sha256 {digest} differs from the provenance record"
             )
         runtime_name, interpreter = interpreter_class(runtime)
-        self._interpreter = interpreter(model_content=model_bytes, num_threads=1)
+        with without_delegate_notice():  # the first allocation applies XNNPACK and says so
+            self._interpreter = interpreter(model_content=model_bytes, num_threads=1)
+            self._interpreter.allocate_tensors()
         self._input = self._interpreter.get_input_details()[0]["index"]
         self._output = self._interpreter.get_output_details()[0]["index"]
         self._batch = -1

@@ -7,6 +7,11 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 #: Runtimes in order of preference: (name used in settings, pip distribution, module path).
@@ -57,3 +62,45 @@ def interpreter_class(preferred: str | None = None) -> tuple[str, Any]:
         "no TFLite runtime could be imported: tried " + "; ".join(errors)
         + ". Install one: pip install ai-edge-litert  (or pip install 'cpet-nb[tflite-runtime]')"
     )
+
+
+#: The line both runtimes' C++ code writes to stderr when the first ``allocate_tensors`` applies
+#: the XNNPACK CPU delegate (its minimal logger honours no log level variable, not even
+#: ``TF_CPP_MIN_LOG_LEVEL``). Printed mid-run, it breaks a progress bar.
+DELEGATE_NOTICE = b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+
+_stderr_lock = threading.Lock()  # two captures at once would restore each other's fd 2
+
+
+@contextmanager
+def without_delegate_notice() -> Iterator[None]:
+    """Run the body with the process's stderr (file descriptor 2) captured, then write what
+    was captured back to it, less :data:`DELEGATE_NOTICE`.
+
+    Native code writes to the descriptor, not to ``sys.stderr``, so the descriptor is
+    redirected (``os.dup2``) to a temporary file and restored afterwards, also when the body
+    raises. Nothing else is lost: other lines, from this thread or another, come out when the
+    body ends, in order. Without a descriptor 2 the body runs as it is.
+    """
+    with _stderr_lock, tempfile.TemporaryFile() as captured:
+        if sys.stderr is not None:
+            sys.stderr.flush()
+        try:
+            saved = os.dup(2)
+        except OSError:  # no stderr at all
+            yield
+            return
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            if sys.stderr is not None:
+                sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            kept = b"".join(line for line in captured.read().splitlines(keepends=True)
+                            if line.rstrip(b"\r\n") != DELEGATE_NOTICE)
+            if kept:
+                with os.fdopen(os.dup(2), "wb") as stderr:
+                    stderr.write(kept)

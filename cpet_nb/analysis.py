@@ -6,7 +6,7 @@ import os
 
 import pandas as pd
 
-from .findings import CPETError, Finding, Severity, fold_repeats, has_errors
+from .findings import CPETError, Finding, Severity, display_name, fold_repeats, has_errors
 from .io import ColumnMapping, read
 from .io.companion import merge_hr, read_hr
 from .io.end_tidal import derive_end_tidal_pressures
@@ -74,7 +74,7 @@ def analyze(source: str | os.PathLike | CPETRecord, *, model: OxynetModel | None
     if isinstance(source, CPETRecord):
         record, file = source, source.name
     else:
-        file = os.fspath(source)
+        file = display_name(os.fspath(source))  # the path itself is read as it is
         settings = settings or Settings()
         if mapping is None and format is None and settings.profile is not None:
             mapping = ColumnMapping.from_dict(settings.profile)
@@ -170,6 +170,4 @@ def analyze_isolated(source: str | os.PathLike | CPETRecord, **kwargs) -> FileRe
 
 def internal_error(file: str, exc: BaseException) -> FileResult:
     """The result for a file whose analysis raised ``exc`` (a defect, not an input problem)."""
-    finding = Finding("internal-error", Severity.ERROR, f"{type(exc).__name__}: {exc}",
-                      file=file)
-    return FileResult.failed(file, [finding])
+    return FileResult.error(file, "internal-error", f"{type(exc).__name__}: {exc}")

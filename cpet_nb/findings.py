@@ -106,6 +106,8 @@ class Finding:
         if self.code not in CODES:
             raise ValueError(f"unknown finding code {self.code!r}")
         object.__setattr__(self, "severity", Severity(self.severity))
+        if self.file is not None:
+            object.__setattr__(self, "file", display_name(self.file))
 
     def with_file(self, file: str) -> Finding:
         """The same finding, naming ``file`` (kept when one is already named)."""
@@ -124,6 +126,21 @@ class Finding:
             f" [{k} {v}]" for k, v in (("column", self.column), ("row", self.row)) if v is not None
         )
         return f"{self.severity.value} {self.code}{where}: {self.message}"
+
+
+def display_name(name: str) -> str:
+    r"""``name`` as text that any file, terminal or database can hold: bytes of a file name
+    that are not valid UTF-8 (which Python keeps as surrogate escapes) become ``\xNN``.
+    Findings, results and the job store name inputs this way; paths stay exact.
+
+    >>> display_name("caf\udce9.csv")
+    'caf\\xe9.csv'
+    """
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def has_errors(findings: list[Finding]) -> bool:

@@ -223,8 +223,9 @@ def submit(inputs: Iterable[str | os.PathLike | Upload], store: str | os.PathLik
     """
     store = store if isinstance(store, Store) else Store(store)
     chosen = Settings.load(config, **settings)
+    store.remove_orphan_uploads()  # what a submit killed while staging left behind
     job_id = store.new_job_id()
-    folder = store.upload_dir(job_id)
+    folder = store.new_upload_dir(job_id)
     table = stage_participants(participants, folder) if participants is not None else None
     with _cluster_starting(client, chosen) as ready:  # meanwhile: expand and hash
         staged = stage_inputs(list(inputs), folder, chosen)

@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from ..findings import Finding, Severity
 from ..result import FileResult
 from ..settings import Settings
 from .store import FileEntry, Outcome, Store
@@ -167,9 +166,8 @@ class Driver(threading.Thread):
             queue[:0] = [Partition([e]) for e in partition.entries]
             return []
         entry = partition.entries[0]
-        finding = Finding("worker-lost", Severity.ERROR,
-                          f"{type(exc).__name__}: {exc}", file=entry.name)
-        return [Outcome(entry.idx, FileResult.failed(entry.name, [finding]), "", time.time(),
+        result = FileResult.error(entry.name, "worker-lost", f"{type(exc).__name__}: {exc}")
+        return [Outcome(entry.idx, result, "", time.time(),
                         time.monotonic() - partition.started, error=repr(exc))]
 
     def _options(self) -> dict[str, Any]:

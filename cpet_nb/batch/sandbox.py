@@ -26,7 +26,6 @@ import threading
 from multiprocessing.connection import Connection
 from typing import Any
 
-from ..findings import Finding, Severity
 from ..result import FileResult
 
 #: Time a new child may take to start and load the model (s); the per-file limit starts after.
@@ -150,7 +149,7 @@ class Sandbox:
 
 
 def _failed(label: str, code: str, message: str) -> FileResult:
-    return FileResult.failed(label, [Finding(code, Severity.ERROR, message, file=label)])
+    return FileResult.error(label, code, message)
 
 
 # -- the child ---------------------------------------------------------------------------

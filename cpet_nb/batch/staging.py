@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..findings import Severity, has_errors
-from ..io.inputs import InputFile, display_name, expand_inputs
+from ..findings import Severity, display_name, has_errors
+from ..io.inputs import InputFile, expand_inputs
 from ..io.participants import SubjectTable
 from ..result import FileResult
 from ..settings import Settings
-from .store import FileEntry
+from .store import OWNER_MARKER, FileEntry
 
 
 @dataclass(frozen=True)
@@ -90,8 +90,8 @@ def stage_inputs(inputs: Sequence[str | os.PathLike | Upload], folder: Path,
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
-    if not any(folder.iterdir()):
-        folder.rmdir()
+    if not any(p.name != OWNER_MARKER for p in folder.iterdir()):
+        shutil.rmtree(folder, ignore_errors=True)  # nothing was copied: no folder to keep
     return staged
 
 

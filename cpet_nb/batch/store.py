@@ -45,6 +45,9 @@ from ..model.domains import DomainCurves
 from ..result import RESULT_COLUMNS, FileResult, results_frame
 
 BUSY_TIMEOUT_S = 60.0
+#: File in a job's upload folder naming the process that is staging it (until the job is
+#: recorded): see :meth:`Store.remove_orphan_uploads`.
+OWNER_MARKER = ".owner"
 #: States of inputs settled when the job is created, never analysed: ``skipped`` (not a CPET
 #: export) and ``refused`` (an archive problem). Their rows and results are written at once.
 SETTLED_STATES = ("skipped", "refused")
@@ -269,6 +272,38 @@ class Store:
         """Where the job's in-memory uploads and extracted archive members are kept."""
         return self.uploads_folder / job_id
 
+    def new_upload_dir(self, job_id: str) -> Path:
+        """Create the upload folder of a job about to be staged, marked with this process as
+        its owner, so that if the process dies before the job is recorded the folder is
+        removed by the next :meth:`remove_orphan_uploads` (at the next submit)."""
+        folder = self.upload_dir(job_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / OWNER_MARKER).write_text(json.dumps(
+            {"owner": owner_id(), "started": process_started()}), encoding="utf-8")
+        return folder
+
+    def remove_orphan_uploads(self) -> list[Path]:
+        """Remove the upload folders of jobs that were never recorded because the process
+        staging them died (their owner mark names a process of this host that is gone).
+        Returns the folders removed."""
+        if not self.uploads_folder.is_dir():
+            return []
+        known = {r[0] for r in self.connection().execute("SELECT job_id FROM jobs")}
+        removed = []
+        for folder in self.uploads_folder.iterdir():
+            if folder.name in known or not (folder / OWNER_MARKER).is_file():
+                continue
+            try:
+                mark = json.loads((folder / OWNER_MARKER).read_text(encoding="utf-8"))
+                host, _, pid = mark["owner"].rpartition(":")
+            except (OSError, ValueError, KeyError, AttributeError):
+                continue  # half-written by a live process, or not ours: leave it
+            if host == socket.gethostname() and pid.isdigit() and not owner_alive(
+                    int(pid), mark.get("started")):
+                shutil.rmtree(folder, ignore_errors=True)
+                removed.append(folder)
+        return removed
+
     def create_job(self, job_id: str, files: Sequence[FileEntry], *, settings: dict[str, Any],
                    analysis_key: str, model_version: str, inputs: dict[str, Any],
                    settled: Mapping[int, tuple[str, FileResult]] | None = None) -> None:
@@ -388,7 +423,9 @@ class Store:
             "SELECT idx, name, path, sha256, size_bytes, state, status, device, findings, "
             "error, worker, elapsed_s, reused_from FROM files WHERE job_id = ? ORDER BY idx",
             self.connection(), params=(job_id,))
-        table["path"] = table["path"].map(_path_from_sql)
+        # object, not pandas' string dtype: a path that is not UTF-8 is kept exactly
+        table["path"] = pd.Series([_path_from_sql(p) for p in table["path"]], dtype=object,
+                                  index=table.index)
         return table
 
     def pending(self, job_id: str) -> list[FileEntry]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..findings import CPETError, Finding, Severity
+from ..findings import CPETError, Finding, Severity, display_name
 from ..record import CANONICAL_UNITS, LABEL_COLUMNS, CPETRecord, Metadata, detect_sampling
 from ._sniff import utf16_text
 
@@ -56,7 +56,7 @@ def load_text(path: Path, format_name: str) -> tuple[str, Metadata]:
 def source_metadata(path: Path, data: bytes, format_name: str, **fields) -> Metadata:
     """Metadata identifying a file: its name, the sha256 of ``data`` (its bytes), the reader's
     format name, and any other :class:`~cpet_nb.record.Metadata` ``fields`` given."""
-    return Metadata(source_name=Path(path).name, source_sha256=sha256_hex(data),
+    return Metadata(source_name=display_name(Path(path).name), source_sha256=sha256_hex(data),
                     format=format_name, **fields)
 
 

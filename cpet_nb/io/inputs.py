@@ -42,7 +42,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..findings import CPETError, Finding, Severity, UnsupportedFormat
+from ..findings import CPETError, Finding, Severity, UnsupportedFormat, display_name
 from . import DEFAULT_MAX_FILE_BYTES, detect_format
 from .archives import SKIPPED_NAMES, ArchiveLimits, extract_zip, is_archive
 
@@ -151,20 +151,6 @@ class Inputs:
 
     def __exit__(self, *exc_info: object) -> None:
         self.cleanup()
-
-
-def display_name(name: str) -> str:
-    r"""``name`` as text that any file, terminal or database can hold: bytes that are not
-    valid UTF-8 (which Python keeps as surrogate escapes) become ``\xNN``.
-
-    >>> display_name("caf\udce9.csv")
-    'caf\\xe9.csv'
-    """
-    try:
-        name.encode("utf-8")
-        return name
-    except UnicodeEncodeError:
-        return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _remove_dirs(dirs: list[Path]) -> None:

@@ -25,9 +25,9 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from pathlib import Path
 
+from .exports import atomic_path
 from .generic import ColumnMapping
 
 #: Environment variable that names the profiles folder.
@@ -79,14 +79,8 @@ def save_profile(name: str, mapping: ColumnMapping,
     text = json.dumps({"cpet_nb_profile": PROFILE_VERSION, "mapping": mapping.to_dict()},
                       indent=2, ensure_ascii=False)
     path = directory / f"{name}.json"
-    handle, temporary = tempfile.mkstemp(dir=directory, suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as fh:
-            fh.write(text + "\n")
-        os.replace(temporary, path)  # a reader never sees half a profile
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:  # a reader never sees half a profile
+        tmp.write_text(text + "\n", encoding="utf-8")
     return path
 
 

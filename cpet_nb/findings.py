@@ -24,7 +24,9 @@ class Severity(str, Enum):
 #: Every finding code cpet_nb emits, with what it means. Codes are stable: results tables,
 #: job stores and user scripts may filter on them.
 CODES: dict[str, str] = {
-    "file-not-found": "the path does not exist or is not a regular file",
+    "file-not-found": "the path does not exist",
+    "not-a-regular-file": "the path is a FIFO (named pipe), socket, device or folder, not a "
+                          "file; it was not opened (one found in a folder is skipped)",
     "file-too-large": "the file is larger than the configured size limit",
     "unsupported-format": "no reader recognised the file's content",
     "unreadable": "a reader recognised the file but could not parse it",

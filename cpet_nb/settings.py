@@ -32,6 +32,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
+from .io._files import NotRegularFile, open_regular
 from .physiology.averaging import METHODS
 from .physiology.consensus import MAX_SPREAD_VO2_ML_MIN
 from .physiology.measures import HR_MAX_FORMULAS, PEAK_WITHIN, VO2PEAK_WINDOW_S
@@ -266,10 +267,12 @@ def _convert(name: str, value: Any, source: str) -> Any:
 
 def _from_config(path: Path) -> dict[str, Any]:
     try:
-        with path.open("rb") as stream:
+        with open_regular(path) as stream:  # never a FIFO: it would block
             document = tomllib.load(stream)
     except FileNotFoundError:
         raise ValueError(f"config file {path} does not exist") from None
+    except NotRegularFile as exc:
+        raise ValueError(f"config file {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"config file {path} is not valid TOML: {exc}") from None
     table = document.get("cpet_nb")

@@ -3,15 +3,23 @@ crashes or hangs, and no numbers come out of a file that has none."""
 
 import io
 import math
+import os
+import socket
 import zipfile
+from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import without_hanging
 from synthetic import ramp_test, write_canonical_csv
 from test_cortex import xlsx_bytes
 
 import cpet_nb
 from cpet_nb.cli import main
+from cpet_nb.findings import CPETError
+from cpet_nb.io import detect_format
+from cpet_nb.io.archives import extract_zip, has_zip_magic
+from cpet_nb.io.inputs import expand_inputs
 
 
 def analyse(path) -> cpet_nb.FileResult:
@@ -123,3 +131,59 @@ def test_one_bad_file_does_not_stop_the_batch(tmp_path):
     table = pd.read_csv(out).set_index("file")
     assert table.loc[str(good), "status"] != "error"
     assert table.loc[str(bad), "status"] == "error"
+
+
+@pytest.fixture()
+def special_files(tmp_path):
+    """A folder with one good test, a FIFO, a socket, and links to a FIFO and to /dev/zero."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_canonical_csv(ramp_test(), folder / "good.csv")
+    os.mkfifo(folder / "pipe.csv")
+    os.mkfifo(tmp_path / "elsewhere")
+    (folder / "link-to-pipe.csv").symlink_to(tmp_path / "elsewhere")
+    (folder / "zeros.csv").symlink_to("/dev/zero")
+    with socket.socket(socket.AF_UNIX) as listener:
+        listener.bind(str(folder / "sock"))
+        yield folder
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs and Unix sockets")
+def test_fifo_socket_and_device_in_a_folder_are_skipped_without_opening(special_files):
+    with without_hanging(expand_inputs, [special_files]) as inputs:
+        assert [item.path.name for item in inputs.files] == ["good.csv"]
+        assert sorted(p.name for p in inputs.skipped) == ["link-to-pipe.csv", "pipe.csv",
+                                                           "sock", "zeros.csv"]
+        reasons = {Path(f.file).name: (f.code, f.severity.value, f.message)
+                   for f in inputs.findings}
+    assert reasons == {
+        "pipe.csv": ("not-a-regular-file", "warning",
+                     "a FIFO (named pipe), not a file: not opened, skipped"),
+        "link-to-pipe.csv": ("not-a-regular-file", "warning",
+                             "a FIFO (named pipe), not a file: not opened, skipped"),
+        "sock": ("not-a-regular-file", "warning", "a socket, not a file: not opened, skipped"),
+        "zeros.csv": ("not-a-regular-file", "warning",
+                      "a character device, not a file: not opened, skipped"),
+    }
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs and Unix sockets")
+def test_named_fifo_socket_and_device_get_an_error_row(special_files, tmp_path, capsys):
+    named = {special_files / "pipe.csv": "a FIFO (named pipe)",
+             special_files / "link-to-pipe.csv": "a FIFO (named pipe)",
+             special_files / "sock": "a socket", Path("/dev/zero"): "a character device"}
+    good = special_files / "good.csv"
+    out = tmp_path / "r.csv"
+    assert without_hanging(main, ["analyze", *map(str, named), str(good), "-o", str(out),
+                                  "-q"]) == 0
+    table = pd.read_csv(out).set_index("file")
+    assert table.loc[str(good), "status"] != "error"
+    for path, kind in named.items():
+        assert table.loc[str(path), "findings"] == (f"error not-a-regular-file: {kind}, not a "
+                                                    "file: not opened")
+    pipe = special_files / "pipe.csv"
+    with pytest.raises(CPETError, match="FIFO"):
+        without_hanging(detect_format, pipe)
+    assert not without_hanging(has_zip_magic, pipe)
+    refused = without_hanging(extract_zip, pipe)
+    assert refused.refused and "a FIFO (named pipe), not a file" in refused.findings[0].message

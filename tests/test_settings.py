@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+from conftest import without_hanging
 
 from cpet_nb.settings import Settings
 
@@ -61,3 +64,11 @@ def test_analysis_key_covers_what_changes_results_only():
 def test_round_trip_through_a_job_record():
     settings = Settings(file_timeout_s=12.5, vo2peak_method="breath-moving", vo2peak_window=15)
     assert Settings.from_dict(settings.to_dict() | {"from_a_newer_version": 1}) == settings
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_a_fifo_as_config_file_is_refused_without_opening(tmp_path):
+    config = tmp_path / "cpet.toml"
+    os.mkfifo(config)
+    with pytest.raises(ValueError, match=r"cpet.toml is a FIFO \(named pipe\), not a file"):
+        without_hanging(Settings.load, config)

@@ -37,6 +37,7 @@ from typing import Any
 import pandas as pd
 
 from ..findings import Finding, Severity
+from ..io._files import open_regular
 from ..io.inputs import expand_inputs
 from ..model import bundled_model_version
 from ..result import FileResult
@@ -365,12 +366,13 @@ def _stage_inputs(inputs: Sequence[str | os.PathLike | Upload], folder: Path,
 
 
 def _hash(path: Path) -> tuple[str, int]:
-    """sha256 (hex) and size of a file; a missing file hashes as empty (the worker reports
-    it as ``file-not-found``)."""
+    """sha256 (hex) and size of a file; a missing file, or one that is not a regular file
+    (never opened: a FIFO would block, a device never end), hashes as empty (the worker
+    reports it as ``file-not-found`` or ``not-a-regular-file``)."""
     digest = hashlib.sha256()
     size = 0
     try:
-        with path.open("rb") as stream:
+        with open_regular(path) as stream:
             while chunk := stream.read(1 << 20):
                 digest.update(chunk)
                 size += len(chunk)
@@ -383,11 +385,11 @@ def _contents(entries: Sequence[FileEntry], max_file_bytes: int) -> dict[int, by
     """The bytes of each readable file, for workers that cannot read the client's paths. A
     file over the size limit is cut just past it (the worker then refuses it as too large,
     as it would the original); an unreadable file is left out (the worker reports it as not
-    found)."""
+    found; a FIFO or device is never opened)."""
     out = {}
     for entry in entries:
         try:
-            with open(entry.path, "rb") as stream:
+            with open_regular(entry.path) as stream:
                 out[entry.idx] = stream.read(max_file_bytes + 1)
         except OSError:
             continue

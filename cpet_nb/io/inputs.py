@@ -6,6 +6,12 @@ that no reader recognises (a README, a pickle, a statistics table) are skipped a
 not reported as failed tests. Hidden files and folders (``.name``), ``__MACOSX`` and
 ``__pycache__`` are never walked into.
 
+Only regular files are ever opened (:mod:`cpet_nb.io._files`): a FIFO, socket or device
+(or a link to one) is never opened, since that can block forever or never end. Named
+explicitly, it gets its row like any named file, with a ``not-a-regular-file`` error; found in
+a folder or by a glob, it is skipped, listed in :attr:`Inputs.skipped`, with a
+``not-a-regular-file`` warning in :attr:`Inputs.findings` saying what it is.
+
 A ZIP archive (by its magic bytes, whether named, matched by a glob or found in a folder;
 see :func:`cpet_nb.io.archives.is_archive`) is a container, not a file: its members are extracted
 safely into a temporary folder (:mod:`cpet_nb.io.archives`: size, ratio and entry limits, no path
@@ -31,6 +37,7 @@ from pathlib import Path
 
 from ..findings import CPETError, Finding, UnsupportedFormat
 from . import DEFAULT_MAX_FILE_BYTES, detect_format
+from ._files import not_regular_finding, special_kind
 from .archives import ArchiveLimits, extract_zip, is_archive
 
 SKIPPED_DIRS = {"__MACOSX", "__pycache__"}
@@ -66,13 +73,15 @@ class Inputs:
     ----------
     files : list of InputFile
     skipped : list of Path
-        Discovered files (in folders, globs or archives) that no reader recognised; for an
-        archive member, ``archive / member`` (its name, not the temporary copy).
+        Discovered files (in folders, globs or archives) that no reader recognised, or that
+        are not regular files; for an archive member, ``archive / member`` (its name, not the
+        temporary copy).
     findings : list of Finding
         Archives and archive members that were refused or not expanded (codes
         ``unsafe-archive``, ``corrupt-archive``, ``unsafe-archive-member``,
-        ``encrypted-archive-member``, ``nested-archive``). These inputs have no entry in
-        ``files``.
+        ``encrypted-archive-member``, ``nested-archive``), and discovered paths skipped
+        because they are not regular files (``not-a-regular-file``, the reason for that
+        entry of ``skipped``). These inputs have no entry in ``files``.
     temp_dirs : list of Path
         Temporary folders holding extracted archive members. :meth:`cleanup` (or leaving a
         ``with`` block) removes them; so does garbage collection of this object, or the end
@@ -145,7 +154,8 @@ def expand_inputs(inputs: Iterable[str | os.PathLike],
     -------
     Inputs
         Each file once (first mention wins), the discovered files that were skipped and the
-        archive findings. Remove its temporary folders when done (``with`` or ``cleanup()``).
+        findings about archives and skipped non-regular files. Remove its temporary folders
+        when done (``with`` or ``cleanup()``).
     """
     limits = archive_limits or ArchiveLimits(max_member_bytes=max_file_bytes)
     seen: set[Path] = set()
@@ -157,7 +167,7 @@ def expand_inputs(inputs: Iterable[str | os.PathLike],
             discovered = _walk(path)
         elif not path.exists() and GLOB_CHARS & set(text):
             discovered = [Path(p) for p in sorted(glob.glob(text, recursive=True))
-                          if Path(p).is_file()]
+                          if not Path(p).is_dir()]
         else:
             discovered = None
         candidates = [(path, True)] if discovered is None else [(p, False) for p in discovered]
@@ -166,7 +176,11 @@ def expand_inputs(inputs: Iterable[str | os.PathLike],
             if key in seen:
                 continue
             seen.add(key)
-            if is_archive(candidate, limits):
+            kind = special_kind(candidate)
+            if kind is not None and not explicit:
+                result.skipped.append(candidate)
+                result.findings.append(not_regular_finding(candidate, kind, skipped=True))
+            elif kind is None and is_archive(candidate, limits):
                 _add_archive(candidate, result, limits, temp_dir, max_file_bytes, sniff)
             elif not explicit and sniff and not _recognised(candidate, max_file_bytes):
                 result.skipped.append(candidate)

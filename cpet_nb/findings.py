@@ -31,6 +31,8 @@ CODES: dict[str, str] = {
     "unsupported-format": "no reader recognised the file's content",
     "unreadable": "a reader recognised the file but could not parse it",
     "empty": "the file has a header but no data rows",
+    "line-too-long": "a line of a text file has more characters or fields than the limit "
+                     "(a parser would take hours on it); the file was not parsed",
     "unknown-column": "a column that the format does not define was ignored",
     "non-numeric": "a numeric column holds text that is not a number",
     "malformed-row": "a data row with the wrong number of values (or not a data row) was skipped",

@@ -17,9 +17,11 @@ from test_cortex import xlsx_bytes
 import cpet_nb
 from cpet_nb.cli import main
 from cpet_nb.findings import CPETError
-from cpet_nb.io import detect_format
+from cpet_nb.io import ColumnMapping, detect_format
 from cpet_nb.io.archives import extract_zip, has_zip_magic
+from cpet_nb.io.companion import read_hr
 from cpet_nb.io.inputs import expand_inputs
+from cpet_nb.io.participants import SubjectTable
 
 
 def analyse(path) -> cpet_nb.FileResult:
@@ -187,3 +189,62 @@ def test_named_fifo_socket_and_device_get_an_error_row(special_files, tmp_path, 
     assert not without_hanging(has_zip_magic, pipe)
     refused = without_hanging(extract_zip, pipe)
     assert refused.refused and "a FIFO (named pipe), not a file" in refused.findings[0].message
+
+
+WIDE = 2_000_000  # fields in a hostile header: pandas would take hours to name them
+
+
+def limits_text(characters: int, fields: int, separator: str) -> str:
+    return (f"{characters:,} characters and {fields:,} fields separated by {separator!r}; the "
+            "limits are 100,000 characters and 10,000 fields (a CPET export has a few hundred "
+            "columns at most): the file was not parsed")
+
+
+@pytest.mark.parametrize(("name", "header", "preamble"), [
+    ("pyoxynet.csv", "time,VO2_I" + ",x" * WIDE, ""),
+    ("canonical.csv", "t,VO2" + ",VE" * WIDE, "# weight_kg: 70\n"),
+])
+def test_a_header_of_two_million_fields_is_refused_before_parsing(tmp_path, name, header,
+                                                                  preamble):
+    path = tmp_path / name
+    path.write_text(f"{preamble}{header}\n0,300\n")
+    result = without_hanging(analyse, path)
+    line = 1 + preamble.count("\n")
+    assert [str(f) for f in result.findings] == [
+        f"error line-too-long: line {line} has {limits_text(len(header), WIDE + 2, ',')}"]
+
+
+@pytest.mark.parametrize(("n_fields", "refused"), [(10_000, False), (10_001, True)])
+def test_the_field_limit_is_ten_thousand(tmp_path, n_fields, refused):
+    path = tmp_path / "wide.csv"
+    path.write_text("time,VO2_I" + "".join(f",c{i}" for i in range(n_fields - 2)) + "\n0,300\n")
+    assert ("line-too-long" in codes(analyse(path))) is refused
+
+
+def test_participants_and_hr_tables_with_a_huge_header_are_refused(tmp_path):
+    path = tmp_path / "table.csv"
+    path.write_text("file;weight_kg;time;hr" + ";x" * WIDE + "\n01;70;0;80\n")
+    table = without_hanging(SubjectTable.from_csv, path)
+    assert [f.code for f in table.findings] == ["line-too-long"]
+    assert table.findings[0].message == f"line 1 has {limits_text(4_000_022, WIDE + 4, ';')}"
+    hr = without_hanging(read_hr, path)
+    assert [f.code for f in hr.attrs["findings"]] == ["line-too-long"] and hr.empty
+
+
+LAB_MAPPING = ColumnMapping(channels={"t": ("Zeit", "clock"), "VO2": "VO2"}, delimiter=";")
+
+
+def test_a_line_longer_than_the_limit_is_refused_before_parsing(tmp_path):
+    path = tmp_path / "lab.csv"
+    path.write_text("Zeit;VO2\n0:00:0" + "1" * 200_000 + ";300\n0:00:02;310\n")
+    result = cpet_nb.analyze(path, mapping=LAB_MAPPING)
+    assert [str(f) for f in result.findings] == [
+        f"error line-too-long: line 2 has {limits_text(200_010, 2, ';')}"]
+
+
+def test_a_quoted_cell_over_many_lines_is_unreadable_not_a_crash(tmp_path):
+    path = tmp_path / "lab.csv"
+    path.write_text('Zeit;VO2\n"' + ("1" * 50 + "\n") * 4000 + '";300\n')
+    result = cpet_nb.analyze(path, mapping=LAB_MAPPING)
+    assert codes(result) == {"unreadable"}
+    assert "could not split the lines into cells" in result.findings[0].message

@@ -17,7 +17,7 @@ from .physiology.measures import peak_measures
 from .physiology.slopes import slope_measures
 from .physiology.thresholds import classical_thresholds
 from .physiology.validate import check_protocol, screen_values, threshold_blockers
-from .record import CPETRecord, mean_around, recorded_at
+from .record import CPETRecord, length_problem, mean_around, recorded_at
 from .result import FileResult
 from .settings import Settings
 
@@ -90,9 +90,14 @@ def analyze(source: str | os.PathLike | CPETRecord, *, model: OxynetModel | None
 def analyze_record(record: CPETRecord, *, file: str | None = None,
                    model: OxynetModel | None = None,
                    settings: Settings | None = None) -> FileResult:
-    """:func:`analyze` for a record already read."""
+    """:func:`analyze` for a record already read (one longer than
+    :data:`~cpet_nb.record.MAX_DURATION_S` or :data:`~cpet_nb.record.MAX_ROWS` is refused,
+    ``recording-too-long``, as the readers refuse such files)."""
     file = file or record.name
     settings = settings or Settings()
+    too_long = length_problem(record.data["t"].to_numpy(dtype=float), file)
+    if too_long is not None:
+        return FileResult.failed(file, [*record.findings, too_long], record.metadata)
     record, screen_findings = screen_values(record)
     findings = list(record.findings) + screen_findings
     if has_errors(findings):

@@ -43,6 +43,9 @@ CODES: dict[str, str] = {
     "non-monotonic-time": "time goes backwards; rows were sorted by time",
     "implausible-values": "values are outside the documented physiological range",
     "constant-channel": "a channel never changes, so the model cannot use it",
+    "recording-too-long": "the times span more than 6 h, or there are more than 100,000 rows "
+                          "(the row is named): not analysed (cpet_nb.record.MAX_DURATION_S, "
+                          "MAX_ROWS)",
     "too-short": "the test is too short for the requested analysis",
     "averaged-data": "the export holds time averages, not breath-by-breath data",
     "subject-table-applied": "a participants-table row replaced the file's subject metadata",

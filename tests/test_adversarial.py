@@ -5,9 +5,11 @@ import io
 import math
 import os
 import socket
+import tracemalloc
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from conftest import without_hanging
@@ -22,6 +24,7 @@ from cpet_nb.io.archives import extract_zip, has_zip_magic
 from cpet_nb.io.companion import read_hr
 from cpet_nb.io.inputs import expand_inputs
 from cpet_nb.io.participants import SubjectTable
+from cpet_nb.record import CPETRecord, Metadata
 
 
 def analyse(path) -> cpet_nb.FileResult:
@@ -248,3 +251,50 @@ def test_a_quoted_cell_over_many_lines_is_unreadable_not_a_crash(tmp_path):
     result = cpet_nb.analyze(path, mapping=LAB_MAPPING)
     assert codes(result) == {"unreadable"}
     assert "could not split the lines into cells" in result.findings[0].message
+
+
+@pytest.mark.parametrize("time", ["1e300", "inf", "-1e300"])
+def test_a_corrupt_time_is_a_finding_naming_its_row(tmp_path, time):
+    frame = ramp_test().astype({"t": object})
+    frame.loc[57, "t"] = time  # data row 58
+    path = tmp_path / "corrupt.csv"
+    write_canonical_csv(frame, path)
+    result = without_hanging(analyse, path)
+    assert codes(result) == {"recording-too-long"}
+    finding = result.findings[0]
+    assert (finding.row, finding.column) == (58, "t")
+    assert "in row 58" in finding.message and "more than the 21,600 s (6 h) analysed" in (
+        finding.message)
+
+
+def _long_recording(path: Path, n_rows: int, step_s: float) -> None:
+    """A canonical CSV of ``n_rows`` samples ``step_s`` apart (VO2 only: it is refused before
+    any other channel would matter)."""
+    times = (np.arange(n_rows) * step_s).tolist()
+    path.write_text("t,VO2\n" + "".join(f"{t:.2f},1500\n" for t in times))
+
+
+@pytest.mark.parametrize(("n_rows", "step_s", "message"), [
+    (100_800, 1.0, "the times span 100,799 s (from 0 s in row 1 to 100,799 s in row 100800)"),
+    (1_000_000, 0.02, "1,000,000 rows with a time, more than the 100,000 analysed"),
+])
+def test_28_hours_or_a_million_breaths_are_refused_early_in_little_memory(tmp_path, n_rows,
+                                                                          step_s, message):
+    path = tmp_path / "long.csv"
+    _long_recording(path, n_rows, step_s)
+    tracemalloc.start()
+    try:
+        result = without_hanging(cpet_nb.analyze, path, max_file_bytes=100_000_000)
+        peak_bytes = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert [f.code for f in result.findings] == ["recording-too-long"]
+    assert result.findings[0].message.startswith(message)
+    assert peak_bytes < 500e6  # about memory, not speed
+
+
+def test_a_long_record_given_directly_is_refused_too():
+    data = pd.DataFrame({"t": np.arange(200_000.0), "VO2": 1500.0})
+    record = CPETRecord(data, Metadata(source_name="made.csv"))
+    result = cpet_nb.analyze(record)
+    assert [(f.code, f.row) for f in result.findings] == [("recording-too-long", 200_000)]

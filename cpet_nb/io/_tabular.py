@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..findings import CPETError, Finding, Severity
-from ..record import CANONICAL_UNITS, CPETRecord, Metadata, detect_sampling
+from ..record import CANONICAL_UNITS, CPETRecord, Metadata, detect_sampling, length_problem
 from ._sniff import utf16_text
 
 #: Channels in which a device writes 0 for "not measured".
@@ -202,7 +202,8 @@ def zeros_to_missing(frame: pd.DataFrame, file: str, source_names: dict[str, str
 def build_record(frame: pd.DataFrame, metadata: Metadata, source_names: dict[str, str],
                  findings: list[Finding] | None = None, *, file: str,
                  zero_means_missing: tuple[str, ...] = ()) -> CPETRecord:
-    """Finish a reader's work: numeric columns, clean time, device zeros, sampling.
+    """Finish a reader's work: numeric columns, length check, clean time, device zeros,
+    sampling.
 
     Parameters
     ----------
@@ -227,10 +228,14 @@ def build_record(frame: pd.DataFrame, metadata: Metadata, source_names: dict[str
         raise CPETError(Finding("empty", Severity.ERROR, "the file has no data rows", file=file))
     frame = frame.copy()
     findings += to_numeric_columns(frame, file, source_names)
+    time_name = source_names.get("t", "t")
     if frame["t"].isna().all():
         raise CPETError(Finding("unreadable", Severity.ERROR, "no row has a numeric time",
-                                file=file, column=source_names.get("t", "t")))
-    frame, time_findings = clean_time(frame, file, source_names.get("t", "t"))
+                                file=file, column=time_name))
+    too_long = length_problem(frame["t"].to_numpy(), file, time_name)  # before sorting
+    if too_long is not None:
+        raise CPETError(too_long)
+    frame, time_findings = clean_time(frame, file, time_name)
     findings += time_findings
     findings += zeros_to_missing(frame, file, source_names,
                                  ZERO_MEANS_MISSING + zero_means_missing)

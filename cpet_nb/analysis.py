@@ -18,7 +18,7 @@ from .physiology.measures import peak_measures
 from .physiology.slopes import slope_measures
 from .physiology.thresholds import classical_thresholds
 from .physiology.validate import check_protocol, screen_breaths, screen_values, threshold_blockers
-from .record import CPETRecord, mean_around, recorded_at
+from .record import CPETRecord, length_problem, mean_around, recorded_at
 from .result import FileResult
 from .settings import Settings
 
@@ -96,12 +96,17 @@ def analyze_record(record: CPETRecord, *, file: str | None = None,
                    settings: Settings | None = None) -> FileResult:
     """:func:`analyze` for a record already read.
 
-    End-tidal pressures the record lacks but has fractions for are derived from
-    ``settings.barometric_pressure_mmhg`` when it is set
+    A record longer than :data:`~cpet_nb.record.MAX_DURATION_S` or
+    :data:`~cpet_nb.record.MAX_ROWS` is refused (``recording-too-long``), as the readers
+    refuse such files. End-tidal pressures the record lacks but has fractions for are derived
+    from ``settings.barometric_pressure_mmhg`` when it is set
     (:func:`~cpet_nb.io.end_tidal.derive_end_tidal_pressures`).
     """
     file = file or record.name
     settings = settings or Settings()
+    too_long = length_problem(record.data["t"].to_numpy(dtype=float), file)
+    if too_long is not None:
+        return FileResult.failed(file, [*record.findings, too_long], record.metadata)
     if settings.barometric_pressure_mmhg is not None:
         record = derive_end_tidal_pressures(record, settings.barometric_pressure_mmhg,
                                             "Settings.barometric_pressure_mmhg")

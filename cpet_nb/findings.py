@@ -25,13 +25,17 @@ class Severity(str, Enum):
 #: Every finding code cpet_nb emits, with what it means. Codes are stable: results tables,
 #: job stores and user scripts may filter on them.
 CODES: dict[str, str] = {
-    "file-not-found": "the path does not exist or is not a regular file",
+    "file-not-found": "the path does not exist",
+    "not-a-regular-file": "the path is a FIFO (named pipe), socket, device or folder, not a "
+                          "file; it was not opened (one found in a folder is skipped)",
     "file-too-large": "the file is larger than the configured size limit",
     "unsupported-format": "no reader recognised the file's content",
     "not-a-cpet-export": "a file found in a folder, glob or archive is not a CPET export (a "
                          "README, a participants table): listed, not analysed",
     "unreadable": "a reader recognised the file but could not parse it",
     "empty": "the file has a header but no data rows",
+    "line-too-long": "a line of a text file has more characters or fields than the limit "
+                     "(a parser would take hours on it); the file was not parsed",
     "unknown-column": "a column that the format does not define was ignored",
     "non-numeric": "a numeric column holds text that is not a number",
     "malformed-row": "a data row with the wrong number of values (or not a data row) was skipped",
@@ -44,6 +48,9 @@ CODES: dict[str, str] = {
     "outlier-breath": "single breaths far from the running median of their neighbours (spikes) "
                       "were set missing",
     "constant-channel": "a channel never changes, so the model cannot use it",
+    "recording-too-long": "the times span more than 6 h, or there are more than 100,000 rows "
+                          "(the row is named): not analysed (cpet_nb.record.MAX_DURATION_S, "
+                          "MAX_ROWS)",
     "too-short": "the test is too short for the requested analysis",
     "averaged-data": "the export holds time averages, not breath-by-breath data",
     "subject-table-applied": "a participants-table row replaced the file's subject metadata",

@@ -30,8 +30,8 @@ def resample_1s(data: pd.DataFrame, channels: tuple[str, ...]) -> pd.DataFrame:
         two values, never extrapolated past the first or last one.
     """
     t = data["t"].to_numpy(dtype=float)
-    second = np.floor(t).astype(np.int64)
-    index = second - second[0]
+    second = np.floor(t)
+    index = (second - second[0]).astype(np.int64)  # relative first: no overflow at t > 9e18 s
     n = int(index[-1]) + 1
     columns = ["t"] + [c for c in channels if c in data]
     out = {}

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .findings import Finding
+from .findings import Finding, Severity
 
 #: Canonical columns and their units. Readers convert to these; nothing downstream converts.
 CANONICAL_UNITS: dict[str, str] = {
@@ -41,6 +41,13 @@ SEXES: tuple[str, ...] = ("female", "male")
 
 #: Channels the Oxynet model reads, in the order of its input tensor.
 MODEL_CHANNELS: tuple[str, ...] = ("VO2", "VCO2", "VE", "PetO2", "PetCO2")
+#: Longest recording analysed (s): 6 h. A CPET test lasts 8-30 min, an hour with rest and
+#: recovery; a longer span is another kind of recording, or times in another unit (or a
+#: corrupt time such as 1e300 s), and the 1 s grid and the bins grow with it.
+MAX_DURATION_S = 6 * 3600.0
+#: Most rows analysed: 6 h of breaths at 60 per minute are 21,600 rows, and 100,000 leave
+#: room for 5 Hz samples over 5.5 h.
+MAX_ROWS = 100_000
 
 
 @dataclass
@@ -128,6 +135,50 @@ JITTER_TOLERANCE = 0.25
 #: averages cannot be told from slow resting breaths (3-9 s, whole-second times) by their
 #: times alone.
 MIN_JITTERED_AVERAGE_S = 10.0
+
+
+def length_problem(t_s: np.ndarray, file: str, column: str = "t") -> Finding | None:
+    """Why a recording is too long to analyse (:data:`MAX_DURATION_S`, :data:`MAX_ROWS`), or
+    None. Checked on the times as read, before anything grows with them.
+
+    Parameters
+    ----------
+    t_s : numpy.ndarray
+        Each row's time (s) in row order; NaN for a row without one.
+    file, column : str
+        Named in the finding (``column``: the time column's name in the file).
+
+    Returns
+    -------
+    Finding or None
+        ``recording-too-long`` (an error). Its row (1-based, in ``t_s``) is, for too long a
+        span, the earliest or the latest time, whichever lies farther from the median (the
+        row of a time of 1e300 s in a 10 min test); for too many rows, the first one past
+        the limit.
+    """
+    t_s = np.asarray(t_s, dtype=float)
+    timed = np.flatnonzero(~np.isnan(t_s))
+    if len(timed) == 0:
+        return None
+    times = t_s[timed]
+    first, last = int(np.argmin(times)), int(np.argmax(times))
+    span_s = times[last] - times[first]
+    if not span_s <= MAX_DURATION_S:  # an infinite time too
+        median = float(np.median(times))
+        far = first if median - times[first] > times[last] - median else last
+        return Finding(
+            "recording-too-long", Severity.ERROR,
+            f"the times span {span_s:,.6g} s (from {times[first]:,.6g} s in row {timed[first] + 1}"
+            f" to {times[last]:,.6g} s in row {timed[last] + 1}), more than the "
+            f"{MAX_DURATION_S:,.0f} s ({MAX_DURATION_S / 3600:g} h) analysed: a longer "
+            "recording, times in another unit, or a corrupt time?", file=file, column=column,
+            row=int(timed[far]) + 1)
+    if len(timed) > MAX_ROWS:
+        return Finding(
+            "recording-too-long", Severity.ERROR,
+            f"{len(timed):,} rows with a time, more than the {MAX_ROWS:,} analysed", file=file,
+            column=column, row=int(timed[MAX_ROWS]) + 1)
+    return None
 
 
 def detect_sampling(t_s: np.ndarray) -> str | None:

@@ -32,6 +32,7 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 from ._checks import check_choice
+from .io._files import NotRegularFile, open_regular
 from .io.end_tidal import PB_RANGE_MMHG
 from .physiology.averaging import METHODS
 from .physiology.consensus import MAX_SPREAD_VO2_ML_MIN
@@ -197,7 +198,8 @@ class Settings:
     # -- limits: what a file may be
     max_file_mb: float = _setting(
         10.0, kind=float, low=0.0, low_open=True, unit="MB", analysis=True, group="limits",
-        help="Larger input files are refused (finding file-too-large); 1 MB = 10^6 bytes.")
+        help="Larger input files are refused (finding file-too-large; the other limits on "
+             "what is read: docs/api.md); 1 MB = 10^6 bytes.")
     file_timeout_s: float = _setting(
         60.0, kind=float, low=0.0, low_open=True, unit="s", group="limits",
         help="Wall time one file may take on a worker before it is stopped (finding "
@@ -337,10 +339,12 @@ class Settings:
 
 def _from_config(path: Path) -> dict[str, Any]:
     try:
-        with path.open("rb") as stream:
+        with open_regular(path) as stream:  # never a FIFO: it would block
             document = tomllib.load(stream)
     except FileNotFoundError:
         raise ValueError(f"config file {path} does not exist") from None
+    except NotRegularFile as exc:
+        raise ValueError(f"config file {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"config file {path} is not valid TOML: {exc}") from None
     table = document.get("cpet_nb")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 from pathlib import Path
 
 import pandas as pd
@@ -131,3 +132,26 @@ def distinct_copies(sources: list[Path], folder: Path, n: int, start: int = 0) -
         target.write_bytes(source.read_bytes() + f"\n# copy {i}\n".encode())
         paths.append(target)
     return paths
+
+
+def without_hanging(call, *args, timeout_s: float = 60.0, **kwargs):
+    """``call(*args, **kwargs)`` in a thread; its result, or an AssertionError when it is still
+    running after ``timeout_s`` (a hang detector, so that a regression fails instead of
+    blocking the test run; not a limit on how fast the code must be)."""
+    outcome = {}
+
+    def run():
+        try:
+            outcome["value"] = call(*args, **kwargs)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the test's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    if thread.is_alive():
+        raise AssertionError(f"{getattr(call, '__name__', call)} still running after "
+                             f"{timeout_s:g} s: it hangs")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]

@@ -11,7 +11,7 @@ import zipfile
 
 import pandas as pd
 import pytest
-from conftest import distinct_copies, misbehaving_file
+from conftest import distinct_copies, misbehaving_file, without_hanging
 
 import cpet_nb
 from cpet_nb.batch import Upload, jobs, resume, submit
@@ -139,6 +139,24 @@ def test_files_travel_as_bytes_when_workers_cannot_see_them(dask_client, bundled
     pd.testing.assert_frame_equal(got.iloc[:5], reference_table.iloc[:5])
     assert got.loc[5, "file"] == str(missing) and "file-not-found" in got.loc[5, "findings"]
 
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+@pytest.mark.parametrize("ship", ["path", "bytes"])
+def test_a_batch_never_opens_a_fifo_or_a_device(dask_client, bundled_tests, reference_table,
+                                                tmp_path, ship):
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    batch = without_hanging(submit, [fifo, "/dev/zero", bundled_tests[0]],
+                            tmp_path / "jobs.sqlite", client=dask_client, ship_files=ship)
+    assert without_hanging(batch.wait).state == "done"
+    got = batch.results()
+    pd.testing.assert_frame_equal(got.iloc[2:].reset_index(drop=True), reference_table.iloc[:1])
+    assert got["status"].tolist()[:2] == ["error", "error"]
+    if ship == "path":  # the workers see the paths (bytes: nothing was shipped, "not found")
+        assert got.loc[0, "findings"] == ("error not-a-regular-file: a FIFO (named pipe), not "
+                                          "a file: not opened")
+        assert "a character device" in got.loc[1, "findings"]
 
 def _running(paths, store, client):
     """A batch of small partitions, returned once its first result is stored."""

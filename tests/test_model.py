@@ -9,8 +9,9 @@ from importlib import resources
 import numpy as np
 import pytest
 
-from cpet_nb.model import RuntimeMissing, get_model, interpreter_class
+from cpet_nb.model import OxynetModel, RuntimeMissing, get_model, interpreter_class, oxynet
 from cpet_nb.model import runtime as runtime_module
+from cpet_nb.model.oxynet import MAX_WINDOWS_PER_INVOKE
 
 
 def test_shipped_model_matches_its_provenance_record():
@@ -107,3 +108,58 @@ def test_only_the_delegate_notice_is_held_back():
         "    pass\n"
         "print('python after', file=sys.stderr)\n")
     assert lines == ["native inside", "python inside", "python after"]
+
+
+class _FailsToAllocateOnce:
+    """A real interpreter whose next ``allocate_tensors`` fails after the input was resized,
+    as TFLite's does at a memory limit."""
+
+    def __init__(self, interpreter):
+        self._interpreter = interpreter
+        self._failed = False
+
+    def allocate_tensors(self):
+        if not self._failed:
+            self._failed = True
+            raise RuntimeError("XNNPack delegate failed to reshape runtime")
+        return self._interpreter.allocate_tensors()
+
+    def __getattr__(self, name):
+        return getattr(self._interpreter, name)
+
+
+def test_a_failed_allocation_leaves_the_model_usable_and_right():
+    model = OxynetModel()
+    rng = np.random.default_rng(1)
+    first, second = (rng.uniform(0, 1, (n, 40, 5)).astype(np.float32) for n in (50, 80))
+    expected_first = model.predict(first)
+    expected_second = OxynetModel().predict(second)
+    model._interpreter = _FailsToAllocateOnce(model._interpreter)
+    with pytest.raises(MemoryError, match="80 windows"):
+        model.predict(second)
+    np.testing.assert_array_equal(model.predict(first), expected_first)
+    np.testing.assert_array_equal(model.predict(second), expected_second)
+
+
+class _RecordsBatches:
+    def __init__(self, interpreter):
+        self._interpreter = interpreter
+        self.sizes = []
+
+    def resize_tensor_input(self, index, shape):
+        self.sizes.append(shape[0])
+        return self._interpreter.resize_tensor_input(index, shape)
+
+    def __getattr__(self, name):
+        return getattr(self._interpreter, name)
+
+
+def test_a_long_test_goes_through_in_bounded_batches_with_the_same_scores(monkeypatch):
+    windows = np.random.default_rng(2).uniform(
+        0, 1, (2 * MAX_WINDOWS_PER_INVOKE + 7, 40, 5)).astype(np.float32)
+    model = OxynetModel()
+    recorder = model._interpreter = _RecordsBatches(model._interpreter)
+    scores = model.predict(windows)
+    assert recorder.sizes == [MAX_WINDOWS_PER_INVOKE, 7]
+    monkeypatch.setattr(oxynet, "MAX_WINDOWS_PER_INVOKE", len(windows))
+    np.testing.assert_array_equal(scores, OxynetModel().predict(windows))  # one batch

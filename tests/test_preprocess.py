@@ -28,6 +28,12 @@ def test_resample_never_extrapolates_missing_ends():
     assert np.isnan(grid["HR"].iloc[4])  # after the last value: stays missing
 
 
+def test_resample_of_times_past_the_int64_seconds_counts_from_the_first():
+    t = 2.0 ** 63 + np.array([-2048.0, 0.0, 2048.0])  # float steps of 2048 s up there
+    grid = resample_1s(pd.DataFrame({"t": t, "VO2": [1.0, 2.0, 3.0]}), ("VO2",))
+    assert len(grid) == 4097 and grid["VO2"].iloc[[0, 2048, 4096]].tolist() == [1.0, 2.0, 3.0]
+
+
 def test_trim_reports_leading_gap():
     grid = pd.DataFrame({"t": np.arange(10.0), "VO2": [np.nan] * 3 + [1.0] * 7})
     trimmed, findings = trim_to_complete(grid, ("VO2",), "f.csv")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+from conftest import without_hanging
 
 from cpet_nb.settings import Settings
 
@@ -109,3 +112,11 @@ def test_barometric_pressure_setting():
             Settings(barometric_pressure_mmhg=wrong)
     with pytest.raises(ValueError, match="expected float"):
         Settings.load(environ={"CPET_NB_BAROMETRIC_PRESSURE_MMHG": "760 mmHg"})
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_a_fifo_as_config_file_is_refused_without_opening(tmp_path):
+    config = tmp_path / "cpet.toml"
+    os.mkfifo(config)
+    with pytest.raises(ValueError, match=r"cpet.toml is a FIFO \(named pipe\), not a file"):
+        without_hanging(Settings.load, config)

@@ -1,6 +1,8 @@
 """Classical ventilatory thresholds: known breakpoints, reasons for no estimate, real tests."""
 
 import math
+import tracemalloc
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -23,6 +25,7 @@ from cpet_nb.physiology.thresholds import (
     vslope_vt2,
 )
 
+CLASSICAL_REFERENCE = Path(__file__).parent / "data" / "classical_reference.csv"
 VT1_S, VT2_S = 520.0, 720.0
 VO2_START, VO2_RATE = 300.0, 4.0  # mL/min and mL/min per s
 
@@ -62,6 +65,40 @@ def test_hinge_fit_finds_an_exact_breakpoint():
     plateau = hinge_fit(x[::-1], 3 - 2 * np.maximum(x[::-1] - 60, 0), 5, flat_below=True)
     assert (plateau.x, plateau.slope_below, plateau.slope_above) == (
         pytest.approx(60), 0.0, pytest.approx(-2.0))
+
+
+def test_hinge_fit_memory_grows_linearly_not_with_the_square():
+    x = np.linspace(0.0, 1000.0, 4000)
+    y = np.maximum(x - 600.0, 0.0) + np.random.default_rng(0).normal(0.0, 5.0, len(x))
+    tracemalloc.start()
+    try:
+        fit = hinge_fit(x, y, min_points=30)
+        peak_bytes = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert abs(fit.x - 600.0) < 5.0 and abs(fit.slope_above - 1.0) < 0.01
+    assert peak_bytes < 20e6  # O(n): about 1 MB here; 4000 x 4000 matrices took 250 MB
+
+
+def test_hinge_fit_with_ties_below_the_breakpoint_is_no_linear_algebra_error():
+    x = np.r_[np.full(5, 10.0), np.arange(11.0, 31.0)]  # the first five samples tie
+    fit = hinge_fit(x, 2 + 0.5 * x + 1.5 * np.maximum(x - 20, 0), min_points=5)
+    assert (fit.x, round(fit.slope_below, 9), round(fit.slope_above, 9)) == (20.0, 0.5, 2.0)
+
+
+def test_classical_estimates_equal_those_of_the_explicit_hinge_matrices(bundled_results):
+    """The running-sum fit gives the estimates of the n x n formulation it replaced (stored
+    in tests/data/classical_reference.csv) on all 139 bundled tests."""
+    reference = pd.read_csv(CLASSICAL_REFERENCE, comment="#")
+    now = pd.DataFrame([{"file": name, "method": key, "time_s": e.time_s,
+                         "vo2_ml_min": e.vo2_ml_min}
+                        for name, result in bundled_results.items()
+                        for key, e in result.classical.items()])
+    both = reference.merge(now, on=["file", "method"], how="outer", suffixes=("", "_now"),
+                           validate="1:1")
+    assert len(both) == len(reference) == 139 * 6
+    np.testing.assert_array_equal(both["time_s_now"], both["time_s"])
+    np.testing.assert_allclose(both["vo2_ml_min_now"], both["vo2_ml_min"], rtol=1e-9)
 
 
 def test_hinge_fit_keeps_min_points_on_each_side():

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from ..io._files import open_regular
 from ..result import FileResult
 from ..settings import Settings
 from .store import FileEntry, Outcome, Store
@@ -200,11 +201,11 @@ def _contents(entries: Sequence[FileEntry], max_file_bytes: int) -> dict[int, by
     """The bytes of each readable file, for workers that cannot read the client's paths. A
     file over the size limit is cut just past it (the worker then refuses it as too large,
     as it would the original); an unreadable file is left out (the worker reports it as not
-    found)."""
+    found; a FIFO or device is never opened)."""
     out = {}
     for entry in entries:
         try:
-            with open(entry.path, "rb") as stream:
+            with open_regular(entry.path) as stream:
                 out[entry.idx] = stream.read(max_file_bytes + 1)
         except OSError:
             continue

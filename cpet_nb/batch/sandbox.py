@@ -9,8 +9,11 @@ the model once and analyses one file per request. A file that runs past its time
 the child killed and replaced (finding ``file-timeout``); one that allocates past its memory
 limit gets a ``MemoryError`` inside the child (Linux ``RLIMIT_DATA``, counted above what the
 child held when it started; finding ``file-memory-limit``) and the child is replaced; a child
-that dies (a crash in native code) is replaced too (finding ``analysis-crashed``). In every
-case only that file is affected.
+that dies (a crash in native code) is replaced too (finding ``analysis-crashed``). So is a child
+in which the analysis raised any other exception (finding ``internal-error``): an exception
+half-way can leave the model's interpreter, or native memory, in a state that would fail or
+mis-analyse the next files, and a new child starts from a known one. In every case only that
+file is affected.
 
 Requests and replies are pickled over the child's stdin/stdout
 (:class:`multiprocessing.connection.Connection` framing); anything the analysis prints goes
@@ -194,14 +197,15 @@ def _serve(reader: Connection, writer: Connection) -> None:
             path, label, options, memory_mb = reader.recv()
         except EOFError:
             return
-        restart = False
+        restart = True  # after an exception: the model's state is not known
         _limit_memory(memory_mb)
         try:
             result = analyze(path, **options).renamed(label)
+            restart = False
         except MemoryError:
-            result, restart = _failed(label, "file-memory-limit",
-                                      f"analysis stopped at the {memory_mb:g} MiB memory limit "
-                                      "per file"), True
+            limit = "the machine's memory" if memory_mb is None else (
+                f"the {memory_mb:g} MiB memory limit per file")
+            result = _failed(label, "file-memory-limit", f"analysis stopped at {limit}")
         except Exception as exc:  # noqa: BLE001 - a defect becomes this file's finding
             result = internal_error(label, exc)
         finally:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..findings import Severity, display_name, has_errors
+from ..io._files import open_regular
 from ..io.inputs import InputFile, expand_inputs
 from ..io.participants import SubjectTable
 from ..result import FileResult
@@ -160,12 +161,13 @@ def stage_participants(path: str | os.PathLike, folder: Path) -> dict[str, str]:
 
 
 def file_digest(path: Path) -> tuple[str, int]:
-    """sha256 (hex) and size of a file; a missing file hashes as empty (its analysis then
-    reports it as ``file-not-found``)."""
+    """sha256 (hex) and size of a file; a missing file, or one that is not a regular file
+    (never opened: a FIFO would block, a device never end), hashes as empty (its analysis
+    then reports it as ``file-not-found`` or ``not-a-regular-file``)."""
     digest = hashlib.sha256()
     size = 0
     try:
-        with path.open("rb") as stream:
+        with open_regular(path) as stream:
             while chunk := stream.read(1 << 20):
                 digest.update(chunk)
                 size += len(chunk)

@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..findings import CPETError, Finding, Severity
+from ..findings import CPETError
 from ..record import CPETRecord
+from ._files import file_problem, open_regular
 from .generic import ColumnMapping, read_mapped
 from .registry import SNIFF_BYTES, Reader, detect_reader, reader_by_name, readers
 
@@ -23,16 +24,11 @@ __all__ = ["DEFAULT_MAX_FILE_BYTES", "ColumnMapping", "Reader", "detect_format",
 
 
 def _checked_head(path: Path, max_file_bytes: int) -> bytes:
-    if not path.is_file():
-        raise CPETError(Finding("file-not-found", Severity.ERROR,
-                                "no such file (or not a regular file)", file=str(path)))
-    size = path.stat().st_size
-    if size > max_file_bytes:
-        raise CPETError(Finding(
-            "file-too-large", Severity.ERROR,
-            f"{size:,} bytes, more than the limit of {max_file_bytes:,} bytes "
-            "(raise max_file_bytes if this file is genuine)", file=str(path)))
-    with open(path, "rb") as fh:
+    """The first bytes of a file that exists, is a regular file and is within the limit."""
+    problem = file_problem(path, max_file_bytes)
+    if problem is not None:
+        raise CPETError(problem)
+    with open_regular(path) as fh:
         return fh.read(SNIFF_BYTES)
 
 
@@ -42,7 +38,8 @@ def detect_format(path: str | os.PathLike, max_file_bytes: int = DEFAULT_MAX_FIL
     Raises
     ------
     CPETError
-        ``file-not-found``, ``file-too-large`` or ``unsupported-format``.
+        ``file-not-found``, ``not-a-regular-file``, ``file-too-large`` or
+        ``unsupported-format``.
     """
     path = Path(path)
     return detect_reader(path, _checked_head(path, max_file_bytes))

@@ -11,11 +11,28 @@ import numpy as np
 import pandas as pd
 
 from ..findings import CPETError, Finding, Severity, display_name
-from ..record import CANONICAL_UNITS, LABEL_COLUMNS, CPETRecord, Metadata, detect_sampling
+from ..record import (
+    CANONICAL_UNITS,
+    LABEL_COLUMNS,
+    CPETRecord,
+    Metadata,
+    detect_sampling,
+    length_problem,
+)
 from ._sniff import utf16_text
 
 #: Channels in which a device writes 0 for "not measured".
 ZERO_MEANS_MISSING = ("HR", "RF")
+#: Longest line (characters) of a text file that is parsed. A CPET export's longest line (a
+#: header of a few hundred labels) has a few thousand; Python's ``csv`` module refuses a field
+#: over 131,072 characters, so no line under this limit can hold one.
+MAX_LINE_CHARS = 100_000
+#: Most fields in one line of a text file that is parsed: pandas names a header's columns in
+#: time that grows with the square of their number (a header of 100,000 fields takes
+#: minutes, one of 2,000,000 hours), and a CPET export has at most a few hundred columns.
+MAX_LINE_FIELDS = 10_000
+#: Field separators counted against :data:`MAX_LINE_FIELDS` (the most frequent one counts).
+FIELD_SEPARATORS = ("\t", ";", ",", "|")
 
 
 def sha256_hex(data: bytes) -> str:
@@ -25,20 +42,47 @@ def sha256_hex(data: bytes) -> str:
 
 def decode_text(data: bytes, file: str) -> str:
     """Decode text: UTF-16 with a byte-order mark, UTF-8 (BOM allowed), else Latin-1 when it
-    has no NUL bytes."""
-    utf16 = utf16_text(data)
-    if utf16 is not None:
-        return utf16
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        if b"\x00" in data:
-            raise CPETError(
-                Finding("unreadable", Severity.ERROR,
-                        "text is neither UTF-8 nor a single-byte encoding (NUL bytes found)",
-                        file=file)
-            ) from None
-        return data.decode("latin-1")
+    has no NUL bytes; then refuse it if a line is too long to parse (:func:`check_line_sizes`).
+    """
+    text = utf16_text(data)
+    if text is None:
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            if b"\x00" in data:
+                raise CPETError(
+                    Finding("unreadable", Severity.ERROR,
+                            "text is neither UTF-8 nor a single-byte encoding (NUL bytes found)",
+                            file=file)
+                ) from None
+            text = data.decode("latin-1")
+    check_line_sizes(text, file)
+    return text
+
+
+def check_line_sizes(text: str, file: str) -> None:
+    """Refuse text with a line longer than :data:`MAX_LINE_CHARS` characters or of more than
+    :data:`MAX_LINE_FIELDS` fields, before any parser sees it (lines end at LF, CR LF or a
+    lone CR, as for pandas).
+
+    Raises
+    ------
+    CPETError
+        ``line-too-long``, naming the first such line (1-based) and what it holds.
+    """
+    for number, line in enumerate(text.split("\n"), 1):
+        if len(line) < MAX_LINE_FIELDS:
+            continue  # too short to hold that many fields
+        line = max(line.split("\r"), key=len)
+        separator = max(FIELD_SEPARATORS, key=line.count)
+        n_fields = line.count(separator) + 1
+        if len(line) > MAX_LINE_CHARS or n_fields > MAX_LINE_FIELDS:
+            raise CPETError(Finding(
+                "line-too-long", Severity.ERROR,
+                f"line {number} has {len(line):,} characters and {n_fields:,} fields "
+                f"separated by {separator!r}; the limits are {MAX_LINE_CHARS:,} characters and "
+                f"{MAX_LINE_FIELDS:,} fields (a CPET export has a few hundred columns at most): "
+                "the file was not parsed", file=file))
 
 
 def load_text(path: Path, format_name: str) -> tuple[str, Metadata]:
@@ -187,7 +231,8 @@ def zeros_to_missing(frame: pd.DataFrame, file: str, source_names: dict[str, str
 def build_record(frame: pd.DataFrame, metadata: Metadata, source_names: dict[str, str],
                  findings: list[Finding] | None = None, *, file: str,
                  zero_means_missing: tuple[str, ...] = ()) -> CPETRecord:
-    """Finish a reader's work: numeric columns, clean time, device zeros, sampling.
+    """Finish a reader's work: numeric columns, length check, clean time, device zeros,
+    sampling.
 
     Parameters
     ----------
@@ -212,10 +257,14 @@ def build_record(frame: pd.DataFrame, metadata: Metadata, source_names: dict[str
         raise CPETError(Finding("empty", Severity.ERROR, "the file has no data rows", file=file))
     frame = frame.copy()
     findings += to_numeric_columns(frame, file, source_names)
+    time_name = source_names.get("t", "t")
     if frame["t"].isna().all():
         raise CPETError(Finding("unreadable", Severity.ERROR, "no row has a numeric time",
-                                file=file, column=source_names.get("t", "t")))
-    frame, time_findings = clean_time(frame, file, source_names.get("t", "t"))
+                                file=file, column=time_name))
+    too_long = length_problem(frame["t"].to_numpy(), file, time_name)  # before sorting
+    if too_long is not None:
+        raise CPETError(too_long)
+    frame, time_findings = clean_time(frame, file, time_name)
     findings += time_findings
     findings += zeros_to_missing(frame, file, source_names,
                                  ZERO_MEANS_MISSING + zero_means_missing)

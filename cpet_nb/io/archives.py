@@ -53,6 +53,7 @@ from typing import BinaryIO
 
 from ..findings import Finding, Severity, UnsupportedFormat
 from . import DEFAULT_MAX_FILE_BYTES
+from ._files import open_regular
 from .registry import SNIFF_BYTES, detect_reader
 
 #: Magic bytes that start a ZIP archive (a local file header).
@@ -164,9 +165,10 @@ class _MemberRefused(Exception):
 
 
 def has_zip_magic(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is a readable file that starts with the ZIP magic bytes."""
+    """Whether ``path`` is a readable regular file that starts with the ZIP magic bytes (a
+    FIFO, socket or device is never opened: :func:`cpet_nb.io._files.open_regular`)."""
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
             return fh.read(len(ZIP_MAGIC)) == ZIP_MAGIC
     except OSError:
         return False
@@ -190,7 +192,7 @@ def is_archive(path: str | os.PathLike, limits: ArchiveLimits | None = None) -> 
     except _ArchiveRefused:
         return True
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
             head = fh.read(SNIFF_BYTES)
         detect_reader(path, head)
         return False  # a reader's format that happens to be a ZIP
@@ -385,7 +387,7 @@ def _check_directory(path: Path, limits: ArchiveLimits) -> None:
 
 def _directory_size(path: Path) -> tuple[int, int]:
     """(entries, central directory bytes) from the end-of-central-directory record(s)."""
-    with open(path, "rb") as fh:
+    with open_regular(path) as fh:
         size = fh.seek(0, os.SEEK_END)
         start = max(0, size - (_EOCD.size + 0xFFFF))  # the record and the longest comment
         fh.seek(start)

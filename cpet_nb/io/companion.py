@@ -80,6 +80,7 @@ from defusedxml.ElementTree import ParseError, fromstring
 from ..findings import Finding, Severity
 from ..record import CANONICAL_UNITS, CPETRecord, Metadata
 from . import DEFAULT_MAX_FILE_BYTES
+from ._files import file_problem
 from ._tabular import clean_time
 from .parsing import parse_number, parse_time_s
 from .participants import normalise_header, read_text_table
@@ -124,15 +125,9 @@ def read_hr(path: str | os.PathLike, max_file_bytes: int = DEFAULT_MAX_FILE_BYTE
     """
     file = str(path)
     path = Path(path)
-    if not path.is_file():
-        return _result(None, None, None, [Finding("file-not-found", Severity.ERROR,
-                                                  "no such file (or not a regular file)",
-                                                  file=file)], path)
-    size = path.stat().st_size
-    if size > max_file_bytes:
-        return _result(None, None, None, [Finding(
-            "file-too-large", Severity.ERROR,
-            f"{size:,} bytes, more than the limit of {max_file_bytes:,} bytes", file=file)], path)
+    problem = file_problem(path, max_file_bytes)
+    if problem is not None:
+        return _result(None, None, None, [problem], path)
     with open(path, "rb") as fh:
         head = fh.read(64)
     if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):

@@ -89,8 +89,7 @@ from ..findings import CPETError, Finding, Severity
 from ..record import CANONICAL_UNITS, CPETRecord
 from . import _delimited
 from ._excel import is_workbook, read_sheet, sheet_names
-from ._sniff import utf16_text
-from ._tabular import build_record, decode_text, source_metadata
+from ._tabular import build_record, check_line_sizes, decode_text, source_metadata
 from .parsing import parse_number, parse_number_with_unit, parse_time_s, to_canonical
 
 #: ``metadata.format`` of records read with a mapping.
@@ -423,7 +422,12 @@ def _text_table(data: bytes, mapping: ColumnMapping, file: str, findings: list[F
             f"the mapping puts the header on line {mapping.header_row + 1}, but the file has "
             f"{len(lines)} line(s)", file=file))
     delimiter = mapping.delimiter or _guess_delimiter(lines[mapping.header_row])
-    records = list(csv.reader(lines[mapping.header_row:], delimiter=delimiter))
+    try:
+        records = list(csv.reader(lines[mapping.header_row:], delimiter=delimiter))
+    except csv.Error as exc:  # e.g. a quoted cell over many lines, longer than csv allows
+        raise CPETError(Finding("unreadable", Severity.ERROR,
+                                f"could not split the lines into cells: {exc}",
+                                file=file)) from None
     header = [name.strip() for name in records[0]]
     good: list[list[str]] = []
     row_numbers: list[int] = []
@@ -454,16 +458,18 @@ def _text_table(data: bytes, mapping: ColumnMapping, file: str, findings: list[F
 
 
 def _decode(data: bytes, encoding: str | None, file: str) -> str:
-    """The file's text in ``encoding``; by default UTF-16 with a BOM, UTF-8 or Latin-1."""
+    """The file's text in ``encoding``; by default UTF-16 with a BOM, UTF-8 or Latin-1. A line
+    too long to parse is refused (:func:`~cpet_nb.io._tabular.check_line_sizes`)."""
     if encoding is None:
-        utf16 = utf16_text(data)
-        return utf16 if utf16 is not None else decode_text(data, file)
+        return decode_text(data, file)
     try:
-        return data.decode(encoding)
+        text = data.decode(encoding)
     except UnicodeDecodeError as exc:
         raise CPETError(Finding(
             "unreadable", Severity.ERROR,
             f"the file is not {encoding} text as the mapping says: {exc}", file=file)) from None
+    check_line_sizes(text, file)
+    return text
 
 
 def _guess_delimiter(header_line: str) -> str:

@@ -6,7 +6,8 @@ Every input gets one :class:`InputFile`, in the order given, with a state:
   read, its analysis says why); so is every file when a column mapping will read them.
 - ``skipped``: a file found in a folder, a glob or an archive that no reader recognises (a
   README, a participants table, a statistics table), with a ``not-a-cpet-export`` finding
-  that says what was seen. It is listed, not reported as a failed test.
+  that says what was seen; or a FIFO, socket or device found there (``not-a-regular-file``).
+  It is listed, not reported as a failed test.
 - ``refused``: an archive, or an archive member, that was not expanded (corrupt, nested,
   unsafe member, too large or too many entries: codes ``corrupt-archive``,
   ``unsafe-archive``, ``unsafe-archive-member``, ``encrypted-archive-member``,
@@ -14,6 +15,12 @@ Every input gets one :class:`InputFile`, in the order given, with a state:
 
 Hidden files and folders (``.name``), ``__MACOSX`` and ``__pycache__`` are system clutter,
 not inputs: they are never walked into, and only counted (:attr:`Inputs.n_ignored`).
+
+Only regular files are ever opened (:mod:`cpet_nb.io._files`): a FIFO, socket or device
+(or a link to one) is never opened, since that can block forever or never end. Named
+explicitly, it is ready like any named file, and its analysis gives a ``not-a-regular-file``
+error; found in a folder or by a glob, it is ``skipped`` with a ``not-a-regular-file``
+warning saying what it is.
 
 A ZIP archive (by its magic bytes, whether named, matched by a glob or found in a folder;
 see :func:`cpet_nb.io.archives.is_archive`) is a container, not a file: its members are
@@ -44,6 +51,7 @@ from pathlib import Path
 
 from ..findings import CPETError, Finding, Severity, UnsupportedFormat, display_name
 from . import DEFAULT_MAX_FILE_BYTES, detect_format
+from ._files import not_regular_finding, special_kind
 from .archives import SKIPPED_NAMES, ArchiveLimits, extract_zip, is_archive
 
 GLOB_CHARS = set("*?[")
@@ -210,7 +218,7 @@ def expand_inputs(inputs: Iterable[str | os.PathLike],
             result.n_ignored += ignored
         elif not path.exists() and GLOB_CHARS & set(text):
             discovered = [Path(p) for p in sorted(glob.glob(text, recursive=True))
-                          if Path(p).is_file()]
+                          if not Path(p).is_dir()]
         else:
             discovered = None
         candidates = [(path, True)] if discovered is None else [(p, False) for p in discovered]
@@ -219,7 +227,13 @@ def expand_inputs(inputs: Iterable[str | os.PathLike],
             if key in seen:
                 continue
             seen.add(key)
-            if is_archive(candidate, limits):
+            kind = special_kind(candidate)  # a FIFO or device is never opened
+            if kind is not None and not explicit:
+                result.items.append(InputFile(candidate, False, state="skipped",
+                                              finding=not_regular_finding(candidate, kind,
+                                                                          skipped=True)))
+                continue
+            if kind is None and is_archive(candidate, limits):
                 _add_archive(candidate, result, limits, temp_dir, max_file_bytes, sniff)
                 continue
             why = None if explicit or not sniff else _not_cpet(candidate, max_file_bytes)

@@ -55,8 +55,8 @@ another unit, or is outside :data:`PLAUSIBLE` (after conversion) is left missing
 ``non-numeric`` or ``implausible-values`` warning naming its column and 1-based data row;
 an unknown sex is a ``non-numeric`` warning as in the readers. A row without a key is
 skipped with a ``malformed-row`` warning. Problems with the table itself never raise: they
-are :attr:`SubjectTable.findings` (``file-not-found``, ``file-too-large``, ``unreadable``,
-``empty`` errors leave the table without rows).
+are :attr:`SubjectTable.findings` (``file-not-found``, ``not-a-regular-file``,
+``file-too-large``, ``unreadable``, ``empty`` errors leave the table without rows).
 
 Matching a record to a row (:meth:`SubjectTable.match`), on the base name of
 ``record.metadata.source_name``, ignoring case. A row matches when its key
@@ -90,6 +90,7 @@ import pandas as pd
 from ..findings import CPETError, Finding, Severity
 from ..record import CPETRecord, Metadata
 from . import DEFAULT_MAX_FILE_BYTES
+from ._files import file_problem
 from ._tabular import decode_text, read_csv_text
 from .end_tidal import PB_RANGE_MMHG, derivable, derive_end_tidal_pressures
 from .parsing import parse_number_with_unit
@@ -393,19 +394,14 @@ def read_text_table(path: str | os.PathLike, max_file_bytes: int = DEFAULT_MAX_F
     Returns
     -------
     (pandas.DataFrame, list of Finding)
-        An empty frame with an error finding when the file is missing, too large, not text
-        or has no data rows.
+        An empty frame with an error finding when the file is missing, not a regular file,
+        too large, not text or has no data rows.
     """
     file = str(path)
     path = Path(path)
-    if not path.is_file():
-        return pd.DataFrame(), [Finding("file-not-found", Severity.ERROR,
-                                        "no such file (or not a regular file)", file=file)]
-    size = path.stat().st_size
-    if size > max_file_bytes:
-        return pd.DataFrame(), [Finding(
-            "file-too-large", Severity.ERROR,
-            f"{size:,} bytes, more than the limit of {max_file_bytes:,} bytes", file=file)]
+    problem = file_problem(path, max_file_bytes)
+    if problem is not None:
+        return pd.DataFrame(), [problem]
     try:
         text = decode_text(path.read_bytes(), file)
         header = next((line for line in text.splitlines() if line.strip()), "")

@@ -148,7 +148,8 @@ def hinge_fit(x: np.ndarray, y: np.ndarray, min_points: int, *, flat_below: bool
     ``min_points`` samples on each side, and keeps the ``x0`` with the smallest residual sum of
     squares (the broken-stick model; Beaver et al. 1986 use two separate lines, see the module
     docstring). With ``flat_below`` the first segment is level (``b = 0``): a plateau, then
-    a change.
+    a change. Every candidate's normal equations come from running sums
+    (:func:`_hinge_normal_equations`), so the search takes O(n) memory and O(n log n) time.
 
     Parameters
     ----------
@@ -169,14 +170,10 @@ def hinge_fit(x: np.ndarray, y: np.ndarray, min_points: int, *, flat_below: bool
     xs = (np.asarray(x, dtype=float)[order] - x_mean) / x_scale
     ys = (np.asarray(y, dtype=float)[order] - y_mean) / y_scale
     candidates = xs[min_points - 1: len(xs) - min_points]
-    shape = (len(candidates), len(xs))
-    hinge = np.maximum(xs[None, :] - candidates[:, None], 0.0)
-    columns = [np.broadcast_to(1.0, shape), *([] if flat_below else [np.broadcast_to(xs, shape)]),
-               hinge]
-    normal = np.stack([np.stack([np.einsum("kn,kn->k", a, b) for b in columns], axis=-1)
-                       for a in columns], axis=-2)
-    rhs = np.stack([a @ ys for a in columns], axis=-1)
-    usable = np.einsum("kn,kn->k", hinge, hinge) > 1e-12 * len(xs)
+    normal, rhs = _hinge_normal_equations(xs, ys, candidates, flat_below)
+    usable = normal[:, -1, -1] > 1e-12 * len(xs)  # the hinge column is not all zero
+    if not flat_below:  # nor x - x0 on every sample (all those below x0 tie with it)
+        usable &= candidates > xs[0]
     coef = np.full_like(rhs, np.nan)
     coef[usable] = np.linalg.solve(normal[usable], rhs[usable][..., None])[..., 0]
     rss = np.where(usable, ys @ ys - np.einsum("ki,ki->k", coef, rhs), np.inf)
@@ -185,6 +182,43 @@ def hinge_fit(x: np.ndarray, y: np.ndarray, min_points: int, *, flat_below: bool
     below = 0.0 if flat_below else float(coef[best, 1] * slope)
     return Hinge(x=float(candidates[best] * x_scale + x_mean), slope_below=below,
                  slope_above=below + float(coef[best, -1] * slope))
+
+
+def _hinge_normal_equations(xs: np.ndarray, ys: np.ndarray, candidates: np.ndarray,
+                            flat_below: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Normal equations of ``y = a [+ b x] + c h`` with ``h = max(x - x0, 0)``, for every
+    candidate ``x0``: matrices ``[k, p, p]`` and right-hand sides ``[k, p]`` (``p`` = 2 or 3).
+
+    ``xs`` is sorted, so the samples with ``h > 0`` are those after ``x0`` in it, and the sums
+    with ``h`` are suffix sums of ``x``, ``x²``, ``y`` and ``xy`` there: for instance
+    ``Σ h² = Σ x² - 2 x0 Σ x + x0² m`` over the ``m`` samples above ``x0``. The suffix sums
+    are accumulated from the end, so that the short ones are exact. O(n + k) memory.
+    """
+    above = np.searchsorted(xs, candidates, side="right")  # first sample with h > 0
+
+    def suffix_sum(values: np.ndarray) -> np.ndarray:
+        return np.append(np.cumsum(values[::-1])[::-1], 0.0)[above]
+
+    x0 = candidates
+    count = (len(xs) - above).astype(float)
+    sum_x, sum_xx = suffix_sum(xs), suffix_sum(xs * xs)
+    sum_y, sum_xy = suffix_sum(ys), suffix_sum(xs * ys)
+    h = sum_x - x0 * count
+    hh = sum_xx - 2.0 * x0 * sum_x + x0 * x0 * count
+    hx = sum_xx - x0 * sum_x
+    hy = sum_xy - x0 * sum_y
+
+    def constant(value: float) -> np.ndarray:
+        return np.full(len(x0), value)
+
+    n, ones_y = constant(float(len(xs))), constant(float(ys.sum()))
+    if flat_below:
+        rows, rhs = [[n, h], [h, hh]], [ones_y, hy]
+    else:
+        ones_x, xx = constant(float(xs.sum())), constant(float(xs @ xs))
+        rows = [[n, ones_x, h], [ones_x, xx, hx], [h, hx, hh]]
+        rhs = [ones_y, constant(float(xs @ ys)), hy]
+    return np.stack([np.stack(row, axis=-1) for row in rows], axis=-2), np.stack(rhs, axis=-1)
 
 
 def exercise_bins(source: CPETRecord | pd.DataFrame, prep: Preparation | None = None

@@ -6,6 +6,6 @@
 - :mod:`.store`: the SQLite job store (jobs, files, results, curves).
 """
 
-from .api import Batch, Progress, Upload, jobs, resume, submit
+from .api import Batch, NoCPETFiles, Progress, Upload, jobs, resume, submit
 
-__all__ = ["Batch", "Progress", "Upload", "jobs", "resume", "submit"]
+__all__ = ["Batch", "NoCPETFiles", "Progress", "Upload", "jobs", "resume", "submit"]

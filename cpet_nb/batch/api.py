@@ -56,17 +56,37 @@ class Upload:
     """A file given as bytes (e.g. from a notebook upload widget) rather than a path.
 
     Only the last part of ``name`` is used (no folders), so an upload cannot be written
-    outside its job's folder.
+    outside its job's folder. An upload whose bytes are already in a file of their own (a
+    streamed HTTP upload, :meth:`from_file`) has ``path`` set: that file is moved into the
+    job's folder instead of being written from memory.
     """
 
     name: str
-    content: bytes
+    content: bytes = b""
+    path: Path | None = None
 
     @classmethod
     def from_widget(cls, value: Mapping[str, Any]) -> Upload:
         """An upload from one item of an ``ipywidgets.FileUpload`` value (a mapping with
         ``name`` and ``content``, a memoryview)."""
         return cls(str(value["name"]), bytes(value["content"]))
+
+    @classmethod
+    def from_file(cls, name: str, path: str | os.PathLike) -> Upload:
+        """An upload called ``name`` whose bytes are the file ``path``, which :func:`submit`
+        moves (renames, on one file system) into the job's folder."""
+        return cls(name, path=Path(path))
+
+    def save(self, target: Path) -> None:
+        """Put the upload's bytes at ``target``: written, or its file moved there."""
+        if self.path is None:
+            target.write_bytes(self.content)
+        else:
+            shutil.move(self.path, target)
+
+
+class NoCPETFiles(ValueError):
+    """The inputs of a batch hold no file to analyse (the message says what was skipped)."""
 
 
 @dataclass(frozen=True)
@@ -206,7 +226,8 @@ class Batch:
 
 def submit(inputs: Iterable[str | os.PathLike | Upload], store: str | os.PathLike | Store, *,
            client: Any = None, config: str | os.PathLike | None = None,
-           participants: str | os.PathLike | None = None, **settings: Any) -> Batch:
+           participants: str | os.PathLike | None = None, user: str | None = None,
+           **settings: Any) -> Batch:
     """Start analysing ``inputs`` on a dask cluster; return at once with the :class:`Batch`.
 
     Parameters
@@ -225,6 +246,8 @@ def submit(inputs: Iterable[str | os.PathLike | Upload], store: str | os.PathLik
         A participants table (:mod:`cpet_nb.io.participants`: weight, height, age, sex by file name
         or number) overriding the files' subject data. It is checked before any work starts
         and copied into the job, so a resume uses the same table.
+    user : str, optional
+        Who submits the job (recorded with it; :func:`jobs` can list one user's jobs).
     **settings
         :class:`~cpet_nb.settings.Settings` fields, e.g. ``file_timeout_s=30``.
 
@@ -234,9 +257,10 @@ def submit(inputs: Iterable[str | os.PathLike | Upload], store: str | os.PathLik
 
     Raises
     ------
+    NoCPETFiles
+        For inputs without any CPET file (a ``ValueError``).
     ValueError
-        For invalid settings, inputs without any CPET file, or a participants table with
-        errors (the message lists them).
+        For invalid settings, or a participants table with errors (the message lists them).
     """
     store = store if isinstance(store, Store) else Store(store)
     chosen = Settings.load(config, **settings)
@@ -250,7 +274,7 @@ def submit(inputs: Iterable[str | os.PathLike | Upload], store: str | os.PathLik
         store.create_job(job_id, entries, settings=chosen.to_dict(),
                          analysis_key=chosen.analysis_key(
                              model_version, table["sha256"] if table else None),
-                         model_version=model_version, inputs=info)
+                         model_version=model_version, inputs=info, user=user)
     return _start(store, job_id, chosen, ready.result())
 
 
@@ -271,9 +295,10 @@ def resume(job_id: str, store: str | os.PathLike | Store, *, client: Any = None,
     return _start(store, job_id, settings, get_client(client, settings.workers))
 
 
-def jobs(store: str | os.PathLike | Store) -> pd.DataFrame:
-    """Every job in ``store``, newest first, with its state and counts."""
-    return (store if isinstance(store, Store) else Store(store)).jobs()
+def jobs(store: str | os.PathLike | Store, user: str | None = None) -> pd.DataFrame:
+    """Every job in ``store`` (only ``user``'s when given), newest first, with its state and
+    counts."""
+    return (store if isinstance(store, Store) else Store(store)).jobs(user)
 
 
 @contextmanager
@@ -332,7 +357,7 @@ def _stage_inputs(inputs: Sequence[str | os.PathLike | Upload], folder: Path,
         if isinstance(item, Upload):
             target = folder / f"upload-{i}" / (Path(item.name).name or f"upload-{i}")
             target.parent.mkdir()
-            target.write_bytes(item.content)
+            item.save(target)
             paths.append(target)
         else:
             paths.append(item)
@@ -357,7 +382,7 @@ def _stage_inputs(inputs: Sequence[str | os.PathLike | Upload], folder: Path,
     }
     if not entries:
         shutil.rmtree(folder, ignore_errors=True)
-        raise ValueError("no CPET files found in the inputs"
+        raise NoCPETFiles("no CPET files found in the inputs"
                          + (f" ({len(expanded.skipped)} unrecognised file(s) skipped)"
                             if expanded.skipped else "")
                          + "".join(f"; {f}" for f in expanded.findings))

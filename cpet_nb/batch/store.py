@@ -14,7 +14,8 @@ Design
 - Domain curves are stored compactly: one ``.npy`` blob (float64, columns time_s,
   p_moderate, p_heavy, p_severe) per file.
 
-Tables: ``jobs`` (one row per batch: settings, model, counts, owner process), ``files`` (one
+Tables: ``jobs`` (one row per batch: settings, model, counts, owner process, the user who
+submitted it when one is known, e.g. through the Jupyter server extension), ``files`` (one
 row per input: name, path, content hash, size, device, state, findings, error, timings) and
 ``results``/``curves`` (one row per analysed file).
 """
@@ -220,6 +221,7 @@ class Store:
             # after the columns exist: reuse looks results up by content and analysis key
             db.execute("CREATE INDEX IF NOT EXISTS results_by_hash "
                        "ON results (source_sha256, analysis_key)")
+            _add_job_user(db)
 
     # -- jobs ----------------------------------------------------------------------------
 
@@ -238,18 +240,20 @@ class Store:
         return self.uploads_folder / job_id
 
     def create_job(self, job_id: str, files: Sequence[FileEntry], *, settings: dict[str, Any],
-                   analysis_key: str, model_version: str, inputs: dict[str, Any]) -> None:
-        """Record the new job ``job_id`` (:meth:`new_job_id`) and its files, all ``pending``."""
+                   analysis_key: str, model_version: str, inputs: dict[str, Any],
+                   user: str | None = None) -> None:
+        """Record the new job ``job_id`` (:meth:`new_job_id`) and its files, all ``pending``;
+        ``user`` is who submitted it (None when unknown)."""
         from .._version import __version__
 
         now = utc_now()
         with self.transaction() as db:
             db.execute(
                 "INSERT INTO jobs (job_id, status, created_at, updated_at, n_files, settings, "
-                "analysis_key, model_version, cpet_nb_version, owner, inputs) "
-                "VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "analysis_key, model_version, cpet_nb_version, owner, inputs, user) "
+                "VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (job_id, now, now, len(files), json.dumps(settings), analysis_key,
-                 model_version, __version__, owner_id(), json.dumps(inputs, default=str)))
+                 model_version, __version__, owner_id(), json.dumps(inputs, default=str), user))
             db.executemany(
                 "INSERT INTO files (job_id, idx, name, path, sha256, size_bytes, state) "
                 "VALUES (?, ?, ?, ?, ?, ?, 'pending')",
@@ -273,17 +277,20 @@ class Store:
         job["status"] = _live_status(job["status"], job["owner"])
         return job
 
-    def jobs(self) -> pd.DataFrame:
-        """All jobs, newest first, with counts of files per state."""
-        query = """
+    def jobs(self, user: str | None = None) -> pd.DataFrame:
+        """All jobs (only ``user``'s when given), newest first, with counts of files per
+        state."""
+        query = f"""
             SELECT j.job_id, j.status, j.created_at, j.finished_at, j.n_files,
                    SUM(f.state IN ('done', 'reused')) AS n_done,
                    SUM(f.status = 'error') AS n_error,
                    SUM(f.state = 'cancelled') AS n_cancelled,
-                   j.model_version, j.owner
+                   j.model_version, j.owner, j.user
             FROM jobs j LEFT JOIN files f ON f.job_id = j.job_id
+            {"" if user is None else "WHERE j.user = ?"}
             GROUP BY j.job_id ORDER BY j.created_at DESC, j.job_id DESC"""
-        table = pd.read_sql_query(query, self.connection())
+        table = pd.read_sql_query(query, self.connection(),
+                                  params=() if user is None else (user,))
         table["status"] = [_live_status(s, o) for s, o in
                            zip(table["status"], table["owner"], strict=True)]
         for column in ("n_done", "n_error", "n_cancelled"):
@@ -522,6 +529,12 @@ class Store:
                                            and folder.stat().st_mtime < day_ago):
                     shutil.rmtree(folder, ignore_errors=True)
         return expired
+
+
+def _add_job_user(db: sqlite3.Connection) -> None:
+    """Migration: ``jobs.user`` (who submitted the job), for stores made before it existed."""
+    if "user" not in {row[1] for row in db.execute("PRAGMA table_info(jobs)")}:
+        db.execute("ALTER TABLE jobs ADD COLUMN user TEXT")
 
 
 def _quote(name: str) -> str:

@@ -14,7 +14,7 @@ import pytest
 from conftest import distinct_copies, misbehaving_file, without_hanging
 
 import cpet_nb
-from cpet_nb.batch import Upload, jobs, resume, submit
+from cpet_nb.batch import NoCPETFiles, Upload, jobs, resume, submit
 from cpet_nb.batch.store import Store
 from cpet_nb.result import RESULT_COLUMNS, results_table
 
@@ -127,6 +127,39 @@ def test_uploads_and_zip_uploads(dask_client, bundled_tests, tmp_path):
     assert batch.status().counts["skipped"] == 1 and batch.status().fraction_done == 1.0
     # the job is done: its copies of the uploads are gone
     assert not Store(store).upload_dir(batch.job_id).exists()
+
+
+def test_file_uploads_are_moved_into_the_job_and_jobs_know_their_user(dask_client,
+                                                                     bundled_tests, tmp_path):
+    staged = tmp_path / "incoming" / "0"
+    staged.parent.mkdir()
+    staged.write_bytes(bundled_tests[0].read_bytes())
+    store = tmp_path / "jobs.sqlite"
+    batch = submit([Upload.from_file("visit 1.csv", staged)], store, client=dask_client,
+                   user="ann")
+    assert not staged.exists()  # moved, not copied
+    assert batch.wait().state == "done"
+    assert batch.results()["file"].tolist() == ["visit 1.csv"]
+    assert jobs(store, user="ann")["job_id"].tolist() == [batch.job_id]
+    assert jobs(store, user="bob").empty
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("readme.txt", "no tests")
+    with pytest.raises(NoCPETFiles, match="no CPET files found"):
+        submit([Upload("notes.zip", archive.getvalue())], store, client=dask_client)
+
+
+def test_an_adaptive_embedded_cluster_grows_from_its_minimum():
+    from cpet_nb.batch import engine
+
+    engine.shutdown()
+    try:
+        client = engine.get_client(None, workers=2, adapt_minimum=0)
+        assert client.scheduler_info()["workers"] == {}  # no idle workers held
+        assert client.submit(sum, [1, 2], pure=False).result(timeout=120) == 3
+        assert 1 <= len(client.scheduler_info()["workers"]) <= 2
+    finally:
+        engine.shutdown()
 
 
 def test_files_travel_as_bytes_when_workers_cannot_see_them(dask_client, bundled_tests,

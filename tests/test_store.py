@@ -213,6 +213,26 @@ def test_new_result_columns_are_added_to_an_old_store(tmp_path):
     assert set(RESULT_COLUMNS) <= columns
 
 
+def test_a_store_made_before_job_users_gets_the_column_and_lists_by_user(tmp_path, analysed):
+    path = tmp_path / "old.sqlite"
+    store = Store(path)
+    old_job = _job(store, _entries(analysed[0][:1]))
+    store.close()
+    db = sqlite3.connect(path)  # the store as cpet_nb made it before jobs had a user
+    db.execute("ALTER TABLE jobs DROP COLUMN user")
+    db.commit()
+    db.close()
+    store = Store(path)
+    job = store.new_job_id()
+    store.create_job(job, _entries(analysed[0][1:2]), settings={}, analysis_key="k",
+                     model_version="m@1", inputs={}, user="ann")
+    assert store.job(job)["user"] == "ann" and store.job(old_job)["user"] is None
+    assert store.jobs("ann")["job_id"].tolist() == [job]
+    assert store.jobs("bob").empty
+    assert set(store.jobs()["job_id"]) == {job, old_job}
+    assert cpet_nb.jobs(store, user="ann")["user"].tolist() == ["ann"]
+
+
 def test_backup_verifies_and_keeps_the_newest(tmp_path, analysed):
     store = Store(tmp_path / "s.sqlite")
     _job(store, _entries(analysed[0]))

@@ -10,6 +10,6 @@
 """
 
 from .api import Batch, Progress, jobs, resume, submit
-from .staging import Upload
+from .staging import NoCPETFiles, Upload
 
-__all__ = ["Batch", "Progress", "Upload", "jobs", "resume", "submit"]
+__all__ = ["Batch", "NoCPETFiles", "Progress", "Upload", "jobs", "resume", "submit"]

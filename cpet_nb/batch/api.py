@@ -34,7 +34,7 @@ import pandas as pd
 from ..model import bundled_model_version
 from ..settings import Settings
 from .driver import Driver, finish
-from .staging import Upload, stage_inputs, stage_participants
+from .staging import NoCPETFiles, Upload, stage_inputs, stage_participants
 from .store import SETTLED_STATES, Store
 
 log = logging.getLogger(__name__)
@@ -187,7 +187,8 @@ class Batch:
 
 def submit(inputs: Iterable[str | os.PathLike | Upload], store: str | os.PathLike | Store, *,
            client: Any = None, config: str | os.PathLike | None = None,
-           participants: str | os.PathLike | None = None, **settings: Any) -> Batch:
+           participants: str | os.PathLike | None = None, user: str | None = None,
+           **settings: Any) -> Batch:
     """Start analysing ``inputs`` on a dask cluster; return at once with the :class:`Batch`.
 
     Parameters
@@ -208,6 +209,8 @@ def submit(inputs: Iterable[str | os.PathLike | Upload], store: str | os.PathLik
         A participants table (:mod:`cpet_nb.io.participants`: weight, height, age, sex by file name
         or number) overriding the files' subject data. It is checked before any work starts
         and copied into the job, so a resume uses the same table.
+    user : str, optional
+        Who submits the job (recorded with it; :func:`jobs` can list one user's jobs).
     **settings
         :class:`~cpet_nb.settings.Settings` fields, e.g. ``file_timeout_s=30``.
 
@@ -217,9 +220,10 @@ def submit(inputs: Iterable[str | os.PathLike | Upload], store: str | os.PathLik
 
     Raises
     ------
+    NoCPETFiles
+        For inputs without any CPET file (a ``ValueError``).
     ValueError
-        For invalid settings, inputs without any CPET file, or a participants table with
-        errors (the message lists them).
+        For invalid settings, or a participants table with errors (the message lists them).
     """
     store = store if isinstance(store, Store) else Store(store)
     chosen = Settings.load(config, **settings)
@@ -231,14 +235,14 @@ def submit(inputs: Iterable[str | os.PathLike | Upload], store: str | os.PathLik
         staged = stage_inputs(list(inputs), folder, chosen)
         if not staged.to_analyse:
             shutil.rmtree(folder, ignore_errors=True)
-            raise ValueError(staged.why_nothing_to_analyse())
+            raise NoCPETFiles(staged.why_nothing_to_analyse())
         model_version = bundled_model_version()
         staged.info["participants"] = table
         store.create_job(job_id, staged.entries, settled=staged.settled,
                          settings=chosen.to_dict(),
                          analysis_key=chosen.analysis_key(
                              model_version, table["sha256"] if table else None),
-                         model_version=model_version, inputs=staged.info)
+                         model_version=model_version, inputs=staged.info, user=user)
     return _start(store, job_id, chosen, ready.result())
 
 
@@ -259,9 +263,10 @@ def resume(job_id: str, store: str | os.PathLike | Store, *, client: Any = None,
     return _start(store, job_id, settings, get_client(client, settings.workers))
 
 
-def jobs(store: str | os.PathLike | Store) -> pd.DataFrame:
-    """Every job in ``store``, newest first, with its state and counts."""
-    return (store if isinstance(store, Store) else Store(store)).jobs()
+def jobs(store: str | os.PathLike | Store, user: str | None = None) -> pd.DataFrame:
+    """Every job in ``store`` (only ``user``'s when given), newest first, with its state and
+    counts."""
+    return (store if isinstance(store, Store) else Store(store)).jobs(user)
 
 
 @contextmanager

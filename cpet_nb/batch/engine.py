@@ -1,9 +1,10 @@
 """The dask.distributed side of a batch: which cluster, what runs on a worker.
 
 - :func:`get_client` gives the embedded ``LocalCluster`` (worker processes, one thread each,
-  one per core unless told otherwise; started on first use and reused), or a client of an
-  existing scheduler (an address, ``DASK_SCHEDULER_ADDRESS``, or a ``Client`` passed in) —
-  everything after that is the same code path.
+  one per core unless told otherwise; started on first use and reused; for a server shared
+  by several users it can instead adapt between a minimum and that many workers), or a
+  client of an existing scheduler (an address, ``DASK_SCHEDULER_ADDRESS``, or a ``Client``
+  passed in) — everything after that is the same code path.
 - :class:`SandboxPlugin` gives every worker one :class:`~cpet_nb.batch.sandbox.Sandbox` (a child
   process that loads the model once and enforces the per-file time and memory limits).
 - :func:`run_partition` is the task: it analyses several files in order and returns their
@@ -56,7 +57,8 @@ class SandboxPlugin(WorkerPlugin):
         self.sandbox.close()
 
 
-def get_client(client: Client | str | None = None, workers: int = 0) -> Client:
+def get_client(client: Client | str | None = None, workers: int = 0,
+               adapt_minimum: int | None = None) -> Client:
     """A client for batch work, with :class:`SandboxPlugin` registered.
 
     Parameters
@@ -67,10 +69,16 @@ def get_client(client: Client | str | None = None, workers: int = 0) -> Client:
     workers : int
         Worker processes of the embedded cluster (0: one per CPU core). Used only when the
         embedded cluster is started.
+    adapt_minimum : int, optional
+        Make the embedded cluster adaptive (``LocalCluster.adapt``): it holds this many
+        workers when idle and grows to ``workers`` under load (for a server that runs
+        several users' batches). Default: a fixed number of workers. Used only when the
+        embedded cluster is started.
     """
     if not isinstance(client, Client):
         address = client or os.environ.get("DASK_SCHEDULER_ADDRESS") or None
-        client = _scheduler_client(address) if address else _embedded_client(workers)
+        client = (_scheduler_client(address) if address
+                  else _embedded_client(workers, adapt_minimum))
     client.register_plugin(SandboxPlugin())
     return client
 
@@ -79,14 +87,17 @@ def _scheduler_client(address: str) -> Client:
     return _cached_client(address, lambda: Client(address, set_as_default=False))
 
 
-def _embedded_client(workers: int) -> Client:
+def _embedded_client(workers: int, adapt_minimum: int | None = None) -> Client:
     def start() -> Client:
         global _local_cluster
         if _local_cluster is not None:  # its client closed: start afresh, not beside it
             _local_cluster.close()
+        maximum = workers or os.cpu_count() or 1
         _local_cluster = LocalCluster(
-            n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
-            dashboard_address=":0")
+            n_workers=maximum if adapt_minimum is None else min(adapt_minimum, maximum),
+            threads_per_worker=1, processes=True, dashboard_address=":0")
+        if adapt_minimum is not None:
+            _local_cluster.adapt(minimum=min(adapt_minimum, maximum), maximum=maximum)
         return Client(_local_cluster, set_as_default=False)
 
     return _cached_client("embedded", start)

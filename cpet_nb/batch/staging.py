@@ -32,17 +32,37 @@ class Upload:
     """A file given as bytes (e.g. from a notebook upload widget) rather than a path.
 
     Only the last part of ``name`` is used (no folders), so an upload cannot be written
-    outside its job's folder.
+    outside its job's folder. An upload whose bytes are already in a file of their own (a
+    streamed HTTP upload, :meth:`from_file`) has ``path`` set: that file is moved into the
+    job's folder instead of being written from memory.
     """
 
     name: str
-    content: bytes
+    content: bytes = b""
+    path: Path | None = None
 
     @classmethod
     def from_widget(cls, value: Mapping[str, Any]) -> Upload:
         """An upload from one item of an ``ipywidgets.FileUpload`` value (a mapping with
         ``name`` and ``content``, a memoryview)."""
         return cls(str(value["name"]), bytes(value["content"]))
+
+    @classmethod
+    def from_file(cls, name: str, path: str | os.PathLike) -> Upload:
+        """An upload called ``name`` whose bytes are the file ``path``, which staging
+        moves (renames, on one file system) into the job's folder."""
+        return cls(name, path=Path(path))
+
+    def save(self, target: Path) -> None:
+        """Put the upload's bytes at ``target``: written, or its file moved there."""
+        if self.path is None:
+            target.write_bytes(self.content)
+        else:
+            shutil.move(self.path, target)
+
+
+class NoCPETFiles(ValueError):
+    """The inputs of a batch hold no file to analyse (the message says what each was)."""
 
 
 @dataclass
@@ -103,7 +123,7 @@ def _stage(inputs: Sequence[str | os.PathLike | Upload], folder: Path,
         if isinstance(item, Upload):
             target = folder / f"upload-{i}" / (Path(item.name).name or f"upload-{i}")
             target.parent.mkdir()
-            target.write_bytes(item.content)
+            item.save(target)
             paths.append(target)
         else:
             paths.append(item)

@@ -15,8 +15,9 @@ Design
   p_moderate, p_heavy, p_severe) per file.
 
 Tables: ``jobs`` (one row per batch: settings, model, counts, owner process and its start
-time), ``files`` (one row per input: name, path, content hash, size, device, state, findings,
-error, timings) and ``results``/``curves`` (one row per analysed file).
+time, the user who submitted it when one is known, e.g. through the Jupyter server
+extension), ``files`` (one row per input: name, path, content hash, size, device, state,
+findings, error, timings) and ``results``/``curves`` (one row per input with a result).
 """
 
 from __future__ import annotations
@@ -255,6 +256,7 @@ class Store:
             # after the columns exist: reuse looks results up by content and analysis key
             db.execute("CREATE INDEX IF NOT EXISTS results_by_hash "
                        "ON results (source_sha256, analysis_key)")
+            _add_job_user(db)
 
     # -- jobs ----------------------------------------------------------------------------
 
@@ -306,10 +308,12 @@ class Store:
 
     def create_job(self, job_id: str, files: Sequence[FileEntry], *, settings: dict[str, Any],
                    analysis_key: str, model_version: str, inputs: dict[str, Any],
-                   settled: Mapping[int, tuple[str, FileResult]] | None = None) -> None:
+                   settled: Mapping[int, tuple[str, FileResult]] | None = None,
+                   user: str | None = None) -> None:
         """Record the new job ``job_id`` (:meth:`new_job_id`) and its files, in one
         transaction: ``pending``, except those in ``settled`` (by index: their state, one of
-        :data:`SETTLED_STATES`, and their result row, stored at once)."""
+        :data:`SETTLED_STATES`, and their result row, stored at once); ``user`` is who
+        submitted it (None when unknown)."""
         settled = settled or {}
         from .._version import __version__
 
@@ -317,11 +321,11 @@ class Store:
         with self.transaction() as db:
             db.execute(
                 "INSERT INTO jobs (job_id, status, created_at, updated_at, n_files, settings, "
-                "analysis_key, model_version, cpet_nb_version, owner, owner_started, inputs) "
-                "VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "analysis_key, model_version, cpet_nb_version, owner, owner_started, inputs, "
+                "user) VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (job_id, now, now, len(files), json.dumps(settings), analysis_key,
                  model_version, __version__, owner_id(), process_started(),
-                 json.dumps(inputs, default=str)))
+                 json.dumps(inputs, default=str), user))
             db.executemany(
                 "INSERT INTO files (job_id, idx, name, path, sha256, size_bytes, state) "
                 "VALUES (?, ?, ?, ?, ?, ?, 'pending')",
@@ -353,18 +357,21 @@ class Store:
         job["status"] = _live_status(job["status"], job["owner"], job["owner_started"])
         return job
 
-    def jobs(self) -> pd.DataFrame:
-        """All jobs, newest first, with counts of files per state."""
-        query = """
+    def jobs(self, user: str | None = None) -> pd.DataFrame:
+        """All jobs (only ``user``'s when given), newest first, with counts of files per
+        state."""
+        query = f"""
             SELECT j.job_id, j.status, j.created_at, j.finished_at, j.n_files,
                    SUM(f.state IN ('done', 'reused')) AS n_done,
                    SUM(f.status = 'error') AS n_error,
                    SUM(f.state = 'skipped') AS n_skipped,
                    SUM(f.state = 'cancelled') AS n_cancelled,
-                   j.model_version, j.owner, j.owner_started
+                   j.model_version, j.owner, j.owner_started, j.user
             FROM jobs j LEFT JOIN files f ON f.job_id = j.job_id
+            {"" if user is None else "WHERE j.user = ?"}
             GROUP BY j.job_id ORDER BY j.created_at DESC, j.job_id DESC"""
-        table = pd.read_sql_query(query, self.connection())
+        table = pd.read_sql_query(query, self.connection(),
+                                  params=() if user is None else (user,))
         table["status"] = [_live_status(*job) for job in zip(
             table["status"], table["owner"], table.pop("owner_started"), strict=True)]
         for column in ("n_done", "n_error", "n_skipped", "n_cancelled"):
@@ -631,6 +638,12 @@ def _sql_path(path: str) -> str | bytes:
 
 def _path_from_sql(value: str | bytes) -> str:
     return os.fsdecode(value) if isinstance(value, bytes) else value
+
+
+def _add_job_user(db: sqlite3.Connection) -> None:
+    """Migration: ``jobs.user`` (who submitted the job), for stores made before it existed."""
+    if "user" not in {row[1] for row in db.execute("PRAGMA table_info(jobs)")}:
+        db.execute("ALTER TABLE jobs ADD COLUMN user TEXT")
 
 
 def _quote(name: str) -> str:

@@ -37,7 +37,7 @@ from typing import Any
 import pandas as pd
 
 from ..findings import Finding, Severity
-from ..io.inputs import expand_inputs
+from ..io.inputs import InputFile, expand_inputs
 from ..model import bundled_model_version
 from ..result import FileResult
 from ..settings import Settings
@@ -327,27 +327,14 @@ def _stage_inputs(inputs: Sequence[str | os.PathLike | Upload], folder: Path,
     """Expand and hash the inputs; uploads and archive members are copied into ``folder``
     (removed again when it stays empty)."""
     folder.mkdir(parents=True, exist_ok=True)
-    paths: list[str | os.PathLike] = []
-    for i, item in enumerate(inputs):
-        if isinstance(item, Upload):
-            target = folder / f"upload-{i}" / (Path(item.name).name or f"upload-{i}")
-            target.parent.mkdir()
-            target.write_bytes(item.content)
-            paths.append(target)
-        else:
-            paths.append(item)
-    expanded = expand_inputs(paths, settings.max_file_bytes, temp_dir=folder,
-                             sniff=settings.profile is None)
+    expanded = expand_inputs(write_uploads(inputs, folder), settings.max_file_bytes,
+                             temp_dir=folder, sniff=settings.profile is None)
     expanded.release_temp_dirs()
     entries = []
     for item in expanded.files:
-        label = item.label
-        if item.archive is None and item.path.is_relative_to(folder):
-            label = item.path.name
-        elif item.archive is not None and Path(item.archive).is_relative_to(folder):
-            label = f"{Path(item.archive).name}/{item.member}"
         digest, size = _hash(item.path)
-        entries.append(FileEntry(len(entries), label, str(item.path), digest, size))
+        entries.append(FileEntry(len(entries), input_label(item, folder), str(item.path),
+                                 digest, size))
     if not any(folder.iterdir()):
         folder.rmdir()
     info = {
@@ -362,6 +349,32 @@ def _stage_inputs(inputs: Sequence[str | os.PathLike | Upload], folder: Path,
                             if expanded.skipped else "")
                          + "".join(f"; {f}" for f in expanded.findings))
     return entries, info
+
+
+def write_uploads(inputs: Sequence[str | os.PathLike | Upload], folder: Path
+                  ) -> list[str | os.PathLike]:
+    """The inputs as paths: each :class:`Upload` written to ``folder/upload-<i>/<name>``
+    (only the last part of its name), other inputs unchanged."""
+    paths: list[str | os.PathLike] = []
+    for i, item in enumerate(inputs):
+        if isinstance(item, Upload):
+            target = folder / f"upload-{i}" / (Path(item.name).name or f"upload-{i}")
+            target.parent.mkdir()
+            target.write_bytes(item.content)
+            paths.append(target)
+        else:
+            paths.append(item)
+    return paths
+
+
+def input_label(item: InputFile, folder: Path) -> str:
+    """How a job names an input file: an upload by its name (``visit.zip/member`` for a
+    member of an uploaded archive), any other file by its label as given."""
+    if item.archive is None and item.path.is_relative_to(folder):
+        return item.path.name
+    if item.archive is not None and Path(item.archive).is_relative_to(folder):
+        return f"{Path(item.archive).name}/{item.member}"
+    return item.label
 
 
 def _hash(path: Path) -> tuple[str, int]:

@@ -1,0 +1,137 @@
+"""Tables of the panel: a Bokeh ``DataTable`` over a pandas DataFrame, shown through
+``jupyter_bokeh`` (sortable by any column in the browser, rows appended by
+``ColumnDataSource.stream`` and changed by ``patch``, so a 1,000-row table is never sent
+twice), with the rows and columns shown chosen from Python."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from bokeh.models import (
+    CDSView,
+    ColumnDataSource,
+    DataTable,
+    IndexFilter,
+    NumberFormatter,
+    StringFormatter,
+    TableColumn,
+)
+from jupyter_bokeh.widgets import BokehModel
+
+#: Unit of a results column, from the ending of its name (longest endings first).
+UNIT_ENDINGS = (
+    ("_ml_min_per_log_l_min", "mL/min per log10 L/min"), ("_bpm_per_l_min", "1/min per L/min"),
+    ("_ml_kg_min", "mL/kg/min"), ("_ml_min_w", "mL/min/W"), ("_pct_vo2peak", "% VO2peak"),
+    ("_pct_predicted", "% predicted"), ("_ml_min", "mL/min"), ("_l_min", "L/min"),
+    ("_ml_beat", "mL/beat"), ("_mmhg", "mmHg"), ("_bpm", "1/min"), ("_km_h", "km/h"),
+    ("_pct", "%"), ("_kg", "kg"), ("_w", "W"), ("_s", "s"),
+)
+#: Units whose values are shown without decimals.
+WHOLE_UNITS = {"mL/min", "s", "1/min", "W"}
+
+
+def column_title(name: str) -> str:
+    """A column's heading with its unit, from its name: ``vt1_hr_bpm`` -> ``vt1 hr (1/min)``."""
+    for ending, unit in UNIT_ENDINGS:
+        if name.endswith(ending) and len(name) > len(ending):
+            return f"{name[: -len(ending)].replace('_', ' ')} ({unit})"
+    return name.replace("_", " ")
+
+
+def _formatter(title: str, kind: str) -> StringFormatter | NumberFormatter:
+    if kind != "f":
+        return StringFormatter()
+    whole = any(title.endswith(f"({unit})") for unit in WHOLE_UNITS)
+    return NumberFormatter(format="0,0" if whole else "0.00", nan_format="–", text_align="right")
+
+
+class FrameTable:
+    """A DataTable of a DataFrame's columns (``titles``: column name -> heading).
+
+    The Python side keeps the rows (:attr:`frame`) so that filters and selections are
+    computed here, and tests can read what the browser shows.
+    """
+
+    def __init__(self, titles: Mapping[str, str], kinds: Mapping[str, str], *,
+                 width: int = 980, height: int = 260) -> None:
+        self.titles = dict(titles)
+        self.frame = pd.DataFrame({c: pd.Series(dtype=_dtype(kinds[c])) for c in titles})
+        self.source = ColumnDataSource({c: [] for c in titles})
+        self.view = CDSView(filter=IndexFilter(indices=[]))
+        self._columns = {c: TableColumn(field=c, title=t, formatter=_formatter(t, kinds[c]))
+                         for c, t in titles.items()}
+        self.table = DataTable(source=self.source, view=self.view,
+                               columns=list(self._columns.values()), width=width,
+                               height=height, index_position=None, sortable=True,
+                               selectable=True, fit_columns=False)
+        self.widget = BokehModel(self.table)
+
+    def set_rows(self, frame: pd.DataFrame) -> None:
+        """Show exactly these rows (all of them until :meth:`show_only`)."""
+        self.frame = frame[list(self.titles)].reset_index(drop=True)
+        self.source.selected.indices = []
+        self.source.data = _data(self.frame)
+        self.view.filter.indices = list(range(len(self.frame)))
+
+    def append(self, frame: pd.DataFrame) -> None:
+        """Add rows at the end (streamed: only these rows travel)."""
+        if frame.empty:
+            return
+        rows = frame[list(self.titles)].reset_index(drop=True)
+        start = len(self.frame)
+        self.frame = pd.concat([self.frame, rows], ignore_index=True) if start else rows
+        self.source.stream(_data(rows))
+        self.view.filter.indices = [*self.view.filter.indices,
+                                    *range(start, start + len(rows))]
+
+    def patch(self, column: str, values: Mapping[int, object]) -> None:
+        """Change cells of ``column`` (row position -> value); only they travel."""
+        if not values:
+            return
+        for position, value in values.items():
+            self.frame.iloc[position, self.frame.columns.get_loc(column)] = value
+        self.source.patch({column: [(int(p), _cell(v)) for p, v in values.items()]})
+
+    def show_only(self, positions: Sequence[int]) -> None:
+        """Show these rows (positions in :attr:`frame`), hide the others."""
+        self.view.filter.indices = [int(p) for p in positions]
+
+    def show_columns(self, names: Sequence[str]) -> None:
+        """Show these columns, in this order."""
+        self.table.columns = [self._columns[n] for n in names]
+
+    @property
+    def shown(self) -> pd.DataFrame:
+        """The rows and columns shown (before the browser's sorting)."""
+        names = [c.field for c in self.table.columns]
+        return self.frame.iloc[list(self.view.filter.indices)][names]
+
+    @property
+    def selected(self) -> list[int]:
+        """Positions of the selected rows."""
+        return list(self.source.selected.indices)
+
+
+def _dtype(kind: str) -> str:
+    return "float64" if kind == "f" else "object"
+
+
+def _cell(value: object) -> object:
+    if isinstance(value, (float, np.floating)):
+        return float(value)
+    return "" if value is None or value is pd.NA else str(value)
+
+
+def _data(frame: pd.DataFrame) -> dict[str, list]:
+    """Plain lists for a ColumnDataSource: numbers as floats (NaN stays NaN), anything
+    else as text (missing as an empty string)."""
+    out = {}
+    for name in frame.columns:
+        column = frame[name]
+        if column.dtype.kind in "fiu":
+            out[name] = column.to_numpy(dtype=float)
+        else:
+            out[name] = [_cell(v) for v in column]
+    return out

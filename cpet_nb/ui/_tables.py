@@ -5,7 +5,8 @@ twice), with the rows and columns shown chosen from Python."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import itertools
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -28,6 +29,9 @@ UNIT_ENDINGS = (
     ("_ml_beat", "mL/beat"), ("_mmhg", "mmHg"), ("_bpm", "1/min"), ("_km_h", "km/h"),
     ("_pct", "%"), ("_kg", "kg"), ("_w", "W"), ("_s", "s"),
 )
+#: Default column widths (px) and the table's row geometry.
+NUMBER_WIDTH, TEXT_WIDTH = 95, 160
+HEADER_PX, ROW_PX, SCROLLBAR_PX = 27, 25, 18
 #: Units whose values are shown without decimals.
 WHOLE_UNITS = {"mL/min", "s", "1/min", "W"}
 
@@ -55,25 +59,37 @@ class FrameTable:
     """
 
     def __init__(self, titles: Mapping[str, str], kinds: Mapping[str, str], *,
-                 width: int = 980, height: int = 260) -> None:
+                 widths: Mapping[str, int] | None = None, width: int = 1080,
+                 max_height: int = 300) -> None:
         self.titles = dict(titles)
+        self.kinds = {c: kinds[c] for c in titles}
+        self.max_height = max_height
+        self._redraws = itertools.count()
+        widths = widths or {}
         self.frame = pd.DataFrame({c: pd.Series(dtype=_dtype(kinds[c])) for c in titles})
         self.source = ColumnDataSource({c: [] for c in titles})
         self.view = CDSView(filter=IndexFilter(indices=[]))
-        self._columns = {c: TableColumn(field=c, title=t, formatter=_formatter(t, kinds[c]))
+        self._columns = {c: TableColumn(field=c, title=t, formatter=_formatter(t, kinds[c]),
+                                        width=widths.get(c, NUMBER_WIDTH if kinds[c] == "f"
+                                                         else TEXT_WIDTH))
                          for c, t in titles.items()}
         self.table = DataTable(source=self.source, view=self.view,
                                columns=list(self._columns.values()), width=width,
-                               height=height, index_position=None, sortable=True,
+                               height=self._height(0), index_position=None, sortable=True,
                                selectable=True, fit_columns=False)
         self.widget = BokehModel(self.table)
 
     def set_rows(self, frame: pd.DataFrame) -> None:
-        """Show exactly these rows (all of them until :meth:`show_only`)."""
+        """Show exactly these rows (all of them until :meth:`show_only`).
+
+        The whole table is sent again (the browser redraws it from that state): changes
+        that reached no view, e.g. made before the table was displayed, are not lost.
+        """
         self.frame = frame[list(self.titles)].reset_index(drop=True)
         self.source.selected.indices = []
-        self.source.data = _data(self.frame)
-        self.view.filter.indices = list(range(len(self.frame)))
+        self.source.data = _data(self.frame, self.kinds)
+        self.show_only(range(len(self.frame)))
+        self.widget.update_from_model(self.table)
 
     def append(self, frame: pd.DataFrame) -> None:
         """Add rows at the end (streamed: only these rows travel)."""
@@ -82,9 +98,8 @@ class FrameTable:
         rows = frame[list(self.titles)].reset_index(drop=True)
         start = len(self.frame)
         self.frame = pd.concat([self.frame, rows], ignore_index=True) if start else rows
-        self.source.stream(_data(rows))
-        self.view.filter.indices = [*self.view.filter.indices,
-                                    *range(start, start + len(rows))]
+        self.source.stream(_data(rows, self.kinds))
+        self.show_only([*self.view.filter.indices, *range(start, start + len(rows))])
 
     def patch(self, column: str, values: Mapping[int, object]) -> None:
         """Change cells of ``column`` (row position -> value); only they travel."""
@@ -93,10 +108,18 @@ class FrameTable:
         for position, value in values.items():
             self.frame.iloc[position, self.frame.columns.get_loc(column)] = value
         self.source.patch({column: [(int(p), _cell(v)) for p, v in values.items()]})
+        # BokehJS redraws a DataTable when its set of shown rows changes, not on a patch:
+        # any change of the table model makes it redraw
+        self.table.tags = [next(self._redraws)]
 
-    def show_only(self, positions: Sequence[int]) -> None:
-        """Show these rows (positions in :attr:`frame`), hide the others."""
+    def show_only(self, positions: Iterable[int]) -> None:
+        """Show these rows (positions in :attr:`frame`), hide the others; the table grows
+        with its rows up to its largest height."""
         self.view.filter.indices = [int(p) for p in positions]
+        self.table.height = self._height(len(self.view.filter.indices))
+
+    def _height(self, n_rows: int) -> int:
+        return min(self.max_height, HEADER_PX + ROW_PX * max(n_rows, 1) + SCROLLBAR_PX)
 
     def show_columns(self, names: Sequence[str]) -> None:
         """Show these columns, in this order."""
@@ -124,14 +147,14 @@ def _cell(value: object) -> object:
     return "" if value is None or value is pd.NA else str(value)
 
 
-def _data(frame: pd.DataFrame) -> dict[str, list]:
-    """Plain lists for a ColumnDataSource: numbers as floats (NaN stays NaN), anything
-    else as text (missing as an empty string)."""
+def _data(frame: pd.DataFrame, kinds: Mapping[str, str]) -> dict[str, list]:
+    """Columns for a ColumnDataSource by their declared kind (never by what the rows at
+    hand happen to hold: an empty column must not become a numeric array): numbers as
+    floats (NaN stays NaN), anything else as text (missing as an empty string)."""
     out = {}
     for name in frame.columns:
-        column = frame[name]
-        if column.dtype.kind in "fiu":
-            out[name] = column.to_numpy(dtype=float)
+        if kinds[name] == "f":
+            out[name] = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=float)
         else:
-            out[name] = [_cell(v) for v in column]
+            out[name] = [_cell(v) for v in frame[name]]
     return out

@@ -65,8 +65,15 @@ SHORT_COLUMNS = {
 }
 #: Columns of the files table.
 FILE_COLUMNS = {"input": "input", "status": "status", "format": "format",
-                "sampling": "sampling", "duration": "duration (min:s)",
+                "sampling": "sampling", "duration": "min:s",
                 "channels": "channels", "why": "why / findings"}
+#: Column widths (px) that differ from the tables' defaults.
+FILE_WIDTHS = {"input": 170, "status": 95, "format": 95, "sampling": 115, "duration": 70,
+               "channels": 190, "why": 520}
+RESULT_WIDTHS = {"flag": 55, "why": 110, "test": 170, "status": 65, "rerpeak": 70,
+                 "findings": 520, "file": 300, "vo2peak_ml_min": 120, "hrpeak_bpm": 105,
+                 **{f"{vt}_{kind}vo2_ml_min": 150 for vt in ("vt1", "vt2")
+                    for kind in ("", "consensus_")}}
 #: Exports: button label -> file name in the job's export folder.
 EXPORTS = {"CSV": "results.csv", "Excel": "results.xlsx", "Parquet": "results.parquet",
            "plot pages (ZIP)": "plots.zip"}
@@ -135,24 +142,24 @@ class Panel:
         self.jobs = w.Dropdown(description="job", layout=w.Layout(width="34em"))
         self.jobs.observe(self._on_job_chosen, "value")
         self.dashboard = w.HTML()
-        header = w.HBox([self.title, self.jobs, self.dashboard],
-                        layout=w.Layout(align_items="center"))
+        header = _row(self.title, self.jobs, self.dashboard)
         # 1 files
         self.upload = w.FileUpload(description="Upload files / ZIP", multiple=True,
-                                   layout=w.Layout(width="14em"))
+                                   layout=w.Layout(width="auto", flex="0 0 auto"))
         self.upload.observe(self._on_upload, "value")
         self.path = w.Text(placeholder="folder, file, ZIP or glob on the server, e.g. "
-                                       "/data/lab/2026-*/", layout=w.Layout(width="30em"))
+                                       "/data/lab/2026-*/", layout=w.Layout(width="26em"))
         self.add = _button("Add", self._on_add, "Add the path (files are read, not analysed)")
         self.demo = _button("Demo: pyoxynet's 139 tests", self._on_demo,
                             "Add pyoxynet's 139 bundled real tests and run them")
         self.clear = _button("Clear", self._on_clear, "Forget the inputs above")
         self.intake_status = w.HTML()
-        self.files = FrameTable(FILE_COLUMNS, {c: "O" for c in FILE_COLUMNS}, height=220)
+        self.files = FrameTable(FILE_COLUMNS, {c: "O" for c in FILE_COLUMNS},
+                                widths=FILE_WIDTHS, max_height=240)
         files = w.VBox([
             _heading("1 Files"),
-            w.HBox([self.upload, w.HTML("&nbsp;or path&nbsp;"), self.path, self.add,
-                    self.demo, self.clear]),
+            _row(self.upload, w.HTML("&nbsp;or path&nbsp;"), self.path, self.add, self.demo,
+                 self.clear),
             w.HTML(f"<small>One upload selection travels in one message of at most "
                    f"{UPLOAD_LIMIT_MIB} MiB; a larger one never arrives. For big batches "
                    "put the files on the server and give their folder, ZIP or glob in the "
@@ -170,10 +177,9 @@ class Panel:
         self.message = w.HTML()
         self.batch_plots = w.Box()
         run = w.VBox([_heading("2 Run"),
-                      w.HBox([self.run_button, self.cancel_button, self.resume_button,
-                              self.progress, self.status],
-                             layout=w.Layout(align_items="center")),
-                      self.message, self.batch_plots])
+                      _row(self.run_button, self.cancel_button, self.resume_button,
+                           self.progress),
+                      self.status, self.message, self.batch_plots])
         # 3 results
         self.status_filter = w.Dropdown(options=["all", "ok", "warning", "error"],
                                         description="status", layout=w.Layout(width="14em"))
@@ -191,18 +197,17 @@ class Panel:
         self.export_status = w.HTML()
         titles = SHORT_COLUMNS | {c: column_title(c) for c in RESULT_COLUMNS
                                   if c not in SHORT_COLUMNS}
-        self.results = FrameTable(titles, {c: _kind(c) for c in titles}, height=300)
+        self.results = FrameTable(titles, {c: _kind(c) for c in titles},
+                                  widths=RESULT_WIDTHS, max_height=320)
         self.results.show_columns(list(SHORT_COLUMNS))
         self.results.source.selected.on_change("indices", self._on_select)
         self.errors = w.HTML()
         self.selected = w.VBox()
         results = w.VBox([
             _heading("3 Results"),
-            w.HBox([self.status_filter, self.review_filter, self.text_filter,
-                    self.column_set]),
+            _row(self.status_filter, self.review_filter, self.text_filter, self.column_set),
             self.results.widget,
-            w.HBox([w.HTML("export:"), *self.export_buttons, self.export_status],
-                   layout=w.Layout(align_items="center")),
+            _row(w.HTML("export:&nbsp;"), *self.export_buttons, self.export_status),
             self.errors,
             w.HTML("<small>Select a row to see its plots. VT1/VT2 <i>model</i>: the Oxynet "
                    "model's thresholds; <i>consensus</i>: the median of the model and the "
@@ -212,12 +217,16 @@ class Panel:
         self.report_button = _button("Make report", self._on_report,
                                      "A standalone HTML page of this job (works offline)")
         self.report_status = w.HTML()
-        report = w.VBox([_heading("4 Report"), w.HBox([self.report_button,
-                                                       self.report_status])])
+        report = w.VBox([_heading("4 Report"), _row(self.report_button, self.report_status)])
         self.widget = w.VBox([header, files, run, results, report],
                              layout=w.Layout(max_width="1100px"))
         self.title.value = (f"<b>cpet_nb</b> · store <code>{escape(self.store.path.name)}"
                             "</code>")
+        for name in ("widget", "upload", "intake_status", "message", "status", "batch_plots",
+                     "errors", "selected", "export_status", "report_status"):
+            getattr(self, name).add_class(f"cpet-{name.replace('_', '-')}")
+        self.files.widget.add_class("cpet-files")
+        self.results.widget.add_class("cpet-results")
         self._show_intake_status()
 
     # -- the update path (kernel IO loop) ------------------------------------------------
@@ -415,6 +424,7 @@ class Panel:
         self.run_button.disabled = running
         if progress.state != "running":
             self._say(f"Job {progress.job_id} {progress.state}.")
+            self._list_jobs()  # its new state
         self._add_results(new_files)
         self._refresh_file_states()
 
@@ -442,6 +452,7 @@ class Panel:
         self._choosing_job = True
         try:
             self.jobs.options = options
+            self.jobs.disabled = not options
             if self.batch is not None:
                 self.jobs.value = self.batch.job_id
         finally:
@@ -666,9 +677,15 @@ def _event_loop() -> Any:
 def _button(label: str, handler: Callable[[Any], None], tooltip: str, *, style: str = "",
             disabled: bool = False) -> w.Button:
     button = w.Button(description=label, tooltip=tooltip, button_style=style,
-                      disabled=disabled, layout=w.Layout(width="auto"))
+                      disabled=disabled, layout=w.Layout(width="auto", flex="0 0 auto"))
     button.on_click(handler)
     return button
+
+
+def _row(*children: w.Widget) -> w.HBox:
+    """Widgets side by side, wrapping onto a new line when the notebook is narrow."""
+    return w.HBox(list(children), layout=w.Layout(flex_flow="row wrap",
+                                                  align_items="center"))
 
 
 def _heading(text: str) -> w.HTML:

@@ -85,6 +85,8 @@ class FrameTable:
         The whole table is sent again (the browser redraws it from that state): changes
         that reached no view, e.g. made before the table was displayed, are not lost.
         """
+        if frame.empty and self.frame.empty:
+            return  # nothing to send (an empty table is ~0.1 s of serialising)
         self.frame = frame[list(self.titles)].reset_index(drop=True)
         self.source.selected.indices = []
         self.source.data = _data(self.frame, self.kinds)

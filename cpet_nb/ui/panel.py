@@ -430,11 +430,11 @@ class Panel:
 
     def _add_results(self, names: Sequence[str]) -> None:
         """Put newly stored results into the table, the batch plots and the error list."""
+        shown = set(self._results["file"])
+        names = [n for n in dict.fromkeys(names) if n not in shown]
         if not names:
             return
-        table = self.batch.results()
-        fresh = table[table["file"].isin(set(names)) & ~table["file"].isin(
-            self._results["file"])]
+        fresh = self.batch.results(files=names)  # only the new rows, not the whole table
         if fresh.empty:
             return
         self._results = pd.concat([self._results, fresh], ignore_index=True) if len(
@@ -489,13 +489,12 @@ class Panel:
         if self.batch is None:
             return intake
         files = self.batch.files()
-        shown = self._results.set_index("file")
+        read = {row["input"]: row for row in intake.to_dict("records")}
+        stored = {row["file"]: row for row in self._results.to_dict("records")}
         rows = []
         for i, entry in enumerate(files.itertuples()):
             self._file_rows[entry.name] = i
-            known = intake.loc[intake["input"] == entry.name]
-            row = known.iloc[0].to_dict() if len(known) else _row_from_result(
-                entry.name, shown.loc[entry.name] if entry.name in shown.index else None)
+            row = read.get(entry.name) or _row_from_result(entry.name, stored.get(entry.name))
             rows.append(row | {"status": _file_state(entry.state, entry.status)})
         job_inputs = set(self._file_rows)
         extra = intake[~intake["input"].isin(job_inputs) & (intake["status"] != "✓ ready")]
@@ -709,9 +708,10 @@ def _display(results: pd.DataFrame) -> pd.DataFrame:
     shown = results.copy()
     flags = shown["review"].fillna(False).astype(bool)
     shown["flag"] = ["⚑" if f else "" for f in flags]
-    shown["why"] = [", ".join(r.removeprefix("review_").replace("_", " ")
-                              for r in REVIEW_REASONS if row[r] is True)
-                    for _, row in shown.iterrows()]
+    reasons = shown[list(REVIEW_REASONS)].fillna(False).astype(bool).to_numpy()
+    words = [r.removeprefix("review_").replace("_", " ") for r in REVIEW_REASONS]
+    shown["why"] = [", ".join(w for w, flagged in zip(words, row, strict=True) if flagged)
+                    for row in reasons]
     shown["test"] = [Path(f).name for f in shown["file"]]
     for column in BOOL_COLUMNS:
         shown[column] = shown[column].map(lambda v: "" if v is pd.NA else ("yes" if v else
@@ -730,7 +730,7 @@ def _intake_frame(intake: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(FILE_COLUMNS))
 
 
-def _row_from_result(name: str, result: pd.Series | None) -> dict[str, Any]:
+def _row_from_result(name: str, result: dict[str, Any] | None) -> dict[str, Any]:
     """A files-table row of a job file from its stored result (no preview at hand)."""
     if result is None:
         return {"input": name, "format": "–", "sampling": "–", "duration": "–",

@@ -51,6 +51,31 @@ def _formatter(title: str, kind: str) -> StringFormatter | NumberFormatter:
     return NumberFormatter(format="0,0" if whole else "0.00", nan_format="–", text_align="right")
 
 
+class Rows:
+    """A DataFrame that grows by appended rows, put together only when it is read (so a
+    growing table is not copied on every append)."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self._parts = [frame.reset_index(drop=True)]
+        self._length = len(frame)
+
+    def append(self, frame: pd.DataFrame) -> None:
+        self._parts.append(frame)
+        self._length += len(frame)
+
+    def __len__(self) -> int:
+        return self._length
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """All rows, positions 0 to ``len - 1``."""
+        if len(self._parts) > 1:
+            filled = [p for p in self._parts if len(p)] or self._parts[:1]
+            self._parts = [pd.concat(filled, ignore_index=True) if len(filled) > 1
+                           else filled[0].reset_index(drop=True)]
+        return self._parts[0]
+
+
 class FrameTable:
     """A DataTable of a DataFrame's columns (``titles``: column name -> heading).
 
@@ -66,7 +91,8 @@ class FrameTable:
         self.max_height = max_height
         self._redraws = itertools.count()
         widths = widths or {}
-        self.frame = pd.DataFrame({c: pd.Series(dtype=_dtype(kinds[c])) for c in titles})
+        self._rows = Rows(pd.DataFrame({c: pd.Series(dtype=_dtype(kinds[c]))
+                                        for c in titles}))
         self.source = ColumnDataSource({c: [] for c in titles})
         self.view = CDSView(filter=IndexFilter(indices=[]))
         self._columns = {c: TableColumn(field=c, title=t, formatter=_formatter(t, kinds[c]),
@@ -85,9 +111,9 @@ class FrameTable:
         The whole table is sent again (the browser redraws it from that state): changes
         that reached no view, e.g. made before the table was displayed, are not lost.
         """
-        if frame.empty and self.frame.empty:
+        if frame.empty and not len(self._rows):
             return  # nothing to send (an empty table is ~0.1 s of serialising)
-        self.frame = frame[list(self.titles)].reset_index(drop=True)
+        self._rows = Rows(frame[list(self.titles)])
         self.source.selected.indices = []
         self.source.data = _data(self.frame, self.kinds)
         self.show_only(range(len(self.frame)))
@@ -98,8 +124,8 @@ class FrameTable:
         if frame.empty:
             return
         rows = frame[list(self.titles)].reset_index(drop=True)
-        start = len(self.frame)
-        self.frame = pd.concat([self.frame, rows], ignore_index=True) if start else rows
+        start = len(self._rows)
+        self._rows.append(rows)
         self.source.stream(_data(rows, self.kinds))
         self.show_only([*self.view.filter.indices, *range(start, start + len(rows))])
 
@@ -126,6 +152,14 @@ class FrameTable:
     def show_columns(self, names: Sequence[str]) -> None:
         """Show these columns, in this order."""
         self.table.columns = [self._columns[n] for n in names]
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """The rows (positions as in the table's source), every column."""
+        return self._rows.frame
+
+    def __len__(self) -> int:
+        return len(self._rows)
 
     @property
     def shown(self) -> pd.DataFrame:

@@ -23,6 +23,7 @@ import math
 import os
 import tempfile
 import threading
+import time
 import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -44,12 +45,13 @@ from ..result import RESULT_COLUMNS, TEXT_COLUMNS
 from ..settings import Settings
 from . import _plots
 from ._settings import SettingsForm
-from ._tables import FrameTable, column_title
+from ._tables import FrameTable, Rows, column_title
 
 log = logging.getLogger(__name__)
 
-#: Shortest time between two widget updates (s): a few per second.
-TICK_S = 0.25
+#: Shortest time between two widget updates (s): a few per second; and the longest, when
+#: updates are slow (a busy machine: the wait is then twice the last update's duration).
+TICK_S, MAX_WAIT_S = 0.25, 0.75
 #: Largest selection one FileUpload can send: Jupyter's default websocket message limit.
 UPLOAD_LIMIT_MIB = 10
 #: Default job store, in the notebook's folder.
@@ -82,12 +84,6 @@ _STATE_TEXT = {"pending": "queued", "running": "running…", "cancelled": "cance
 _INTAKE_TEXT = {"ready": "✓ ready", "skipped": "– skipped", "error": "✗ will not run"}
 
 
-def panel(store: str | os.PathLike | None = None, client: Any = None,
-          **settings: Any) -> Panel:
-    """The batch panel for a notebook (see :class:`Panel`)."""
-    return Panel(store, client, **settings)
-
-
 class Panel:
     """Intake, settings, run, results, plots and report of batches in one job store.
 
@@ -116,7 +112,9 @@ class Panel:
         self._ticker = _Ticker(self.apply_pending)
         self._work = ThreadPoolExecutor(2, thread_name_prefix="cpet_nb-panel")
         self._run_here: dict[str, Batch] = {}  # jobs this panel runs (they have a driver)
-        self._results = pd.DataFrame(columns=list(RESULT_COLUMNS))
+        self._stored = Rows(pd.DataFrame(columns=list(RESULT_COLUMNS)))  # the job's results
+        self._shown_files: set[str] = set()
+        self._failed: list[tuple[str, str]] = []  # (file, findings) of the job's errors
         self._file_rows: dict[str, int] = {}  # job file name -> row in the files table
         self._update_batch_plots: Callable[[pd.DataFrame], None] = lambda rows: None
         self._choosing_job = False
@@ -143,7 +141,19 @@ class Panel:
         self.jobs.observe(self._on_job_chosen, "value")
         self.dashboard = w.HTML()
         header = _row(self.title, self.jobs, self.dashboard)
-        # 1 files
+        self.widget = w.VBox([header, self._files_section(), self._run_section(),
+                              self._results_section(), self._report_section()],
+                             layout=w.Layout(max_width="1100px"))
+        self.title.value = (f"<b>cpet_nb</b> · store <code>{escape(self.store.path.name)}"
+                            "</code>")
+        for name in ("widget", "upload", "intake_status", "message", "status", "batch_plots",
+                     "errors", "selected", "export_status", "report_status"):
+            getattr(self, name).add_class(f"cpet-{name.replace('_', '-')}")
+        self.files.widget.add_class("cpet-files")
+        self.results.widget.add_class("cpet-results")
+        self._show_intake_status()
+
+    def _files_section(self) -> w.VBox:
         self.upload = w.FileUpload(description="Upload files / ZIP", multiple=True,
                                    layout=w.Layout(width="auto", flex="0 0 auto"))
         self.upload.observe(self._on_upload, "value")
@@ -156,7 +166,7 @@ class Panel:
         self.intake_status = w.HTML()
         self.files = FrameTable(FILE_COLUMNS, {c: "O" for c in FILE_COLUMNS},
                                 widths=FILE_WIDTHS, max_height=240)
-        files = w.VBox([
+        return w.VBox([
             _heading("1 Files"),
             _row(self.upload, w.HTML("&nbsp;or path&nbsp;"), self.path, self.add, self.demo,
                  self.clear),
@@ -165,7 +175,8 @@ class Panel:
                    "put the files on the server and give their folder, ZIP or glob in the "
                    "path field.</small>"),
             self.intake_status, self.files.widget, self.form.widget])
-        # 2 run
+
+    def _run_section(self) -> w.VBox:
         self.run_button = _button("Run", self._on_run, "Analyse every input listed above",
                                   style="primary")
         self.cancel_button = _button("Cancel", self._on_cancel, "Stop after the running "
@@ -176,11 +187,12 @@ class Panel:
         self.status = w.HTML()
         self.message = w.HTML()
         self.batch_plots = w.Box()
-        run = w.VBox([_heading("2 Run"),
+        return w.VBox([_heading("2 Run"),
                       _row(self.run_button, self.cancel_button, self.resume_button,
                            self.progress),
                       self.status, self.message, self.batch_plots])
-        # 3 results
+
+    def _results_section(self) -> w.VBox:
         self.status_filter = w.Dropdown(options=["all", "ok", "warning", "error"],
                                         description="status", layout=w.Layout(width="14em"))
         self.review_filter = w.Dropdown(options=["all", "needs review", "no flag"],
@@ -203,31 +215,22 @@ class Panel:
         self.results.source.selected.on_change("indices", self._on_select)
         self.errors = w.HTML()
         self.selected = w.VBox()
-        results = w.VBox([
+        return w.VBox([
             _heading("3 Results"),
             _row(self.status_filter, self.review_filter, self.text_filter, self.column_set),
             self.results.widget,
             _row(w.HTML("export:&nbsp;"), *self.export_buttons, self.export_status),
             self.errors,
             w.HTML("<small>Select a row to see its plots. VT1/VT2 <i>model</i>: the Oxynet "
-                   "model's thresholds; <i>consensus</i>: the median of the model and the "
-                   "classical methods.</small>"),
+                   "model's thresholds; <i>consensus</i>: the weighted median of the model and "
+                   "the classical methods.</small>"),
             self.selected])
-        # 4 report
+
+    def _report_section(self) -> w.VBox:
         self.report_button = _button("Make report", self._on_report,
                                      "A standalone HTML page of this job (works offline)")
         self.report_status = w.HTML()
-        report = w.VBox([_heading("4 Report"), _row(self.report_button, self.report_status)])
-        self.widget = w.VBox([header, files, run, results, report],
-                             layout=w.Layout(max_width="1100px"))
-        self.title.value = (f"<b>cpet_nb</b> · store <code>{escape(self.store.path.name)}"
-                            "</code>")
-        for name in ("widget", "upload", "intake_status", "message", "status", "batch_plots",
-                     "errors", "selected", "export_status", "report_status"):
-            getattr(self, name).add_class(f"cpet-{name.replace('_', '-')}")
-        self.files.widget.add_class("cpet-files")
-        self.results.widget.add_class("cpet-results")
-        self._show_intake_status()
+        return w.VBox([_heading("4 Report"), _row(self.report_button, self.report_status)])
 
     # -- the update path (kernel IO loop) ------------------------------------------------
 
@@ -430,19 +433,19 @@ class Panel:
 
     def _add_results(self, names: Sequence[str]) -> None:
         """Put newly stored results into the table, the batch plots and the error list."""
-        shown = set(self._results["file"])
-        names = [n for n in dict.fromkeys(names) if n not in shown]
+        names = [n for n in dict.fromkeys(names) if n not in self._shown_files]
         if not names:
             return
         fresh = self.batch.results(files=names)  # only the new rows, not the whole table
         if fresh.empty:
             return
-        self._results = pd.concat([self._results, fresh], ignore_index=True) if len(
-            self._results) else fresh.reset_index(drop=True)
+        self._stored.append(fresh)
+        self._shown_files.update(fresh["file"])
         self.results.append(_display(fresh))
         self._update_batch_plots(fresh)
-        self._refilter()
-        self._show_errors()
+        if self._filtering():
+            self._refilter()
+        self._add_errors(fresh)
 
     # -- jobs ----------------------------------------------------------------------------
 
@@ -469,14 +472,16 @@ class Panel:
     def _attach(self, batch: Batch) -> None:
         """Show ``batch``: its files, results so far, plots and progress."""
         self.batch = batch
-        self._results = batch.results()
+        self._stored = Rows(batch.results())
+        self._shown_files = set(self._results["file"])
+        self._failed = []
         self.results.set_rows(_display(self._results))
         figure, self._update_batch_plots = _plots.batch_plots(self._results)
         self.batch_plots.children = [figure]
         self.selected.children = []
         self.files.set_rows(self._files_frame())
         self._refilter()
-        self._show_errors()
+        self._add_errors(self._results)
         self._list_jobs()
         self.export_status.value = self.report_status.value = ""
         self._apply_progress(batch.status(), [])
@@ -517,6 +522,15 @@ class Panel:
 
     # -- 3 results -----------------------------------------------------------------------
 
+    @property
+    def _results(self) -> pd.DataFrame:
+        """The shown job's results so far, in the order of the table's rows."""
+        return self._stored.frame
+
+    def _filtering(self) -> bool:
+        return (self.status_filter.value != "all" or self.review_filter.value != "all"
+                or bool(self.text_filter.value.strip()))
+
     def _refilter(self) -> None:
         table = self._results
         keep = pd.Series(True, index=table.index)
@@ -550,17 +564,21 @@ class Panel:
                                                        "</small>" if row["findings"] else ""))
         self.selected.children = [heading, _plots.test_plots(self.batch, file)]
 
-    def _show_errors(self) -> None:
-        failed = self._results[self._results["status"] == "error"]
-        if failed.empty:
+    def _add_errors(self, rows: pd.DataFrame) -> None:
+        """List the files among ``rows`` that could not be analysed, with their findings."""
+        failed = rows[rows["status"] == "error"]
+        self._failed += list(zip(failed["file"], failed["findings"].fillna(""), strict=True))
+        if not self._failed:
             self.errors.value = ""
             return
-        items = "".join(f"<li><code>{escape(r.file)}</code>: {escape(_shorten(r.findings))}</li>"
-                        for r in failed.head(20).itertuples())
-        more = f"<li>… and {len(failed) - 20} more (filter status: error)</li>" if len(
-            failed) > 20 else ""
-        self.errors.value = (f'<div style="color:#b00020"><b>{len(failed)} file(s) could not '
-                             f"be analysed:</b><ul>{items}{more}</ul></div>")
+        if failed.empty:
+            return
+        items = "".join(f"<li><code>{escape(f)}</code>: {escape(_shorten(why))}</li>"
+                        for f, why in self._failed[:20])
+        more = f"<li>… and {len(self._failed) - 20} more (filter status: error)</li>" if len(
+            self._failed) > 20 else ""
+        self.errors.value = (f'<div style="color:#b00020"><b>{len(self._failed)} file(s) could '
+                             f"not be analysed:</b><ul>{items}{more}</ul></div>")
 
     def export_folder(self) -> Path:
         """Where the current job's exports and report are written (beside the store)."""
@@ -630,14 +648,17 @@ class _Pending:
 
 class _Ticker:
     """Calls ``tick`` on the kernel's IO loop (or the event loop running where the panel
-    was made) :data:`TICK_S` seconds after a wake-up; wake-ups meanwhile are merged, so
-    there are at most a few updates per second. Without a loop it does nothing."""
+    was made) after a wake-up; wake-ups meanwhile are merged. The wait is :data:`TICK_S`,
+    or twice the last tick's duration when that is longer (a busy machine), up to
+    :data:`MAX_WAIT_S`: updates take at most about a third of the kernel's time, and a file
+    is in the table within a second of being stored. Without a loop it does nothing."""
 
     def __init__(self, tick: Callable[[], None]) -> None:
         self._tick = tick
         self._loop = _event_loop()
         self._lock = threading.Lock()
         self._due = False
+        self._last_s = 0.0
 
     def wake(self) -> None:
         """From any thread: make sure a tick is coming."""
@@ -647,12 +668,15 @@ class _Ticker:
             if self._due:
                 return
             self._due = True
-        self._loop.add_callback(self._loop.call_later, TICK_S, self._run)
+        wait_s = min(max(TICK_S, 2 * self._last_s), MAX_WAIT_S)
+        self._loop.add_callback(self._loop.call_later, wait_s, self._run)
 
     def _run(self) -> None:
         with self._lock:
             self._due = False
+        began = time.perf_counter()
         self._tick()
+        self._last_s = time.perf_counter() - began
 
 
 def _event_loop() -> Any:

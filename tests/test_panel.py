@@ -82,7 +82,7 @@ def notes(tmp_path):
 def test_panel_is_a_lazy_function_returning_a_displayable_widget(tmp_path):
     panel = cpet_nb.panel(store=tmp_path / "jobs.sqlite")
     assert isinstance(panel, Panel) and isinstance(panel.widget, w.VBox)
-    bundle = panel.widget._repr_mimebundle_()
+    bundle = panel._repr_mimebundle_()  # BokehJS is put in the page first
     assert "application/vnd.jupyter.widget-view+json" in bundle
     assert panel.jobs.options == () and "No inputs yet" in panel.intake_status.value
 
@@ -158,6 +158,9 @@ def test_a_reopened_panel_lists_jobs_and_shows_results_errors_and_plots(tmp_path
                                                                        bundled_tests, notes):
     store = Store(tmp_path / "jobs.sqlite")
     older = stored_job(store, bundled_tests[:2])
+    with store.transaction() as db:  # a day earlier: job ids of one second sort at random
+        db.execute("UPDATE jobs SET created_at = '2026-01-01T00:00:00+00:00' WHERE job_id = ?",
+                   (older,))
     newer = stored_job(store, [*bundled_tests[2:5], notes])
     panel = Panel(store.path)
     assert [job for _, job in panel.jobs.options] == [newer, older]

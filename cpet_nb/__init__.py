@@ -10,7 +10,11 @@ The public API::
     batch = cpet_nb.submit(["tests/"], store="jobs.sqlite")   # many tests on dask
     batch.wait(); batch.results()               # the same table, stored as it is made
     cpet_nb.jobs(store="jobs.sqlite"); cpet_nb.resume(job_id, store="jobs.sqlite")
+
+    cpet_nb.panel(store="jobs.sqlite")          # in JupyterLab: the same, without code
 """
+
+from typing import Any as _Any
 
 from ._version import __version__
 from .analysis import analyze, analyze_record
@@ -28,5 +32,29 @@ __all__ = [
     "DomainCurves", "FileResult", "Finding", "Metadata", "Progress", "RESULT_COLUMNS",
     "Settings", "Severity", "Threshold", "Upload", "UnsupportedFormat", "analyze",
     "analyze_record", "datasets", "jobs", "list_profiles", "load_profile", "read", "readers",
-    "results_table", "resume", "save_profile", "submit", "__version__",
+    "panel", "results_table", "resume", "save_profile", "submit", "__version__",
 ]
+
+
+def panel(store=None, client: _Any = None, **settings: _Any):
+    """The JupyterLab panel: upload or point at files, check them, run a batch, watch it,
+    explore the results and plots, export them (needs ``pip install "cpet-nb[jupyter]"``).
+
+    Parameters
+    ----------
+    store : str or path-like, optional
+        The SQLite job store (default ``cpet_nb-jobs.sqlite`` in the current folder);
+        reopened, the panel lists its jobs and shows the newest.
+    client : distributed.Client or str, optional
+        Where batches run (default: ``$DASK_SCHEDULER_ADDRESS``, else a local cluster).
+    **settings
+        Initial values of the settings controls (:class:`Settings` fields).
+
+    Returns
+    -------
+    cpet_nb.ui.Panel
+        Display it (the last expression of a cell); its ``widget`` is the root widget.
+    """
+    from .ui import Panel  # ipywidgets, Bokeh and dask only now, not on import cpet_nb
+
+    return Panel(store, client, **settings)

@@ -60,6 +60,19 @@ def test_commit_results_and_curves_round_trip(tmp_path, analysed):
     assert findings.str.startswith("[").all()
 
 
+def test_results_of_some_files_only(tmp_path, analysed):
+    """What a display reads after a notice: the rows of the files it names, in order."""
+    paths, results = analysed
+    store = Store(tmp_path / "s.sqlite")
+    entries = _entries(paths)
+    job = _job(store, entries)
+    store.commit(job, [_outcome(e, r) for e, r in zip(entries, results, strict=True)])
+    some = store.results(job, files=[str(paths[3]), str(paths[1]), "not-in-the-job.csv"])
+    pd.testing.assert_frame_equal(some, results_table([results[1], results[3]]))
+    assert store.results(job, files=[]).empty
+    assert list(store.results(job, files=[]).columns) == list(RESULT_COLUMNS)
+
+
 def test_a_result_is_never_written_twice(tmp_path, analysed):
     paths, results = analysed
     store = Store(tmp_path / "s.sqlite")

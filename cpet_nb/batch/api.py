@@ -23,7 +23,7 @@ import logging
 import math
 import os
 import shutil
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -139,9 +139,10 @@ class Batch:
                       "state"] = "running"
         return table
 
-    def results(self) -> pd.DataFrame:
-        """The results table so far (columns :data:`cpet_nb.RESULT_COLUMNS`)."""
-        return self.store.results(self.job_id)
+    def results(self, files: Sequence[str] | None = None) -> pd.DataFrame:
+        """The results table so far (columns :data:`cpet_nb.RESULT_COLUMNS`); only the rows
+        of ``files`` (names) when given."""
+        return self.store.results(self.job_id, files)
 
     def curves(self, file: int | str):
         """Domain curves of one file (by index or name), for plots."""

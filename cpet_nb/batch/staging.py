@@ -118,17 +118,8 @@ def stage_inputs(inputs: Sequence[str | os.PathLike | Upload], folder: Path,
 
 def _stage(inputs: Sequence[str | os.PathLike | Upload], folder: Path,
            settings: Settings) -> Staged:
-    paths: list[str | os.PathLike] = []
-    for i, item in enumerate(inputs):
-        if isinstance(item, Upload):
-            target = folder / f"upload-{i}" / (Path(item.name).name or f"upload-{i}")
-            target.parent.mkdir()
-            item.save(target)
-            paths.append(target)
-        else:
-            paths.append(item)
-    expanded = expand_inputs(paths, settings.max_file_bytes, temp_dir=folder,
-                             sniff=settings.profile is None)
+    expanded = expand_inputs(write_uploads(inputs, folder), settings.max_file_bytes,
+                             temp_dir=folder, sniff=settings.profile is None)
     expanded.release_temp_dirs()  # they are in ``folder``, which the caller owns
     staged = Staged([], info={
         "given": [display_name(i.name if isinstance(i, Upload) else os.fspath(i))
@@ -136,7 +127,7 @@ def _stage(inputs: Sequence[str | os.PathLike | Upload], folder: Path,
         "ignored": expanded.n_ignored})
     for item in expanded.items:
         idx = len(staged.entries)
-        label = _label(item, folder)
+        label = input_label(item, folder)
         if item.state == "ready":
             digest, size = file_digest(item.path)
             staged.entries.append(FileEntry(idx, label, str(item.path), digest, size))
@@ -149,9 +140,25 @@ def _stage(inputs: Sequence[str | os.PathLike | Upload], folder: Path,
     return staged
 
 
-def _label(item: InputFile, folder: Path) -> str:
-    """How the user knows an input: its path, or ``archive/member``; an upload (copied into
-    ``folder``) by its own name."""
+def write_uploads(inputs: Sequence[str | os.PathLike | Upload], folder: Path
+                  ) -> list[str | os.PathLike]:
+    """The inputs as paths: each :class:`Upload` put at ``folder/upload-<i>/<name>`` (only
+    the last part of its name), other inputs unchanged."""
+    paths: list[str | os.PathLike] = []
+    for i, item in enumerate(inputs):
+        if isinstance(item, Upload):
+            target = folder / f"upload-{i}" / (Path(item.name).name or f"upload-{i}")
+            target.parent.mkdir(parents=True)
+            item.save(target)
+            paths.append(target)
+        else:
+            paths.append(item)
+    return paths
+
+
+def input_label(item: InputFile, folder: Path) -> str:
+    """How a job names an input: its path, or ``archive/member``; an upload (copied into
+    ``folder``) by its own name (``visit.zip/member`` for a member of an uploaded archive)."""
     if item.archive is None and item.path.is_relative_to(folder):
         return display_name(item.path.name)
     if item.archive is not None and Path(item.archive).is_relative_to(folder):

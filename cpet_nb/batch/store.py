@@ -516,12 +516,18 @@ class Store:
             db.execute("UPDATE jobs SET updated_at = ? WHERE job_id = ?", (utc_now(), job_id))
         return stored
 
-    def results(self, job_id: str) -> pd.DataFrame:
+    def results(self, job_id: str, files: Sequence[str] | None = None) -> pd.DataFrame:
         """The job's results table (columns :data:`~cpet_nb.result.RESULT_COLUMNS`), in
-        input order; partial while the job runs."""
+        input order; partial while the job runs. With ``files`` (names), only their rows
+        (e.g. the files a progress notice names: a display need not read the whole table
+        again)."""
         column_list = ", ".join(_quote(c) for c in RESULT_COLUMNS)
+        query = f"SELECT {column_list} FROM results WHERE job_id = ?"
+        if files is not None:
+            query += " AND file IN (SELECT value FROM json_each(?))"
         rows = self.connection().execute(
-            f"SELECT {column_list} FROM results WHERE job_id = ? ORDER BY idx", (job_id,))
+            query + " ORDER BY idx",
+            (job_id,) if files is None else (job_id, json.dumps(list(files))))
         return results_frame([dict(zip(RESULT_COLUMNS, row, strict=True)) for row in rows])
 
     def curves(self, job_id: str, file: int | str) -> DomainCurves | None:

@@ -1,2 +1,14 @@
 """The JupyterLab panel (ipywidgets): a renderer of :meth:`cpet_nb.batch.Batch.subscribe`,
-like the command line's progress bar. Imports ipywidgets; needs ``cpet-nb[jupyter]``."""
+like the command line's progress bar. Imports ipywidgets, jupyter_bokeh and Bokeh; needs
+``pip install "cpet-nb[jupyter]"``.
+
+- :mod:`.panel`: :class:`Panel`, the widget of :func:`cpet_nb.panel` (intake, settings,
+  run, results, report);
+- :mod:`._settings`: the settings form, built from :meth:`cpet_nb.Settings.options`;
+- :mod:`._tables`: Bokeh ``DataTable`` of a DataFrame (streamed, filtered from Python);
+- :mod:`._plots`: the one place the panel asks for plots (per test, per batch, HTML pages).
+"""
+
+from .panel import Panel
+
+__all__ = ["Panel"]

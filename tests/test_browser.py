@@ -1,0 +1,238 @@
+"""The panel in a real browser: ``notebooks/quickstart.ipynb`` in JupyterLab and in Voila,
+driven by headless Chromium through Playwright (Debian's ``/usr/bin/chromium``; no browser
+download). Two sample exports are uploaded through the page's file input, the batch runs,
+and the page must show every row, Bokeh canvases, the plots of a selected row, and no error
+text or console error. Screenshots go to the test's folder and ``/tmp/panel-shots/``.
+
+Every wait is bounded; the test skips (saying why) without Chromium, Playwright, JupyterLab
+or Voila.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from samples import SAMPLES
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+playwright_api = pytest.importorskip("playwright.sync_api",
+                                     reason="Playwright for Python is not installed")
+PlaywrightTimeout = playwright_api.TimeoutError
+
+CHROMIUM = Path("/usr/bin/chromium")
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK = ROOT / "notebooks" / "quickstart.ipynb"
+SHOTS = Path("/tmp/panel-shots")
+#: Longest wait for one step (ms): a cold kernel and cluster, a batch of two tests.
+STEP_MS = 240_000
+
+
+@pytest.fixture(scope="module")
+def playwright_chromium():
+    if not CHROMIUM.exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install -y chromium)")
+    for module in ("jupyterlab", "voila", "ipywidgets", "jupyter_bokeh"):
+        pytest.importorskip(module, reason=f"{module} is not installed (cpet-nb[jupyter])")
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture()
+def workspace(tmp_path):
+    """A folder holding a copy of the quickstart notebook, and the environment of a Jupyter
+    server with temporary config and workspace folders that imports this cpet_nb."""
+    folder = tmp_path / "work"
+    folder.mkdir()
+    shutil.copy(NOTEBOOK, folder / NOTEBOOK.name)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT),
+                                                        os.environ.get("PYTHONPATH", "")]),
+               JUPYTER_CONFIG_DIR=str(tmp_path / "config"),
+               JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "workspaces"),
+               JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
+               JUPYTERLAB_SETTINGS_DIR=str(tmp_path / "settings"))
+    news = tmp_path / "settings" / "@jupyterlab" / "apputils-extension"
+    news.mkdir(parents=True)  # no "get notified about Jupyter news?" toast over the panel
+    (news / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
+    return folder, env
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def _server(argv: list[str], folder: Path, env: dict, ready_url: str):
+    """Run a Jupyter server until ``ready_url`` answers (60 s at most), then stop it."""
+    log = open(folder.parent / "server.log", "wb")  # noqa: SIM115 - closed below
+    process = subprocess.Popen(argv, cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(ready_url, timeout=5):
+                    break
+            except urllib.error.HTTPError:  # it answers
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("server did not start: " + (
+                        folder.parent / "server.log").read_text()[-3000:]) from None
+                time.sleep(0.5)
+        yield
+    finally:
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(20)
+        log.close()
+
+
+def _samples(bundled_tests) -> list[Path]:
+    """Two real exports: from two carts when the samples folder is there."""
+    chosen = [SAMPLES / "breeze" / "breeze_bxb.txt", SAMPLES / "zan" / "ramptests" / "01"]
+    return chosen if all(p.is_file() for p in chosen) else list(bundled_tests[:2])
+
+
+def _shoot(page, shots: Path, name: str) -> None:
+    shots.mkdir(parents=True, exist_ok=True)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    target = shots / f"{name}.png"
+    page.screenshot(path=str(target))
+    shutil.copy(target, SHOTS / target.name)
+
+
+def _use_the_panel(page, files: list[Path], shots: Path, name: str) -> None:
+    """Upload ``files``, run them, select a row; check what the page shows at each step."""
+    upload = page.locator(".cpet-upload")
+    upload.wait_for(timeout=STEP_MS)
+    _shoot(page, shots, f"{name}-1-opened")
+    with page.expect_file_chooser(timeout=STEP_MS) as chooser:
+        upload.click()
+    chooser.value.set_files([str(f) for f in files])
+    intake = page.locator(".cpet-intake-status")
+    intake.get_by_text(f"{len(files)} input(s): {len(files)} ready").wait_for(timeout=STEP_MS)
+    files_table = page.locator(".cpet-files .slick-row")
+    assert files_table.count() == len(files)
+    _shoot(page, shots, f"{name}-2-intake")
+    page.get_by_role("button", name="Run", exact=True).click()
+    page.locator(".cpet-status").get_by_text("job done").wait_for(timeout=STEP_MS)
+    rows = page.locator(".cpet-results .slick-row")
+    rows.nth(len(files) - 1).wait_for(timeout=STEP_MS)
+    assert rows.count() == len(files)
+    for i in range(len(files)):  # each file's state, patched in live
+        files_table.nth(i).locator(".slick-cell").nth(1).get_by_text(
+            re.compile(r"(ok|warning)$")).wait_for(timeout=STEP_MS)
+    tests = [rows.nth(i).locator(".slick-cell").nth(2).inner_text() for i in range(len(files))]
+    assert sorted(tests) == sorted(f.name for f in files)
+    page.locator(".cpet-batch-plots canvas").first.wait_for(timeout=STEP_MS)
+    _shoot(page, shots, f"{name}-3-done")
+    for attempt in range(3):  # a click while the table redraws can be lost: click another
+        row = rows.nth(attempt % len(files))
+        chosen = row.locator(".slick-cell").nth(2).inner_text()
+        row.locator(".slick-cell").nth(2).click()
+        try:
+            page.locator(".cpet-selected").get_by_text(f"selected: {chosen}").wait_for(
+                timeout=STEP_MS // 4)
+            page.locator(".cpet-selected canvas").first.wait_for(timeout=STEP_MS // 4)
+            break
+        except PlaywrightTimeout:
+            if attempt == 2:
+                raise
+    _shoot(page, shots, f"{name}-4-selected")
+    assert page.locator(".cpet-message").inner_text().strip().endswith("done.")
+    assert page.locator(".cpet-errors").inner_text().strip() == ""
+    text = page.locator("body").inner_text()
+    for marker in ("Traceback", "Error", "could not", "NaN"):
+        assert marker not in text
+
+
+#: Requested by Voila's own page template (not by the panel); served empty, as offline.
+VOILA_TEMPLATE_CDN = "https://cdn.jsdelivr.net/npm/@fortawesome/fontawesome-free@"
+
+
+def _offline(route, console: list[str]) -> None:
+    """Let requests to this machine through; anything else is an error, except Voila's
+    template stylesheet (answered with an empty one)."""
+    url = route.request.url
+    if url.startswith("http://127.0.0.1:"):
+        route.continue_()
+    elif url.startswith(VOILA_TEMPLATE_CDN):
+        route.fulfill(status=200, content_type="text/css", body="")
+    else:
+        console.append(f"error: the page asked the internet for {url}")
+        route.abort()
+
+
+def _open(browser, url: str):
+    page = browser.new_page(viewport={"width": 1300, "height": 2600})
+    console: list[str] = []
+    page.route("**/*", lambda route: _offline(route, console))
+    page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
+    page.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
+    page.on("requestfailed", lambda r: console.append(f"requestfailed: {r.url}"))
+    page.goto(url, timeout=STEP_MS)
+    return page, console
+
+
+def test_quickstart_in_jupyterlab(playwright_chromium, workspace, bundled_tests, tmp_path):
+    folder, env = workspace
+    port, token = _free_port(), secrets.token_hex(16)
+    argv = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root",
+            "--ServerApp.ip=127.0.0.1", f"--port={port}", f"--IdentityProvider.token={token}",
+            "--LabApp.expose_app_in_browser=True", f"--ServerApp.root_dir={folder}"]
+    base = f"http://127.0.0.1:{port}"
+    with _server(argv, folder, env, f"{base}/api/status?token={token}"):
+        page, console = _open(playwright_chromium,
+                              f"{base}/lab/tree/{NOTEBOOK.name}?token={token}")
+        page.wait_for_function("window.jupyterapp !== undefined", timeout=STEP_MS)
+        page.evaluate("""async () => {
+            const app = window.jupyterapp;
+            await app.restored;
+            const deadline = Date.now() + 120000;
+            while (!(app.shell.currentWidget && app.shell.currentWidget.sessionContext)) {
+                if (Date.now() > deadline) throw new Error('no notebook');
+                await new Promise(r => setTimeout(r, 200));
+            }
+            await app.shell.currentWidget.sessionContext.ready;
+            await app.commands.execute('notebook:run-all-cells');
+        }""")
+        try:
+            _use_the_panel(page, _samples(bundled_tests), tmp_path / "shots", "lab")
+        finally:
+            print("\n".join(console))
+        errors = [m for m in console if m.startswith(("error", "pageerror"))]
+        assert errors == [], console
+
+
+def test_quickstart_in_voila(playwright_chromium, workspace, bundled_tests, tmp_path):
+    folder, env = workspace
+    port, token = _free_port(), secrets.token_hex(16)
+    argv = [sys.executable, "-m", "voila", NOTEBOOK.name, "--no-browser", f"--port={port}",
+            "--Voila.ip=127.0.0.1", f"--token={token}"]
+    base = f"http://127.0.0.1:{port}"
+    with _server(argv, folder, env, f"{base}/"):
+        page, console = _open(playwright_chromium, f"{base}/?token={token}")
+        _use_the_panel(page, _samples(bundled_tests), tmp_path / "shots", "voila")
+        assert "import cpet_nb" not in page.locator("body").inner_text()  # code hidden
+        errors = [m for m in console if m.startswith(("error", "pageerror"))]
+        assert errors == [], [m for m in console if m.startswith(("error", "request"))]

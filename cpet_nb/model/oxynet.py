@@ -1,10 +1,13 @@
-"""The Oxynet CNN (from pyoxynet 0.1.12) on a TFLite interpreter.
+"""pyoxynet 0.1.12's threshold models on a TFLite interpreter.
 
-Input: windows of 40 one-second samples of min-max-scaled VO2, VCO2, VE, PetO2, PetCO2
-(float32, shape ``[n, 40, 5]``). Output: three sigmoid scores per window, in the model's
-own order (which domain each one stands for is decided per test, see
-:func:`cpet_nb.model.domains.map_outputs`). The model is loaded once per process and all windows
-of a test go through one ``invoke``.
+Every model (:data:`MODEL_NAMES`) takes the same input: windows of 40 one-second samples of
+min-max-scaled VO2, VCO2, VE, PetO2, PetCO2 (float32, shape ``[n, 40, 5]``); each gives three
+scores per window, in the model's own order (which domain each one stands for is decided per
+test, see :func:`cpet_nb.model.domains.map_outputs`): sigmoid scores for the CNN-type models
+(``cnn``, ``ais``, ``nswis``, ``tcn``), softmax probabilities for the recurrent ones
+(``lstmgru``, ``murias_lab``). Each model is loaded once per process (:func:`get_model`) and
+all windows of a test go through one ``invoke``. ``docs/model.md`` says where each model comes
+from and how it was converted.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -19,12 +23,26 @@ from typing import Any
 
 import numpy as np
 
+from .._checks import check_choice
 from .runtime import interpreter_class
 
-MODEL_FILE = "oxynet_cnn.tflite"
-PROVENANCE_FILE = "oxynet_cnn.provenance.json"
+#: The shipped models, by the name used in settings and result columns (pyoxynet's
+#: ``regressor``, ``AIS``, ``NSWIS``, ``TCN``, ``LSTMGRUModel`` and ``murias_lab``).
+MODEL_NAMES: tuple[str, ...] = ("cnn", "ais", "nswis", "tcn", "lstmgru", "murias_lab")
+#: The model used unless settings choose others: the classic Oxynet CNN.
+DEFAULT_MODEL = "cnn"
 N_PAST_POINTS = 40
 N_CHANNELS = 5
+
+
+def model_file(name: str) -> str:
+    """File name of model ``name``'s TFLite flatbuffer inside :mod:`cpet_nb.model`."""
+    return f"oxynet_{name}.tflite"
+
+
+def provenance_file(name: str) -> str:
+    """File name of model ``name``'s provenance record (see ``tools/convert_pyoxynet_model.py``)."""
+    return f"oxynet_{name}.provenance.json"
 
 
 @dataclass(frozen=True)
@@ -43,34 +61,43 @@ class ModelInfo:
 
 
 class OxynetModel:
-    """A loaded Oxynet CNN. Use :func:`get_model` to share one per process.
+    """A loaded pyoxynet model. Use :func:`get_model` to share one per process.
 
     Parameters
     ----------
+    name : str
+        One of :data:`MODEL_NAMES`.
     runtime : str, optional
         ``"ai-edge-litert"`` or ``"tflite-runtime"`` (default: whichever imports).
+
+    Raises
+    ------
+    ValueError
+        For a name that is not one of :data:`MODEL_NAMES`.
+    RuntimeError
+        When the shipped file's sha256 differs from its provenance record.
     """
 
-    def __init__(self, runtime: str | None = None) -> None:
-        package = resources.files(__package__)
-        model_bytes = package.joinpath(MODEL_FILE).read_bytes()
-        provenance = json.loads(package.joinpath(PROVENANCE_FILE).read_text())
+    def __init__(self, name: str = DEFAULT_MODEL, runtime: str | None = None) -> None:
+        check_choice(name, MODEL_NAMES, "model")
+        provenance = read_provenance(name)
+        model_bytes = resources.files(__package__).joinpath(model_file(name)).read_bytes()
         digest = hashlib.sha256(model_bytes).hexdigest()
         if digest != provenance["output_sha256"]:
-            raise RuntimeError(
-                f"{MODEL_FILE} is damaged: sha256 {digest} differs from the provenance record"
-            )
+            raise RuntimeError(f"{model_file(name)} is damaged: sha256 {digest} differs from "
+                               "the provenance record")
         runtime_name, interpreter = interpreter_class(runtime)
         self._interpreter = interpreter(model_content=model_bytes, num_threads=1)
         self._input = self._interpreter.get_input_details()[0]["index"]
         self._output = self._interpreter.get_output_details()[0]["index"]
         self._batch = -1
         self._lock = threading.Lock()  # an interpreter must not be invoked concurrently
+        self.name = name
         self.provenance: dict[str, Any] = provenance
         self.info = ModelInfo(
-            name="oxynet-cnn",
+            name=f"oxynet-{name}",
             sha256=digest,
-            source=f"pyoxynet {provenance['source_version']} regressor",
+            source=f"pyoxynet {provenance['source_version']} {provenance['source_folder']}",
             runtime=runtime_name,
         )
 
@@ -85,7 +112,7 @@ class OxynetModel:
         Returns
         -------
         numpy.ndarray
-            Shape ``[n, 3]``, float32 sigmoid scores in the model's output order.
+            Shape ``[n, 3]``, float32 scores in the model's output order.
         """
         windows = np.ascontiguousarray(windows, dtype=np.float32)
         if windows.ndim != 3 or windows.shape[1:] != (N_PAST_POINTS, N_CHANNELS):
@@ -103,14 +130,22 @@ class OxynetModel:
             return self._interpreter.get_tensor(self._output).copy()
 
 
-def bundled_model_version() -> str:
-    """The shipped model's :attr:`ModelInfo.version`, without loading an interpreter (from
-    the provenance record, whose hash :class:`OxynetModel` checks against the file)."""
-    provenance = json.loads(resources.files(__package__).joinpath(PROVENANCE_FILE).read_text())
-    return f"oxynet-cnn@{provenance['output_sha256'][:12]}"
+@cache
+def read_provenance(name: str) -> dict[str, Any]:
+    """Model ``name``'s provenance record (source, hashes, conversion check)."""
+    check_choice(name, MODEL_NAMES, "model")
+    return json.loads(resources.files(__package__).joinpath(provenance_file(name)).read_text())
+
+
+def bundled_model_version(names: Sequence[str] = (DEFAULT_MODEL,)) -> str:
+    """The :attr:`ModelInfo.version` of the models ``names``, joined by ``+``
+    (``oxynet-cnn@5d9e0c62b9a3`` for the default), without loading an interpreter: from the
+    provenance records, whose hashes :class:`OxynetModel` checks against the files."""
+    return "+".join(f"oxynet-{name}@{read_provenance(name)['output_sha256'][:12]}"
+                    for name in names)
 
 
 @cache
-def get_model(runtime: str | None = None) -> OxynetModel:
-    """The process-wide model for ``runtime`` (loaded on first use, then reused)."""
-    return OxynetModel(runtime)
+def get_model(name: str = DEFAULT_MODEL, runtime: str | None = None) -> OxynetModel:
+    """The process-wide model ``name`` for ``runtime`` (loaded on first use, then reused)."""
+    return OxynetModel(name, runtime)

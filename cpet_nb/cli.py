@@ -19,7 +19,7 @@ from .io.exports import TABLE_FORMATS, check_table_path, write_table
 from .io.inputs import Inputs, expand_inputs
 from .io.participants import SubjectTable
 from .io.profiles import list_profiles, load_profile, profiles_folder, save_profile
-from .model import RuntimeMissing, get_model
+from .model import DEFAULT_MODEL, MODEL_NAMES, RuntimeMissing, get_model
 from .result import FileResult, results_table
 from .settings import Settings
 
@@ -50,8 +50,9 @@ def _analyze_many(paths: Sequence[str], output: Path, max_file_bytes: int, quiet
 def _run(inputs: Inputs, output: Path, max_file_bytes: int, quiet: bool,
          options: dict[str, Any]) -> tuple[list[FileResult], int]:
     """Analyse expanded inputs, write the table, print the summary."""
-    try:
-        get_model()  # fail once, clearly, rather than once per file
+    try:  # fail once, clearly, rather than once per file
+        for name in options["settings"].models if "settings" in options else (DEFAULT_MODEL,):
+            get_model(name)
     except RuntimeMissing as exc:
         print(f"cpet-nb: {exc}", file=sys.stderr)
         return [], 1
@@ -85,7 +86,7 @@ def _run(inputs: Inputs, output: Path, max_file_bytes: int, quiet: bool,
 def _cmd_analyze(args: argparse.Namespace) -> int:
     try:  # a lab profile's name becomes its column mapping, as in a batch's settings
         settings = Settings.load(args.config, max_file_mb=args.max_file_mb,
-                                 profile=args.profile)
+                                 profile=args.profile, models=args.models)
     except ValueError as exc:
         print(f"cpet-nb: {exc}", file=sys.stderr)
         return 2
@@ -156,7 +157,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
             batch = submit(args.inputs, args.store, client=args.scheduler, config=args.config,
                            workers=args.workers, file_timeout_s=args.timeout,
                            max_file_mb=args.max_file_mb, partition_size=args.partition_size,
-                           profile=args.profile, participants=args.participants)
+                           profile=args.profile, participants=args.participants,
+                           models=args.models)
     except (ValueError, KeyError, RuntimeError, OSError) as exc:
         print(f"cpet-nb: {exc}", file=sys.stderr)
         return 2
@@ -235,6 +237,15 @@ def _cmd_formats(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_models_argument(parser: argparse.ArgumentParser) -> None:
+    option = Settings.options()["models"]
+    parser.add_argument(
+        "--models", metavar="NAME,...",
+        type=lambda text: option.convert("models", text, "--models"),
+        help=f"pyoxynet's models to run, comma-separated ({', '.join(MODEL_NAMES)}; default: "
+             "settings, cnn); with several, their ensemble votes in the consensus")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``cpet-nb``."""
     parser = argparse.ArgumentParser(
@@ -256,6 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--participants", metavar="CSV",
                          help="participants table (key by file name or number; weight, "
                          "height, age, sex) overriding the files' subject data")
+    _add_models_argument(analyze)
     analyze.add_argument("--hr-file", metavar="TCX_OR_CSV",
                          help="heart-rate recording to merge onto a single test")
     analyze.add_argument("--hr-offset", type=float, metavar="SECONDS",
@@ -296,6 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--profile", help="read every file with this lab profile")
     run.add_argument("--participants", metavar="CSV", help="participants table (weight, "
                      "height, age, sex by file name or number) overriding the files' data")
+    _add_models_argument(run)
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     run.set_defaults(func=_cmd_run)
 

@@ -38,7 +38,7 @@ import pandas as pd
 
 from ..findings import Finding, Severity
 from ..io.inputs import expand_inputs
-from ..model import bundled_model_version
+from ..model import DEFAULT_MODEL, bundled_model_version
 from ..result import FileResult
 from ..settings import Settings
 from .store import FileEntry, Outcome, Store
@@ -162,9 +162,10 @@ class Batch:
         """The results table so far (columns :data:`cpet_nb.RESULT_COLUMNS`)."""
         return self.store.results(self.job_id)
 
-    def curves(self, file: int | str):
-        """Domain curves of one file (by index or name), for plots."""
-        return self.store.curves(self.job_id, file)
+    def curves(self, file: int | str, model: str = DEFAULT_MODEL):
+        """Domain curves of one file (by index or name) and model (default the CNN; or
+        ``"ensemble"``), for plots."""
+        return self.store.curves(self.job_id, file, model)
 
     def subscribe(self, callback: Callable[[Progress], None]) -> None:
         """Call ``callback(progress)`` after each partition is stored and when the job ends.
@@ -245,7 +246,7 @@ def submit(inputs: Iterable[str | os.PathLike | Upload], store: str | os.PathLik
     table = _stage_participants(participants, folder) if participants is not None else None
     with _cluster_starting(client, chosen) as ready:  # meanwhile: expand and hash
         entries, info = _stage_inputs(list(inputs), folder, chosen)
-        model_version = bundled_model_version()
+        model_version = bundled_model_version(chosen.models)
         info["participants"] = table
         store.create_job(job_id, entries, settings=chosen.to_dict(),
                          analysis_key=chosen.analysis_key(

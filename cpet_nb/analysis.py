@@ -154,12 +154,15 @@ def _add_models(result: FileResult, record: CPETRecord, loaded: dict[str, Oxynet
     """
     prepared = model_input(record)
     findings += prepared.findings
-    estimates = {name: model_estimate(prepared, model) for name, model in loaded.items()}
+    estimates = {}
+    for name, model in loaded.items():
+        estimates[name], model_findings = model_estimate(prepared, model)
+        findings += model_findings
     vote = next(iter(estimates.values()))
     if len(estimates) > 1:
-        vote = estimates[ENSEMBLE] = ensemble_estimate(prepared, list(estimates.values()))
-    for estimate in estimates.values():
-        findings += estimate.findings
+        vote, ensemble_findings = ensemble_estimate(prepared, list(estimates.values()))
+        estimates[ENSEMBLE] = vote
+        findings += ensemble_findings
     cnn = estimates.pop(DEFAULT_MODEL, None)
     if cnn is not None:
         result.curves, result.vt1, result.vt2 = cnn.curves, cnn.vt1, cnn.vt2

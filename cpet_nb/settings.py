@@ -123,19 +123,28 @@ class Option:
 
     def _check_list(self, name: str, value: Any) -> None:
         """Raise ``ValueError`` unless ``value`` is a non-empty tuple of distinct choices."""
-        wrong = ("it is not a list" if not isinstance(value, tuple)
-                 else "it is empty" if not value
-                 else next((f"{v!r} is not one" for v in value if v not in (self.choices or ())),
-                           None)
-                 or next((f"{v!r} is repeated" for v in value if value.count(v) > 1), None))
-        if wrong:
+        problem = self._list_problem(value)
+        if problem:
             raise ValueError(f"{name} must be {self.describe()}, each at most once; "
-                             f"got {value!r} ({wrong})")
+                             f"got {value!r} ({problem})")
+
+    def _list_problem(self, value: Any) -> str | None:
+        """What is wrong with ``value`` as a ``list`` setting, or None."""
+        if not isinstance(value, tuple):
+            return "it is not a list"
+        if not value:
+            return "it is empty"
+        for element in value:
+            if element not in (self.choices or ()):
+                return f"{element!r} is not one"
+            if value.count(element) > 1:
+                return f"{element!r} is repeated"
+        return None
 
     def normalize(self, value: Any) -> Any:
-        """``value`` in the form the setting holds: a list or other sequence (not a string)
-        of a ``list`` setting as a tuple; anything else unchanged (:meth:`check` judges it)."""
-        if self.kind is list and isinstance(value, (list, tuple)):
+        """``value`` in the form the setting holds: a list given to a ``list`` setting
+        becomes a tuple; anything else is unchanged (:meth:`check` judges it)."""
+        if self.kind is list and isinstance(value, list):
             return tuple(value)
         return value
 

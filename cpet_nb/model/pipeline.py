@@ -63,14 +63,11 @@ class ModelEstimate:
     ----------
     curves : DomainCurves
     vt1, vt2 : Threshold or None
-    findings : list of Finding
-        About this model's output only (mapping, crossings, order).
     """
 
     curves: DomainCurves
     vt1: Threshold | None
     vt2: Threshold | None
-    findings: list[Finding]
 
 
 @dataclass
@@ -120,18 +117,19 @@ def model_input(record: CPETRecord) -> ModelInput:
     return ModelInput(record, grid, time_s, model_windows(scaled), findings)
 
 
-def model_estimate(prepared: ModelInput, model: OxynetModel) -> ModelEstimate:
-    """Domain curves and VT1/VT2 of one test with one model (all windows in one invoke).
-
-    Findings of any model but the CNN start with its name (``"ais model: ..."``).
-    """
+def model_estimate(prepared: ModelInput, model: OxynetModel
+                   ) -> tuple[ModelEstimate, list[Finding]]:
+    """Domain curves and VT1/VT2 of one test with one model (all windows in one invoke),
+    and findings about its output (mapping, crossings, order); those of any model but the
+    CNN start with its name (``"ais model: ..."``)."""
     file = prepared.record.name
     curves, findings = domain_curves(prepared.time_s, model.predict(prepared.windows), file)
     label = None if model.name == DEFAULT_MODEL else f"{model.name} model"
     return _estimate(prepared, curves, findings, label)
 
 
-def ensemble_estimate(prepared: ModelInput, members: Sequence[ModelEstimate]) -> ModelEstimate:
+def ensemble_estimate(prepared: ModelInput, members: Sequence[ModelEstimate]
+                      ) -> tuple[ModelEstimate, list[Finding]]:
     """The ensemble of several models: their domain curves averaged window by window.
 
     Each member's outputs are first mapped to domains on their own
@@ -164,12 +162,12 @@ def model_thresholds(record: CPETRecord, model: OxynetModel
         ``constant-channel`` or ``missing-channel`` when the model cannot run.
     """
     prepared = model_input(record)
-    estimate = model_estimate(prepared, model)
-    return estimate.curves, estimate.vt1, estimate.vt2, prepared.findings + estimate.findings
+    estimate, findings = model_estimate(prepared, model)
+    return estimate.curves, estimate.vt1, estimate.vt2, prepared.findings + findings
 
 
 def _estimate(prepared: ModelInput, curves: DomainCurves, findings: list[Finding],
-              label: str | None) -> ModelEstimate:
+              label: str | None) -> tuple[ModelEstimate, list[Finding]]:
     """Thresholds on ``curves`` and the values there; findings prefixed with ``label``."""
     record = prepared.record
     vt1_row, vt2_row, vt_findings = threshold_rows(curves, record.name)
@@ -178,7 +176,7 @@ def _estimate(prepared: ModelInput, curves: DomainCurves, findings: list[Finding
         findings = [replace(f, message=f"{label}: {f.message}") for f in findings]
     thresholds = [_threshold(prepared, row) if row is not None else None
                   for row in (vt1_row, vt2_row)]
-    return ModelEstimate(curves, thresholds[0], thresholds[1], findings)
+    return ModelEstimate(curves, thresholds[0], thresholds[1]), findings
 
 
 def _threshold(prepared: ModelInput, row: int) -> Threshold:

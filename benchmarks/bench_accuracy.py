@@ -1,4 +1,4 @@
-"""Accuracy of the classical thresholds, the Oxynet CNN and their consensus against labels.
+"""Accuracy of the classical thresholds, pyoxynet's models, their ensembles and the consensus.
 
     python benchmarks/bench_accuracy.py [--csv per_test.csv] [--option NAME=VALUE ...]
                                         [--weight KEY=VALUE ...]
@@ -12,10 +12,18 @@ unlabelled). VO2 at a label is the test's VO2 smoothed as the model's values are
 (:func:`cpet_nb.model.smoothing.optimal_filter`, 100 s²) at the label's time.
 
 Split: tests whose file-name number is odd (``ramp_real_test_1``, ``resting_real_test_3``,
-...) were used to choose every setting (search floors, plateau fits, consensus weights);
-the figures that count are on the even-numbered half (``data_test.csv`` counts as 0).
-Errors are absolute differences from the labels; a test where a method gives no estimate is
-left out of that method's figures (``n`` says how many remain).
+...) were used to choose every setting (search floors, plateau fits, consensus weights, which
+models vote in the consensus and how); the figures that count are on the even-numbered half
+(``data_test.csv`` counts as 0). Errors are absolute differences from the labels; a test
+where a method gives no estimate is left out of that method's figures (``n`` says how many
+remain).
+
+Models: every shipped model alone (:data:`cpet_nb.model.MODEL_NAMES`), the ensembles of
+:data:`ENSEMBLES` (domain curves averaged window by window,
+:func:`cpet_nb.model.pipeline.ensemble_estimate`) alone, and the consensus with each ensemble
+voting in the CNN's place (what ``cpet_nb.analyze(..., models=[...])`` does) or with each of
+its models voting as a method of its own (:data:`VOTES`). The variant is chosen on the odd
+half by :func:`criterion`; the held-out figures of every variant are printed beside it.
 """
 
 from __future__ import annotations
@@ -30,11 +38,14 @@ import numpy as np
 import pandas as pd
 
 import cpet_nb
+from cpet_nb.model import DEFAULT_MODEL, MODEL_NAMES, get_model
+from cpet_nb.model.pipeline import ensemble_estimate, model_estimate, model_input
 from cpet_nb.model.smoothing import optimal_filter
 from cpet_nb.physiology.consensus import (
     DEFAULT_WEIGHTS,
     MAX_SPREAD_VO2_ML_MIN,
     REVIEW_REASONS,
+    consensus,
     review_flags,
     threshold_consensus,
 )
@@ -46,6 +57,23 @@ MIN_DOMAIN_S = 5
 LABEL_SMOOTHING_S2 = 100.0
 #: Spread limits (mL/min) whose review rate and yield are shown besides the default.
 SPREAD_SWEEP_ML_MIN = (MAX_SPREAD_VO2_ML_MIN, 300.0, 500.0, 800.0)
+#: The ensembles tried, declared before looking at any result: pyoxynet's documented CNNs,
+#: every CNN-type model, every model.
+ENSEMBLES: dict[str, tuple[str, ...]] = {
+    "trio": ("cnn", "ais", "nswis"),
+    "cnntype": ("cnn", "ais", "nswis", "tcn"),
+    "all": MODEL_NAMES,
+}
+#: How an ensemble's models vote in the consensus: ``ensemble``, its averaged curves in the
+#: CNN's place (with the CNN's weight); ``each``, every model as a method with the CNN's
+#: weight; ``shared``, every model as a method, the CNN's weight shared among them.
+VOTES = ("ensemble", "each", "shared")
+#: Published and reference figures (mean absolute error of VO2, mL/min) to read ours against.
+ANCHORS = {
+    "Oxynet CNN, published (Zignoli et al. 2022)": {"VT1": 178.0, "VT2": 144.0},
+    "two experienced physicians, 95 % limits of agreement (Kaczmarek et al. 2019)":
+        {"VT1": 161.0, "VT2": 161.0},
+}
 
 
 def test_number(path: Path) -> int:
@@ -84,13 +112,14 @@ def reference(record: cpet_nb.CPETRecord) -> dict[str, float]:
 
 def evaluate(path: Path, options: dict[str, float], weights: dict[str, float] | None
              ) -> dict[str, object]:
-    """One test: labels, every method's estimates, the consensus and the review flags.
+    """One test: labels, every method's and model's estimates, the consensus variants and
+    the review flags.
 
     ``options`` go to :func:`~cpet_nb.physiology.thresholds.classical_thresholds`, ``weights`` to
     :func:`~cpet_nb.physiology.consensus.consensus` (``None``: the defaults). With neither, the
-    figures
-    are exactly what :func:`cpet_nb.analyze` reports (its ``classical``, ``consensus`` and
-    ``review``, effort criteria included).
+    classical, ``model`` (the CNN) and ``consensus`` figures are exactly what
+    :func:`cpet_nb.analyze` reports (its ``classical``, ``consensus`` and ``review``, effort
+    criteria included).
     """
     record = cpet_nb.read(path)
     result = cpet_nb.analyze(record)
@@ -103,7 +132,8 @@ def evaluate(path: Path, options: dict[str, float], weights: dict[str, float] | 
     row: dict[str, object] = {"file": path.name, "number": test_number(path),
                               **reference(record)}
     estimates = {**classical, "vt1_model": result.vt1, "vt2_model": result.vt2,
-                 "vt1_consensus": agreed["vt1"], "vt2_consensus": agreed["vt2"]}
+                 "vt1_consensus": agreed["vt1"], "vt2_consensus": agreed["vt2"],
+                 **model_variants(record, classical, weights)}
     for key, estimate in estimates.items():
         row[f"{key}_t"] = estimate.time_s if estimate else math.nan
         row[f"{key}_vo2"] = estimate.vo2_ml_min if estimate else math.nan
@@ -117,6 +147,42 @@ def evaluate(path: Path, options: dict[str, float], weights: dict[str, float] | 
             max_spread_vo2_ml_min=spread)["review"]
     row["model_findings"] = ",".join(f.code for f in result.findings)
     return row
+
+
+def model_variants(record: cpet_nb.CPETRecord, classical: dict, weights: dict[str, float] | None
+                   ) -> dict[str, object]:
+    """Estimates keyed ``vt1_model_<name>`` (every model but the CNN, whose key is
+    ``vt1_model``), ``vt1_ensemble_<set>`` (:data:`ENSEMBLES`) and
+    ``vt1_consensus_<vote>_<set>`` (:data:`VOTES`), and the same for VT2."""
+    weights = DEFAULT_WEIGHTS if weights is None else weights
+    prepared = model_input(record)
+    alone = {name: model_estimate(prepared, get_model(name))[0] for name in MODEL_NAMES}
+    out: dict[str, object] = {}
+    for name, estimate in alone.items():
+        if name != DEFAULT_MODEL:
+            out |= {f"vt1_model_{name}": estimate.vt1, f"vt2_model_{name}": estimate.vt2}
+    for set_name, members in ENSEMBLES.items():
+        ensemble, _ = ensemble_estimate(prepared, [alone[m] for m in members])
+        out |= {f"vt1_ensemble_{set_name}": ensemble.vt1, f"vt2_ensemble_{set_name}": ensemble.vt2}
+        voted = threshold_consensus(classical, ensemble.vt1, ensemble.vt2, weights=weights)
+        for label in ("vt1", "vt2"):
+            out[f"{label}_consensus_ensemble_{set_name}"] = voted[label]
+            for vote in ("each", "shared"):
+                share = len(members) if vote == "shared" else 1
+                methods = {k: e for k, e in classical.items() if k.startswith(label + "_")}
+                methods |= {f"{label}_model_{m}": getattr(alone[m], label) for m in members}
+                model_weight = weights.get(f"{label}_model", 1.0) / share
+                out[f"{label}_consensus_{vote}_{set_name}"] = consensus(
+                    methods, weights={**weights, **{f"{label}_model_{m}": model_weight
+                                                    for m in members}})
+    return out
+
+
+def criterion(rows: pd.DataFrame, method: str) -> float:
+    """What the odd half chooses by: the mean absolute VO2 error at VT1 plus that at VT2
+    (mL/min; the unit of the published figures and of the experts' agreement)."""
+    return sum((rows[f"{label}_{method}_vo2"] - rows[f"ref_{label}_vo2"]).abs().mean()
+               for label in ("vt1", "vt2"))
 
 
 def error_table(rows: pd.DataFrame) -> pd.DataFrame:
@@ -135,8 +201,16 @@ def error_table(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def _method_order(key: str) -> tuple[str, int, str]:
-    rank = {"model": 1, "consensus": 2}.get(key[4:], 0)
+    method = key[4:]
+    rank = next((r for prefix, r in (("consensus", 4), ("ensemble", 3), ("model_", 2),
+                                     ("model", 1)) if method.startswith(prefix)), 0)
     return key[:3], rank, key
+
+
+def is_model_variant(method: str) -> bool:
+    """Whether ``method`` is another model, an ensemble or a consensus variant (not one of
+    the methods cpet_nb.analyze reports by default)."""
+    return method.startswith(("model_", "ensemble_", "consensus_"))
 
 
 def large_errors(rows: pd.DataFrame) -> np.ndarray:
@@ -161,7 +235,13 @@ def flag_yield(flagged: np.ndarray, large: np.ndarray) -> str:
 
 def report(rows: pd.DataFrame, title: str) -> None:
     print(f"\n## {title}: {len(rows)} tests")
-    print(error_table(rows).to_string(index=False, float_format=lambda v: f"{v:.0f}"))
+    errors = error_table(rows)
+    variants = errors["method"].map(is_model_variant)
+    print(errors[~variants].to_string(index=False, float_format=lambda v: f"{v:.0f}"))
+    print("\nOther models, ensembles, consensus variants (criterion: VT1 + VT2 mean abs "
+          "mL/min):")
+    print(errors[variants].assign(criterion=errors[variants]["method"].map(
+        lambda m: criterion(rows, m))).to_string(index=False, float_format=lambda v: f"{v:.0f}"))
     families = rows["file"].str.replace(r"_real_test_\d+\.csv$|\.csv$", "", regex=True)
     for family, group in rows.groupby(families):
         table = error_table(group)
@@ -204,9 +284,32 @@ def main() -> None:
     odd = rows["number"] % 2 == 1
     report(rows[~odd], "held-out: even-numbered files")
     report(rows[odd], "tuning: odd-numbered files")
+    choose_vote(rows[odd], rows[~odd])
     print(f"\n{time.perf_counter() - start:.0f} s")
     if args.csv:
         rows.to_csv(args.csv, index=False)
+
+
+def choose_vote(tuning: pd.DataFrame, held_out: pd.DataFrame) -> None:
+    """The consensus variant with the lowest :func:`criterion` on the tuning half, its
+    held-out figures beside the default's, and the published anchors."""
+    variants = ["consensus"] + [f"consensus_{v}_{s}" for v in VOTES for s in ENSEMBLES]
+    scores = {v: criterion(tuning, v) for v in variants}
+    best = min(scores, key=scores.get)
+    print(f"\n## choice on the tuning half: {best} (criterion {scores[best]:.0f} mL/min; "
+          f"default consensus {scores['consensus']:.0f}; runner-up "
+          f"{sorted(scores, key=scores.get)[1]} {sorted(scores.values())[1]:.0f})")
+    table = error_table(held_out)
+    shown = table[table["method"].isin(["model", "consensus", best])
+                  | table["method"].str.startswith("ensemble_")]
+    print("held-out figures, mean abs s / mL/min:")
+    for r in shown.itertuples():
+        print(f"  {r.threshold} {r.method}: {r.mean_abs_s:.0f} s / {r.mean_abs_ml_min:.0f} mL/min "
+              f"(median {r.median_abs_s:.0f} s / {r.median_abs_ml_min:.0f}, n {r.n})")
+    print(f"held-out criterion: {best} {criterion(held_out, best):.0f}, default consensus "
+          f"{criterion(held_out, 'consensus'):.0f} mL/min")
+    for anchor, figures in ANCHORS.items():
+        print(f"anchor: {anchor}: VT1 {figures['VT1']:.0f}, VT2 {figures['VT2']:.0f} mL/min")
 
 
 def _assignment(text: str) -> tuple[str, float]:

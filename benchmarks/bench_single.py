@@ -11,6 +11,9 @@ Measures, on pyoxynet's bundled real tests:
   parsed), and the complete analysis of a parsed record (the model plus the measures, the
   classical thresholds and their consensus), pinned to one core, scaled to a 10-minute test
   (600 s; cost grows about linearly with duration);
+* the same for each of pyoxynet's other models (:data:`cpet_nb.model.MODEL_NAMES`; one
+  interpreter per model, loaded once, all windows of a test in one invoke): its model
+  pipeline, its inference alone, and the complete analysis with every model chosen;
 * peak resident memory (``VmHWM``: ``ru_maxrss`` would include the parent's, as Linux keeps
   it across ``exec``) of a fresh process that imports the package and analyses one test.
 
@@ -31,7 +34,9 @@ from pathlib import Path
 
 import cpet_nb
 from cpet_nb.analysis import analyze_record
-from cpet_nb.model.pipeline import model_thresholds
+from cpet_nb.model import MODEL_NAMES, get_model
+from cpet_nb.model.pipeline import model_input, model_thresholds
+from cpet_nb.settings import Settings
 
 HERE = Path(__file__).parent
 
@@ -43,12 +48,11 @@ def time_cpet_nb(files: list[Path], repeats: int = 3) -> list[float]:
             for path in files]
 
 
-def ms_per_10_min(files: list[Path], step, repeats: int = 5) -> float:
+def ms_per_10_min(records: list[cpet_nb.CPETRecord], step, repeats: int = 5) -> float:
     """Median ms of ``step(record)`` per 600 s of test, pinned to one core."""
     cores = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {min(cores)})
     try:
-        records = [cpet_nb.read(p) for p in files]
         step(records[0])
         per_10_min = []
         for record in records:
@@ -63,6 +67,17 @@ def _timed(func, *args) -> float:
     start = time.perf_counter()
     func(*args)
     return time.perf_counter() - start
+
+
+def model_costs(records: list[cpet_nb.CPETRecord]) -> dict[str, tuple[float, float]]:
+    """Per model: ms per 10-minute test of its pipeline, and of its one invoke alone."""
+    windows = {id(r): model_input(r).windows for r in records}
+    costs = {}
+    for name in MODEL_NAMES:
+        model = get_model(name)
+        costs[name] = (ms_per_10_min(records, lambda r, m=model: model_thresholds(r, m)),
+                       ms_per_10_min(records, lambda r, m=model: m.predict(windows[id(r)])))
+    return costs
 
 
 def peak_mib_cpet_nb(path: Path) -> float:
@@ -89,9 +104,13 @@ def main() -> None:
     sample = tests[: args.n]
     ours = time_cpet_nb(sample)
     all_ours = time_cpet_nb(tests)
+    records = [cpet_nb.read(p) for p in tests]
     model = cpet_nb.model.get_model()
-    pipeline_ms = ms_per_10_min(tests, lambda record: model_thresholds(record, model))
-    analysis_ms = ms_per_10_min(tests, analyze_record)
+    pipeline_ms = ms_per_10_min(records, lambda record: model_thresholds(record, model))
+    analysis_ms = ms_per_10_min(records, analyze_record)
+    every_model = Settings(models=MODEL_NAMES)
+    all_models_ms = ms_per_10_min(records, lambda r: analyze_record(r, settings=every_model))
+    costs = model_costs(records)
     peak = peak_mib_cpet_nb(sample[0])
     print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, "
           f"cpet_nb {cpet_nb.__version__}, runtime {cpet_nb.model.get_model().info.runtime}")
@@ -101,6 +120,11 @@ def main() -> None:
           f"{pipeline_ms:.1f} ms per 10-minute test (median)")
     print(f"cpet_nb complete analysis of a parsed test (model, measures, classical thresholds, "
           f"consensus), one core: {analysis_ms:.1f} ms per 10-minute test (median)")
+    for name, (model_ms, invoke_ms) in costs.items():
+        print(f"model {name}, one core, per 10-minute test (median): pipeline {model_ms:.1f} ms, "
+              f"of which its one invoke {invoke_ms:.1f} ms")
+    print(f"cpet_nb complete analysis with all {len(MODEL_NAMES)} models and their ensemble, "
+          f"one core: {all_models_ms:.1f} ms per 10-minute test (median)")
     print(f"cpet_nb peak memory, one process analysing one test: {peak:.0f} MiB")
     if not args.tf_python:
         print("pyoxynet: not measured (pass --tf-python)")

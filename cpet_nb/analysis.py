@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 import pandas as pd
 
@@ -11,8 +12,14 @@ from .io import ColumnMapping, read
 from .io.companion import merge_hr, read_hr
 from .io.end_tidal import derive_end_tidal_pressures
 from .io.participants import SubjectTable
-from .model import OxynetModel, get_model
-from .model.pipeline import model_thresholds
+from .model import DEFAULT_MODEL, OxynetModel, get_model
+from .model.pipeline import (
+    ENSEMBLE,
+    ModelEstimate,
+    ensemble_estimate,
+    model_estimate,
+    model_input,
+)
 from .physiology.consensus import review_flags, threshold_consensus
 from .physiology.measures import peak_measures
 from .physiology.slopes import slope_measures
@@ -24,6 +31,7 @@ from .settings import Settings
 
 
 def analyze(source: str | os.PathLike | CPETRecord, *, model: OxynetModel | None = None,
+            models: Sequence[str] | None = None,
             format: str | None = None, mapping: ColumnMapping | None = None,
             subjects: SubjectTable | None = None,
             hr_file: str | os.PathLike | pd.DataFrame | None = None,
@@ -39,7 +47,12 @@ def analyze(source: str | os.PathLike | CPETRecord, *, model: OxynetModel | None
     source : str, path-like or CPETRecord
         A file in any supported format (see :func:`cpet_nb.io.readers`) or a record.
     model : OxynetModel, optional
-        Defaults to the process-wide model (:func:`cpet_nb.model.get_model`).
+        A loaded model to use for its own name (``model.name``) instead of the process-wide
+        one (:func:`cpet_nb.model.get_model`).
+    models : sequence of str, optional
+        pyoxynet's models to run, e.g. ``["cnn", "ais", "nswis"]``
+        (:data:`cpet_nb.model.MODEL_NAMES`); default: the settings' ``models`` (the CNN
+        alone). With several, their ensemble is the model's vote in the consensus.
     format : str, optional
         Reader name, to skip content detection.
     mapping : ColumnMapping, optional
@@ -55,8 +68,9 @@ def analyze(source: str | os.PathLike | CPETRecord, *, model: OxynetModel | None
     hr_offset_s : float, optional
         The companion's time (s) at the test's t = 0; see :func:`~cpet_nb.io.companion.merge_hr`.
     settings : Settings, optional
-        Analysis choices (averaging of peaks, effort criteria, file size limit, lab
-        profile, the lab's barometric pressure); default :class:`~cpet_nb.settings.Settings()`.
+        Analysis choices (models, averaging of peaks, effort criteria, file size limit,
+        lab profile, the lab's barometric pressure); default
+        :class:`~cpet_nb.settings.Settings()`.
     max_file_bytes : int, optional
         Larger files are refused (default: the settings' ``max_file_mb``).
 
@@ -70,7 +84,13 @@ def analyze(source: str | os.PathLike | CPETRecord, *, model: OxynetModel | None
     >>> result = cpet_nb.analyze(cpet_nb.datasets.pyoxynet_tests()[0])
     >>> result.status, result.vt1.time_s < result.vt2.time_s
     ('ok', True)
+    >>> several = cpet_nb.analyze(cpet_nb.datasets.pyoxynet_tests()[0], models=["cnn", "ais"])
+    >>> sorted(several.models), several.model_version.count("+")
+    (['ais', 'ensemble'], 1)
     """
+    settings = settings or Settings()
+    if models is not None:
+        settings = settings.replace(models=models)
     if isinstance(source, CPETRecord):
         record, file = source, source.name
     else:
@@ -116,20 +136,22 @@ def analyze_record(record: CPETRecord, *, file: str | None = None,
         return FileResult.failed(file, findings, record.metadata)
     record, breath_findings = screen_breaths(record)
     findings += breath_findings
-    model = model or get_model()
+    loaded = {name: model if model is not None and model.name == name else get_model(name)
+              for name in settings.models}
     result = FileResult(file=file, status="ok", metadata=record.metadata,
-                        duration_s=record.duration_s, model_version=model.info.version)
+                        duration_s=record.duration_s,
+                        model_version="+".join(m.info.version for m in loaded.values()))
     result.measures = peak_measures(record, **settings.peak_options())
     findings += check_protocol(record)
     blockers = threshold_blockers(record)
     findings = fold_repeats(findings, blockers)
+    vote = None
     if not blockers:
         try:
-            result.curves, result.vt1, result.vt2, model_findings = model_thresholds(record, model)
-            findings += model_findings
+            vote = _add_models(result, record, loaded, findings)
         except CPETError as exc:
             findings.append(exc.finding)
-    _add_consensus(result, record, settings, findings)
+    _add_consensus(result, record, settings, findings, vote)
     agreed = result.consensus
     result.measures |= slope_measures(record, vt1_s=agreed["vt1"].time_s,
                                       vt2_s=agreed["vt2"].time_s)
@@ -138,15 +160,45 @@ def analyze_record(record: CPETRecord, *, file: str | None = None,
     return result
 
 
+def _add_models(result: FileResult, record: CPETRecord, loaded: dict[str, OxynetModel],
+                findings: list[Finding]) -> ModelEstimate:
+    """Every chosen model's estimate (the CNN's as ``vt1``, ``vt2``, ``curves``; the others'
+    and, with several models, their ensemble's in ``models``); returns the model's vote in
+    the consensus: the ensemble, or the one model.
+
+    Raises
+    ------
+    CPETError
+        When the test cannot be prepared for the models (``constant-channel``, ...).
+    """
+    prepared = model_input(record)
+    findings += prepared.findings
+    estimates = {}
+    for name, model in loaded.items():
+        estimates[name], model_findings = model_estimate(prepared, model)
+        findings += model_findings
+    vote = next(iter(estimates.values()))
+    if len(estimates) > 1:
+        vote, ensemble_findings = ensemble_estimate(prepared, list(estimates.values()))
+        estimates[ENSEMBLE] = vote
+        findings += ensemble_findings
+    cnn = estimates.pop(DEFAULT_MODEL, None)
+    if cnn is not None:
+        result.curves, result.vt1, result.vt2 = cnn.curves, cnn.vt1, cnn.vt2
+    result.models = estimates
+    return vote
+
+
 def _add_consensus(result: FileResult, record: CPETRecord, settings: Settings,
-                   findings: list[Finding]) -> None:
-    """Classical thresholds, their consensus with the model's, the values there and the
-    review flags; a method without an estimate adds an info finding with its reason."""
+                   findings: list[Finding], vote: ModelEstimate | None) -> None:
+    """Classical thresholds, their consensus with the model's ``vote``, the values there and
+    the review flags; a method without an estimate adds an info finding with its reason."""
     result.classical = classical_thresholds(record)
     findings += [Finding("vt-method-no-estimate", Severity.INFO, f"{key}: {e.reason}",
                          file=result.file)
                  for key, e in result.classical.items() if not e.found]
-    result.consensus = threshold_consensus(result.classical, result.vt1, result.vt2)
+    result.consensus = threshold_consensus(result.classical, vote.vt1 if vote else None,
+                                           vote.vt2 if vote else None)
     for label, agreed in result.consensus.items():
         result.consensus_values[f"{label}_hr_bpm"] = mean_around(record.data, "HR",
                                                                  agreed.time_s)

@@ -23,7 +23,7 @@ from .io import ColumnMapping, datasets, readers
 from .io.exports import TABLE_FORMATS, check_table_path, write_table
 from .io.participants import SubjectTable
 from .io.profiles import list_profiles, load_profile, profiles_folder, save_profile
-from .model import RuntimeMissing, get_model
+from .model import MODEL_NAMES, RuntimeMissing, get_model
 from .result import FileResult, results_table
 from .settings import Settings
 
@@ -67,8 +67,9 @@ def _analyze_many(paths: Sequence[str], output: Path, settings: Settings, quiet:
 def _run(staged: Staged, output: Path, quiet: bool,
          options: dict[str, Any]) -> tuple[list[FileResult], int]:
     """Analyse staged inputs in order, write the table, print the summary."""
-    try:
-        get_model()  # fail once, clearly, rather than once per file
+    try:  # fail once, clearly, rather than once per file
+        for name in options["settings"].models:
+            get_model(name)
     except RuntimeMissing as exc:
         print(f"cpet-nb: {exc}", file=sys.stderr)
         return [], 1
@@ -119,7 +120,7 @@ def _name_not_analysed(rows: Iterable[tuple[str, str, str]], ignored: int) -> No
 def _cmd_analyze(args: argparse.Namespace) -> int:
     try:  # a lab profile's name becomes its column mapping, as in a batch's settings
         settings = Settings.load(args.config, max_file_mb=args.max_file_mb,
-                                 profile=args.profile)
+                                 profile=args.profile, models=args.models)
         check_table_path(args.output)  # before any work, not after it
     except ValueError as exc:
         print(f"cpet-nb: {exc}", file=sys.stderr)
@@ -189,7 +190,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
             batch = submit(args.inputs, args.store, client=args.scheduler, config=args.config,
                            workers=args.workers, file_timeout_s=args.timeout,
                            max_file_mb=args.max_file_mb, partition_size=args.partition_size,
-                           profile=args.profile, participants=args.participants)
+                           profile=args.profile, participants=args.participants,
+                           models=args.models)
     except (ValueError, KeyError, RuntimeError, OSError) as exc:
         print(f"cpet-nb: {exc}", file=sys.stderr)
         return 2
@@ -278,6 +280,15 @@ def _cmd_formats(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_models_argument(parser: argparse.ArgumentParser) -> None:
+    option = Settings.options()["models"]
+    parser.add_argument(
+        "--models", metavar="NAME,...",
+        type=lambda text: option.convert("models", text, "--models"),
+        help=f"pyoxynet's models to run, comma-separated ({', '.join(MODEL_NAMES)}; default: "
+             "settings, cnn); with several, their ensemble votes in the consensus")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``cpet-nb``."""
     parser = argparse.ArgumentParser(
@@ -300,6 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--participants", metavar="CSV",
                          help="participants table (key by file name or number; weight, "
                          "height, age, sex) overriding the files' subject data")
+    _add_models_argument(analyze)
     analyze.add_argument("--hr-file", metavar="TCX_OR_CSV",
                          help="heart-rate recording to merge onto a single test")
     analyze.add_argument("--hr-offset", type=float, metavar="SECONDS",
@@ -339,6 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--profile", help="read every file with this lab profile")
     run.add_argument("--participants", metavar="CSV", help="participants table (weight, "
                      "height, age, sex by file name or number) overriding the files' data")
+    _add_models_argument(run)
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     run.set_defaults(func=_cmd_run)
 

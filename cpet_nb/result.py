@@ -9,8 +9,9 @@ from typing import Any
 import pandas as pd
 
 from .findings import Finding, Severity
+from .model import DEFAULT_MODEL, MODEL_NAMES
 from .model.domains import DomainCurves
-from .model.pipeline import Threshold
+from .model.pipeline import ENSEMBLE, ModelEstimate, Threshold
 from .physiology.consensus import REVIEW_FLAGS, REVIEW_REASONS, Consensus
 from .physiology.measures import PEAK_MEASURES
 from .physiology.slopes import SLOPE_MEASURES
@@ -25,6 +26,16 @@ CONSENSUS_FIELDS = ("consensus_time_s", "consensus_vo2_ml_min", "consensus_pct_v
                     "consensus_hr_bpm", "consensus_load_w", "spread_s", "spread_ml_min",
                     "n_methods")
 
+#: Estimates with their own columns (``vt1_<name>_time_s``, ``vt1_<name>_vo2_ml_min``,
+#: ``vt2_...``): every shipped model but the CNN, whose thresholds are the ``vt1_*`` and
+#: ``vt2_*`` columns, then the ensemble. Every table has them all, NaN for models not chosen,
+#: so that tables made with other choices stack and one job store holds them all.
+MODEL_COLUMN_NAMES: tuple[str, ...] = (*(m for m in MODEL_NAMES if m != DEFAULT_MODEL),
+                                       ENSEMBLE)
+#: Fields of each estimate in :data:`MODEL_COLUMN_NAMES` that have columns (as for the
+#: classical methods; every field is in :meth:`FileResult.to_dict`).
+MODEL_COLUMN_FIELDS = ("time_s", "vo2_ml_min")
+
 #: Columns of the results table, in order. Units are in the names.
 #: Review flags come first: they say which rows need a human look, and why.
 RESULT_COLUMNS: tuple[str, ...] = (
@@ -34,6 +45,8 @@ RESULT_COLUMNS: tuple[str, ...] = (
     *(f"vt2_{f}" for f in THRESHOLD_FIELDS), "vt2_pct_vo2peak",
     *(f"vt1_{f}" for f in CONSENSUS_FIELDS), *(f"vt2_{f}" for f in CONSENSUS_FIELDS),
     *(f"{key}_{f}" for key in CLASSICAL_METHODS for f in ("time_s", "vo2_ml_min")),
+    *(f"{vt}_{name}_{f}" for name in MODEL_COLUMN_NAMES for vt in ("vt1", "vt2")
+      for f in MODEL_COLUMN_FIELDS),
     *PEAK_MEASURES, "weight_kg",
     *SLOPE_MEASURES,
     "n_findings", "findings", "model_version", "source_sha256",
@@ -60,7 +73,7 @@ class FileResult:
         export, e.g. a README found in a folder; listed so that every input is accounted
         for).
     vt1, vt2 : Threshold or None
-        The Oxynet model's thresholds.
+        The Oxynet CNN's thresholds (None when it was not chosen, or found none).
     classical : dict of str to ThresholdEstimate
         Each classical method's estimate, or its reason for none
         (:func:`cpet_nb.physiology.thresholds.classical_thresholds`).
@@ -78,7 +91,12 @@ class FileResult:
         unknown.
     findings : list of Finding
     curves : DomainCurves or None
-        The smoothed domain probabilities (for plots).
+        The CNN's smoothed domain probabilities (for plots).
+    models : dict of str to ModelEstimate
+        The estimates of the other chosen models (``"ais"``, ...; see
+        :data:`cpet_nb.model.MODEL_NAMES`) and, when several models were chosen, of their
+        ensemble (``"ensemble"``, :func:`cpet_nb.model.pipeline.ensemble_estimate`), which is
+        then the model's vote in the consensus.
     metadata : Metadata or None
     duration_s : float
     model_version : str or None
@@ -95,6 +113,7 @@ class FileResult:
     measures: dict[str, float] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
     curves: DomainCurves | None = None
+    models: dict[str, ModelEstimate] = field(default_factory=dict)
     metadata: Metadata | None = None
     duration_s: float = math.nan
     model_version: str | None = None
@@ -172,6 +191,12 @@ class FileResult:
             estimate = self.classical.get(key)
             row[f"{key}_time_s"] = estimate.time_s if estimate else math.nan
             row[f"{key}_vo2_ml_min"] = estimate.vo2_ml_min if estimate else math.nan
+        for name in MODEL_COLUMN_NAMES:
+            estimate = self.models.get(name)
+            for label in ("vt1", "vt2"):
+                vt = getattr(estimate, label) if estimate else None
+                for f in MODEL_COLUMN_FIELDS:
+                    row[f"{label}_{name}_{f}"] = getattr(vt, f) if vt else math.nan
         for name in PEAK_MEASURES + SLOPE_MEASURES:
             row[name] = self.measures.get(name, math.nan)
         row["weight_kg"] = weight if weight else math.nan
@@ -202,8 +227,16 @@ class FileResult:
             "findings": [f.to_dict() for f in self.findings],
             "metadata": self.metadata.to_dict() if self.metadata else None,
             "model_version": self.model_version,
-            "curves": self.curves.to_frame().to_dict(orient="list") if self.curves else None,
+            "curves": _curves_dict(self.curves),
+            "models": {name: {"vt1": e.vt1.to_dict() if e.vt1 else None,
+                              "vt2": e.vt2.to_dict() if e.vt2 else None,
+                              "curves": _curves_dict(e.curves)}
+                       for name, e in self.models.items()},
         }
+
+
+def _curves_dict(curves: DomainCurves | None) -> dict[str, list[float]] | None:
+    return curves.to_frame().to_dict(orient="list") if curves else None
 
 
 def results_table(results: list[FileResult]) -> pd.DataFrame:

@@ -34,6 +34,7 @@ else:  # pragma: no cover - Python 3.10
 from ._checks import check_choice
 from .io._files import NotRegularFile, open_regular
 from .io.end_tidal import PB_RANGE_MMHG
+from .model import DEFAULT_MODEL, MODEL_NAMES
 from .physiology.averaging import METHODS
 from .physiology.consensus import MAX_SPREAD_VO2_ML_MIN
 from .physiology.measures import HR_MAX_FORMULAS, PEAK_WITHIN, VO2PEAK_WINDOW_S
@@ -56,13 +57,14 @@ class Option:
     Attributes
     ----------
     kind : type
-        ``float``, ``int``, ``bool``, ``str`` or ``dict``.
+        ``float``, ``int``, ``bool``, ``str``, ``dict`` or ``list`` (one or more distinct
+        ``choices``, held as a tuple; from the environment, comma-separated).
     help : str
         One sentence for a person (shown in docs, ``--help`` and the panel).
     unit : str
         Unit of a number (``"s"``, ``"MB"``, ``"mL/min"``), empty for none.
     choices : tuple of str, optional
-        The allowed values of a ``str`` setting.
+        The allowed values of a ``str`` setting, or of each element of a ``list`` setting.
     low, high : float, optional
         Bounds of a number (inclusive unless ``low_open``).
     low_open : bool
@@ -89,6 +91,8 @@ class Option:
     def describe(self) -> str:
         """What a valid value is, in words (``"1 to 600 s"``, ``"one of a, b"``)."""
         unit = f" ({self.unit})" if self.unit else ""
+        if self.kind is list:
+            return f"one or more of {', '.join(self.choices or ())}"
         if self.choices is not None:
             return f"one of {', '.join(self.choices)}"
         if self.kind is bool:
@@ -107,6 +111,9 @@ class Option:
         """Raise ``ValueError`` naming ``name`` unless ``value`` is valid."""
         if value is None and self.optional:
             return
+        if self.kind is list:
+            self._check_list(name, value)
+            return
         if self.choices is not None:
             check_choice(value, self.choices, name)
             return
@@ -115,6 +122,33 @@ class Option:
             if below or (self.high is not None and value > self.high):
                 raise ValueError(f"{name} must be {self.describe()}"
                                  + (" or None" if self.optional else "") + f", got {value!r}")
+
+    def _check_list(self, name: str, value: Any) -> None:
+        """Raise ``ValueError`` unless ``value`` is a non-empty tuple of distinct choices."""
+        problem = self._list_problem(value)
+        if problem:
+            raise ValueError(f"{name} must be {self.describe()}, each at most once; "
+                             f"got {value!r} ({problem})")
+
+    def _list_problem(self, value: Any) -> str | None:
+        """What is wrong with ``value`` as a ``list`` setting, or None."""
+        if not isinstance(value, tuple):
+            return "it is not a list"
+        if not value:
+            return "it is empty"
+        for element in value:
+            if element not in (self.choices or ()):
+                return f"{element!r} is not one"
+            if value.count(element) > 1:
+                return f"{element!r} is repeated"
+        return None
+
+    def normalize(self, value: Any) -> Any:
+        """``value`` in the form the setting holds: a list given to a ``list`` setting
+        becomes a tuple; anything else is unchanged (:meth:`check` judges it)."""
+        if self.kind is list and isinstance(value, list):
+            return tuple(value)
+        return value
 
     def convert(self, name: str, value: Any, source: str) -> Any:
         """``value`` (TOML or environment text) as this setting's type; ``ValueError``
@@ -136,9 +170,16 @@ class Option:
                 return int(number)
             if self.kind is float:
                 return float(value)
+            if self.kind is list:
+                if isinstance(value, str):
+                    return tuple(part.strip() for part in value.split(",") if part.strip())
+                if not isinstance(value, list):
+                    raise ValueError(value)
+                return tuple(value)
             return value if self.kind is dict else str(value)
         except (TypeError, ValueError):
-            raise ValueError(f"setting {name!r} in {source}: expected {self.kind.__name__}, "
+            expected = "a list" if self.kind is list else self.kind.__name__
+            raise ValueError(f"setting {name!r} in {source}: expected {expected}, "
                              f"got {value!r}") from None
 
 
@@ -191,6 +232,11 @@ class Settings:
         help="The lab's barometric pressure, for files that give end-tidal fractions but no "
              "pressure (ZAN): PetO2 and PetCO2 are derived from it unless the file or a "
              "participants-table column gives the test's own.")
+    models: tuple[str, ...] = _setting(
+        (DEFAULT_MODEL,), kind=list, choices=MODEL_NAMES, analysis=True, group="analysis",
+        help="pyoxynet's models to run (docs/model.md): each gets its own thresholds "
+             "(vt1_<name>_time_s, ...; the CNN's are vt1_time_s, ...); with several, their "
+             "averaged domain curves (the ensemble) are the model's vote in the consensus.")
     profile: dict[str, Any] | None = _setting(
         None, kind=dict, optional=True, analysis=True, group="analysis",
         help="A column mapping (ColumnMapping.to_dict) for files no built-in reader knows; "
@@ -239,6 +285,7 @@ class Settings:
 
     def __post_init__(self) -> None:
         for name, option in self.options().items():
+            object.__setattr__(self, name, option.normalize(getattr(self, name)))
             option.check(name, getattr(self, name))
         if self.profile is not None:
             from .io import ColumnMapping

@@ -93,7 +93,7 @@ def test_internal_errors_are_isolated(monkeypatch, ramp_csv):
     def explode(*args, **kwargs):
         raise ZeroDivisionError("boom")
 
-    monkeypatch.setattr(analysis, "model_thresholds", explode)
+    monkeypatch.setattr(analysis, "model_estimate", explode)
     result = analysis.analyze_isolated(ramp_csv)
     assert result.status == "error"
     assert result.findings[0].code == "internal-error" and "ZeroDivisionError: boom" in str(
@@ -179,3 +179,80 @@ def test_failed_file_has_unknown_flags(tmp_path):
     path.write_text("nothing here\n")
     row = cpet_nb.results_table([cpet_nb.analyze(path)]).iloc[0]
     assert row["status"] == "error" and row["review"] is pd.NA
+
+
+@pytest.fixture(scope="module")
+def several_models(bundled_tests):
+    """One real test analysed with the CNN alone, with three models and without the CNN."""
+    path = bundled_tests[1]
+    return (cpet_nb.analyze(path), cpet_nb.analyze(path, models=["cnn", "ais", "lstmgru"]),
+            cpet_nb.analyze(path, models=["nswis"]))
+
+
+def test_other_models_leave_the_cnn_results_as_they_were(several_models):
+    alone, several, _ = several_models
+    assert several.vt1.to_dict() == alone.vt1.to_dict()
+    assert several.vt2.to_dict() == alone.vt2.to_dict()
+    np.testing.assert_array_equal(several.curves.p_heavy, alone.curves.p_heavy)
+    assert alone.models == {} and alone.model_version == cpet_nb.model.bundled_model_version()
+    assert list(several.models) == ["ais", "lstmgru", "ensemble"]
+    assert several.model_version == cpet_nb.model.bundled_model_version(["cnn", "ais", "lstmgru"])
+    ais, lstmgru = several.models["ais"], several.models["lstmgru"]
+    assert ais.vt1.time_s != lstmgru.vt1.time_s  # each model has its own thresholds
+    assert ais.vt1.time_s < ais.vt2.time_s
+
+
+def test_the_ensemble_averages_the_domain_curves_and_votes_in_the_consensus(several_models):
+    from cpet_nb.physiology.consensus import threshold_consensus
+
+    alone, several, _ = several_models
+    ensemble = several.models["ensemble"]
+    members = [several.curves, several.models["ais"].curves, several.models["lstmgru"].curves]
+    for p in ("p_moderate", "p_heavy", "p_severe"):
+        np.testing.assert_allclose(getattr(ensemble.curves, p),
+                                   np.mean([getattr(c, p) for c in members], axis=0))
+    crossing = np.flatnonzero(ensemble.curves.p_heavy >= ensemble.curves.p_moderate)[0]
+    assert ensemble.vt1.time_s == ensemble.curves.time_s[crossing - 40]
+    assert several.consensus == threshold_consensus(several.classical, ensemble.vt1,
+                                                    ensemble.vt2)
+    assert alone.consensus == threshold_consensus(alone.classical, alone.vt1, alone.vt2)
+    assert several.consensus["vt1"] != alone.consensus["vt1"]
+
+
+def test_a_model_chosen_alone_is_the_vote_and_the_cnn_columns_stay_empty(several_models):
+    from cpet_nb.physiology.consensus import threshold_consensus
+
+    _, _, nswis_only = several_models
+    assert nswis_only.vt1 is None and nswis_only.curves is None
+    assert list(nswis_only.models) == ["nswis"]  # one model: no ensemble
+    nswis = nswis_only.models["nswis"]
+    assert nswis_only.consensus == threshold_consensus(nswis_only.classical, nswis.vt1,
+                                                       nswis.vt2)
+    row = nswis_only.to_row()
+    assert math.isnan(row["vt1_time_s"]) and math.isnan(row["vt1_ensemble_time_s"])
+    assert row["vt1_nswis_time_s"] == nswis.vt1.time_s
+    assert row["vt2_nswis_vo2_ml_min"] == nswis.vt2.vo2_ml_min
+    assert nswis_only.to_dict()["models"]["nswis"]["vt2"]["time_s"] == nswis.vt2.time_s
+
+
+def test_results_tables_have_the_same_columns_whatever_the_models(several_models):
+    alone, several, nswis_only = several_models
+    table = cpet_nb.results_table([alone, several, nswis_only])
+    assert list(table.columns) == list(cpet_nb.RESULT_COLUMNS)
+    model_columns = [c for c in table.columns if c.startswith(("vt1_ais_", "vt2_ensemble_"))]
+    assert model_columns == ["vt1_ais_time_s", "vt1_ais_vo2_ml_min", "vt2_ensemble_time_s",
+                             "vt2_ensemble_vo2_ml_min"]
+    assert table["vt1_ais_time_s"].isna().tolist() == [True, False, True]
+    assert table["vt2_ensemble_time_s"].isna().tolist() == [True, False, True]
+    assert table["vt1_nswis_time_s"].isna().tolist() == [True, True, False]
+    assert table["vt1_time_s"].isna().tolist() == [False, False, True]
+    assert table["vt1_tcn_time_s"].isna().all()  # not chosen anywhere
+    # the CNN's columns keep their names and their order
+    fields = [f"vt1_{f}" for f in cpet_nb.Threshold.__dataclass_fields__] + ["vt1_pct_vo2peak"]
+    start = cpet_nb.RESULT_COLUMNS.index("vt1_time_s")
+    assert list(cpet_nb.RESULT_COLUMNS[start: start + len(fields)]) == fields
+
+
+def test_unknown_model_names_are_refused_before_any_work(bundled_tests):
+    with pytest.raises(ValueError, match="models must be one or more of cnn, ais"):
+        cpet_nb.analyze(bundled_tests[0], models=["oxynet"])

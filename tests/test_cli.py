@@ -209,15 +209,30 @@ def test_analyze_reads_settings_from_a_config_file(tmp_path, ramp_csv):
     assert main(["analyze", str(ramp_csv), "-o", str(configured), "--config", str(config)]) == 2
 
 
+def test_analyze_runs_the_models_asked_for(tmp_path, bundled_tests, capsys):
+    out = tmp_path / "r.csv"
+    assert main(["analyze", str(bundled_tests[0]), "-o", str(out), "-q",
+                 "--models", "cnn,nswis"]) == 0
+    row = pd.read_csv(out).iloc[0]
+    assert row["vt1_nswis_time_s"] > 0 and row["vt1_ensemble_time_s"] > 0
+    assert row["vt1_time_s"] > 0 and pd.isna(row["vt1_ais_time_s"])
+    assert row["model_version"].startswith("oxynet-cnn@") and "+oxynet-nswis@" in row[
+        "model_version"]
+    capsys.readouterr()
+    assert main(["analyze", str(bundled_tests[0]), "-o", str(out), "--models", "cnn,gpt"]) == 2
+    assert "models must be one or more of cnn, ais" in capsys.readouterr().err
+
+
 def test_run_exports_and_summarises(tmp_path, bundled_tests, capsys):
     from cpet_nb.batch import engine
 
     out = tmp_path / "r.xlsx"
     code = main(["run", *map(str, bundled_tests[:3]), "--store", str(tmp_path / "s.sqlite"),
-                 "--workers", "1", "-o", str(out), "-q"])
+                 "--workers", "1", "-o", str(out), "-q", "--models", "cnn,lstmgru"])
     engine.shutdown()
     assert code == 0
     assert "3 input(s), job done" in capsys.readouterr().err
-    assert len(pd.read_excel(out, engine="calamine")) == 3
+    table = pd.read_excel(out, engine="calamine")
+    assert len(table) == 3 and table["vt2_lstmgru_time_s"].notna().all()
     assert main(["store", "check", "--store", str(tmp_path / "s.sqlite")]) == 0
     assert main(["run", "--store", str(tmp_path / "s.sqlite")]) == 2  # neither inputs nor JOB

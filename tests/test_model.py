@@ -1,5 +1,6 @@
 import hashlib
 import importlib
+import itertools
 import json
 import os
 import subprocess
@@ -9,31 +10,90 @@ from importlib import resources
 import numpy as np
 import pytest
 
-from cpet_nb.model import OxynetModel, RuntimeMissing, get_model, interpreter_class, oxynet
+from cpet_nb.model import (
+    MODEL_NAMES,
+    OxynetModel,
+    RuntimeMissing,
+    bundled_model_version,
+    get_model,
+    interpreter_class,
+)
+from cpet_nb.model import oxynet as oxynet_module
 from cpet_nb.model import runtime as runtime_module
 from cpet_nb.model.oxynet import MAX_WINDOWS_PER_INVOKE
 
+#: pyoxynet's folder of each model (the provenance must name it).
+PYOXYNET_FOLDERS = {"cnn": "regressor", "ais": "AIS", "nswis": "NSWIS", "tcn": "TCN",
+                    "lstmgru": "LSTMGRUModel", "murias_lab": "murias_lab"}
 
-def test_shipped_model_matches_its_provenance_record():
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_shipped_model_matches_its_provenance_record(name):
     package = resources.files("cpet_nb.model")
-    provenance = json.loads(package.joinpath("oxynet_cnn.provenance.json").read_text())
-    data = package.joinpath("oxynet_cnn.tflite").read_bytes()
+    provenance = json.loads(package.joinpath(f"oxynet_{name}.provenance.json").read_text())
+    data = package.joinpath(f"oxynet_{name}.tflite").read_bytes()
     assert hashlib.sha256(data).hexdigest() == provenance["output_sha256"]
-    assert len(data) == provenance["output_bytes"]
+    assert len(data) == provenance["output_bytes"] < 400_000
     assert provenance["source_version"] == "0.1.12"
-    assert provenance["check"]["max_abs_difference_vs_tensorflow"] < 1e-5
+    assert provenance["source_folder"] == f"pyoxynet/{PYOXYNET_FOLDERS[name]}"
+    assert provenance["tensorflow_version"] == "2.15.1"
+    assert set(provenance["source_files_sha256"]) == {
+        "saved_model.pb", "keras_metadata.pb", "variables/variables.data-00000-of-00001",
+        "variables/variables.index"}
+    check = provenance["check"]
+    assert check["windows"] == 96425  # every window of the 139 bundled tests
+    assert check["max_abs_difference_vs_tensorflow"] < 1e-5
+    assert check["stateless_across_invokes"] is True
 
 
-def test_batched_inference_equals_one_window_at_a_time():
-    model = get_model()
+def test_the_cnn_is_still_the_file_shipped_before_other_models_came():
+    assert get_model().info.version == "oxynet-cnn@5d9e0c62b9a3"
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_batched_inference_equals_one_window_at_a_time(name):
+    """Also shows that no model keeps state from one invoke to the next (a static-batch
+    fused LSTM does, and drifts)."""
+    model = get_model(name)
     rng = np.random.default_rng(0)
     windows = rng.uniform(0, 1, (37, 40, 5)).astype(np.float32)
     batched = model.predict(windows)
     single = np.concatenate([model.predict(w[None]) for w in windows])
     assert batched.shape == (37, 3)
     np.testing.assert_allclose(batched, single, atol=1e-6)
-    assert np.all((batched >= 0) & (batched <= 1))  # sigmoid outputs
+    np.testing.assert_array_equal(model.predict(windows), batched)
+    assert np.all((batched >= 0) & (batched <= 1))
+    if model.provenance["output"]["activation"] == "softmax":
+        np.testing.assert_allclose(batched.sum(axis=1), 1, atol=1e-5)
     assert model.predict(np.empty((0, 40, 5))).shape == (0, 3)
+
+
+def test_models_are_told_apart_and_loaded_once_each():
+    models = [get_model(name) for name in MODEL_NAMES]
+    assert [m.name for m in models] == list(MODEL_NAMES)
+    assert len({m.info.sha256 for m in models}) == len(MODEL_NAMES)
+    assert all(get_model(m.name) is m for m in models)
+    windows = np.random.default_rng(1).uniform(0, 1, (5, 40, 5)).astype(np.float32)
+    scores = [m.predict(windows) for m in models]
+    assert all(np.abs(a - b).max() > 1e-3 for a, b in itertools.pairwise(scores))
+
+
+def test_unknown_model_names_are_refused():
+    with pytest.raises(ValueError, match="model must be one of cnn, ais"):
+        get_model("resnet")
+
+
+def test_versions_of_several_models_without_loading_them():
+    assert bundled_model_version() == get_model().info.version
+    assert bundled_model_version(["ais", "cnn"]) == (
+        f"{get_model('ais').info.version}+{get_model('cnn').info.version}")
+
+
+def test_a_damaged_model_file_is_refused(monkeypatch):
+    record = dict(oxynet_module.read_provenance("ais"), output_sha256="0" * 64)
+    monkeypatch.setattr(oxynet_module, "read_provenance", lambda name: record)
+    with pytest.raises(RuntimeError, match="oxynet_ais.tflite is damaged"):
+        oxynet_module.OxynetModel("ais")
 
 
 def test_model_runs_on_the_requested_runtime():
@@ -161,5 +221,5 @@ def test_a_long_test_goes_through_in_bounded_batches_with_the_same_scores(monkey
     recorder = model._interpreter = _RecordsBatches(model._interpreter)
     scores = model.predict(windows)
     assert recorder.sizes == [MAX_WINDOWS_PER_INVOKE, 7]
-    monkeypatch.setattr(oxynet, "MAX_WINDOWS_PER_INVOKE", len(windows))
+    monkeypatch.setattr(oxynet_module, "MAX_WINDOWS_PER_INVOKE", len(windows))
     np.testing.assert_array_equal(scores, OxynetModel().predict(windows))  # one batch

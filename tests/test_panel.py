@@ -95,7 +95,9 @@ def test_settings_controls_are_built_from_the_declared_table(tmp_path):
     for name, option in options.items():
         control = form.controls[name]
         assert control.tooltip == option.help
-        if option.choices is not None:
+        if option.kind is list:
+            assert isinstance(control, w.SelectMultiple) and control.options == option.choices
+        elif option.choices is not None:
             assert isinstance(control, w.Dropdown) and control.options == option.choices
     visible = form.widget.children[0].children
     hidden = visible[-1].children[0].children  # the collapsed "Engine and store" section

@@ -9,7 +9,11 @@ import pandas as pd
 import pytest
 from conftest import CURVES_CSV
 
+import cpet_nb
+from cpet_nb.model import DEFAULT_MODEL, MODEL_NAMES
 from cpet_nb.physiology.validate import BREATH_RANGES
+
+DATA = CURVES_CSV.parent
 
 
 def test_reference_covers_all_139_bundled_tests(reference, bundled_tests):
@@ -32,8 +36,6 @@ def test_threshold_times_identical_and_vo2_within_1_ml_min(vt, reference, bundle
 
 def test_domain_curves_match_pyoxynet():
     curves = pd.read_csv(CURVES_CSV)
-    import cpet_nb
-
     folder = cpet_nb.datasets.pyoxynet_data_dir()
     for name, expected in curves.groupby("file"):
         got = cpet_nb.analyze(folder / name).curves.to_frame()
@@ -75,3 +77,65 @@ def test_hr_is_read_at_the_threshold_not_41_s_before(reference, bundled_tests, b
             assert abs(vt1.hr_bpm - near.mean()) < 6
         checked += 1
     assert checked > 120
+
+
+# -- pyoxynet's other models: the same parity, against tables made the same way ----------
+
+OTHER_MODELS = [name for name in MODEL_NAMES if name != DEFAULT_MODEL]
+
+
+@pytest.fixture(scope="session")
+def every_model_results(bundled_tests) -> dict[str, cpet_nb.FileResult]:
+    """cpet_nb's results with every model chosen, by file name (computed once)."""
+    return {p.name: cpet_nb.analyze(p, models=MODEL_NAMES) for p in bundled_tests}
+
+
+def model_reference(name: str) -> pd.DataFrame:
+    """pyoxynet's results with model ``name`` (tools/make_pyoxynet_reference.py)."""
+    return pd.read_csv(DATA / f"pyoxynet_reference_{name}.csv.gz", comment="#").set_index("file")
+
+
+def test_other_models_leave_the_cnn_thresholds_unchanged(bundled_results, every_model_results):
+    for name, alone in bundled_results.items():
+        several = every_model_results[name]
+        assert (several.vt1.to_dict(), several.vt2.to_dict()) == (alone.vt1.to_dict(),
+                                                                  alone.vt2.to_dict())
+
+
+@pytest.mark.parametrize("name", OTHER_MODELS)
+@pytest.mark.parametrize("vt", ["vt1", "vt2"])
+def test_every_model_s_thresholds_equal_pyoxynet_s(name, vt, bundled_tests,
+                                                   every_model_results):
+    reference = model_reference(name)
+    assert sorted(reference.index) == sorted(p.name for p in bundled_tests)
+    mismatched, vo2_errors = [], []
+    for file, expected in reference.iterrows():
+        got = getattr(every_model_results[file].models[name], vt)
+        if got is None or got.time_s != expected[f"{vt}_time_s"]:
+            mismatched.append((file, got and got.time_s, expected[f"{vt}_time_s"]))
+            continue
+        vo2_errors.append(abs(got.vo2_ml_min - expected[f"{vt}_vo2_ml_min"]))
+    assert mismatched == []
+    assert len(vo2_errors) == 139 and max(vo2_errors) < 1.0
+
+
+@pytest.mark.parametrize("name", OTHER_MODELS)
+def test_every_model_s_domain_curves_match_pyoxynet(name, every_model_results):
+    curves = pd.read_csv(DATA / f"pyoxynet_curves_{name}.csv.gz")
+    assert curves["file"].nunique() == 5
+    for file, expected in curves.groupby("file"):
+        got = every_model_results[file].models[name].curves.to_frame()
+        np.testing.assert_array_equal(got["time_s"], expected["time"])
+        for ours, theirs in (("p_moderate", "p_md"), ("p_heavy", "p_hv"), ("p_severe", "p_sv")):
+            np.testing.assert_allclose(got[ours], expected[theirs], atol=1e-5)
+
+
+@pytest.mark.parametrize("name", OTHER_MODELS)
+def test_every_model_s_swaps_are_flagged_where_pyoxynet_puts_vt2_first(name,
+                                                                      every_model_results):
+    reference = model_reference(name)
+    swapped = set(reference.index[reference["vt2_time_s"] <= reference["vt1_time_s"]])
+    flagged = {file for file, r in every_model_results.items()
+               if any(f.code == "vt-order" and f.message.startswith(f"{name} model: ")
+                      for f in r.findings)}
+    assert flagged == swapped

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -62,12 +63,52 @@ def test_analysis_key_covers_what_changes_results_only():
 
 
 def test_round_trip_through_a_job_record():
-    settings = Settings(file_timeout_s=12.5, vo2peak_method="breath-moving", vo2peak_window=15)
-    assert Settings.from_dict(settings.to_dict() | {"from_a_newer_version": 1}) == settings
+    settings = Settings(file_timeout_s=12.5, vo2peak_method="breath-moving", vo2peak_window=15,
+                        models=["ais", "cnn"])
+    record = json.loads(json.dumps(settings.to_dict()))  # as a job stores it
+    assert record["models"] == ["ais", "cnn"]
+    assert Settings.from_dict(record | {"from_a_newer_version": 1}) == settings
+
+
+def test_models_are_a_list_of_names_from_every_source(tmp_path):
+    assert Settings().models == ("cnn",)
+    assert Settings(models=["cnn", "ais"]).models == ("cnn", "ais")  # held as a tuple
+    assert Settings.load(environ={"CPET_NB_MODELS": "nswis, cnn,"}).models == ("nswis", "cnn")
+    config = tmp_path / "cpet.toml"
+    config.write_text('[cpet_nb]\nmodels = ["lstmgru", "murias_lab"]\n')
+    assert Settings.load(config, environ={}).models == ("lstmgru", "murias_lab")
+    config.write_text('[cpet_nb]\nmodels = "cnn,ais"\n')  # text, as in the environment
+    assert Settings.load(config, environ={}).models == ("cnn", "ais")
+    config.write_text('[cpet_nb]\nmodels = 3\n')
+    with pytest.raises(ValueError, match=f"setting 'models' in config file {config}: "
+                                         "expected a list"):
+        Settings.load(config, environ={})
+
+
+@pytest.mark.parametrize(("value", "why"), [
+    ("cnn", "it is not a list"),
+    ([], "it is empty"),
+    (["cnn", "CNN"], "'CNN' is not one"),
+    (["ais", "ais"], "'ais' is repeated"),
+])
+def test_invalid_model_lists_say_what_is_wrong(value, why):
+    with pytest.raises(ValueError, match=r"^models must be one or more of cnn, ais, nswis, tcn, "
+                                         r"lstmgru, murias_lab, each at most once; got .* \("
+                                         + why + r"\)$"):
+        Settings(models=value)
+
+
+def test_models_are_part_of_the_analysis_key():
+    base = Settings()
+    assert "models" in Settings.analysis_fields()
+    assert base.replace(models=["cnn", "ais"]).analysis_key("m") != base.analysis_key("m")
+    assert base.replace(models=("cnn",)).analysis_key("m") == base.analysis_key("m")
 
 
 def _invalid_values(option):
     """Values that the declaration of ``option`` refuses (one per constraint)."""
+    if option.kind is list:
+        return [("not-a-choice",), "not-a-list", ()]
     if option.choices is not None:
         return ["not-a-choice"]
     values = []

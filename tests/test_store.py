@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import psutil
 import pytest
@@ -244,6 +245,63 @@ def test_a_store_made_before_job_users_gets_the_column_and_lists_by_user(tmp_pat
     assert store.jobs("bob").empty
     assert set(store.jobs()["job_id"]) == {job, old_job}
     assert cpet_nb.jobs(store, user="ann")["user"].tolist() == ["ann"]
+
+
+@pytest.fixture(scope="module")
+def several_models(bundled_tests):
+    paths = bundled_tests[:2]
+    return paths, [cpet_nb.analyze(p, models=["cnn", "tcn", "murias_lab"]) for p in paths]
+
+
+def test_every_model_s_curves_are_stored_and_reused(tmp_path, several_models):
+    paths, results = several_models
+    store = Store(tmp_path / "s.sqlite")
+    entries = _entries(paths)
+    job = _job(store, entries)
+    store.commit(job, [_outcome(e, r) for e, r in zip(entries, results, strict=True)])
+    pd.testing.assert_frame_equal(store.results(job), results_table(results))
+    assert store.results(job)["vt1_murias_lab_time_s"].notna().all()
+    for name in ("tcn", "murias_lab", "ensemble"):
+        got, expected = store.curves(job, 1, name), results[1].models[name].curves
+        assert got.output_order == expected.output_order
+        np.testing.assert_array_equal(got.p_severe, expected.p_severe)
+    assert (store.curves(job, 1).p_heavy == results[1].curves.p_heavy).all()  # the CNN's
+    assert store.curves(job, 1, "ais") is None  # not chosen
+    copies = [FileEntry(e.idx, f"copy-{e.idx}", e.path, results[e.idx].metadata.source_sha256,
+                        e.size_bytes) for e in entries]
+    again = _job(store, copies)
+    assert store.reuse_results(again) == 2
+    np.testing.assert_array_equal(store.curves(again, "copy-0", "tcn").p_heavy,
+                                  results[0].models["tcn"].curves.p_heavy)
+
+
+def test_a_store_made_before_other_models_opens_and_reads(tmp_path, analysed):
+    """The store as cpet_nb wrote it with the CNN alone: no model_curves table and no
+    per-model columns. Opening it adds both; its results and curves read as before."""
+    paths, results = analysed
+    path = tmp_path / "old.sqlite"
+    store = Store(path)
+    entries = _entries(paths)
+    job = _job(store, entries)
+    store.commit(job, [_outcome(e, r) for e, r in zip(entries, results, strict=True)])
+    store.close()
+    db = sqlite3.connect(path)
+    db.execute("DROP TABLE model_curves")
+    new = [c for c in RESULT_COLUMNS if c.startswith(("vt1_", "vt2_"))
+           and c.split("_")[1] in ("ais", "nswis", "tcn", "lstmgru", "murias", "ensemble")]
+    assert len(new) == 24
+    for column in new:
+        db.execute(f'ALTER TABLE results DROP COLUMN "{column}"')
+    db.commit()
+    db.close()
+    reopened = Store(path)
+    pd.testing.assert_frame_equal(reopened.results(job), results_table(results))
+    assert (reopened.curves(job, 2).p_heavy == results[2].curves.p_heavy).all()
+    assert reopened.curves(job, 2, "ais") is None
+    later = _job(reopened, _entries(paths[:1]), key="key-2")
+    several = cpet_nb.analyze(paths[0], models=["cnn", "ais"])
+    reopened.commit(later, [_outcome(_entries(paths[:1])[0], several)])
+    assert reopened.curves(later, 0, "ais") is not None
 
 
 def test_backup_verifies_and_keeps_the_newest(tmp_path, analysed):

@@ -31,7 +31,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..model import bundled_model_version
+from ..model import DEFAULT_MODEL, bundled_model_version
 from ..settings import Settings
 from .driver import Driver, finish
 from .staging import NoCPETFiles, Upload, stage_inputs, stage_participants
@@ -144,9 +144,10 @@ class Batch:
         of ``files`` (names) when given."""
         return self.store.results(self.job_id, files)
 
-    def curves(self, file: int | str):
-        """Domain curves of one file (by index or name), for plots."""
-        return self.store.curves(self.job_id, file)
+    def curves(self, file: int | str, model: str = DEFAULT_MODEL):
+        """Domain curves of one file (by index or name) and model (default the CNN; or
+        ``"ensemble"``), for plots."""
+        return self.store.curves(self.job_id, file, model)
 
     def subscribe(self, callback: Callable[[Progress], None]) -> None:
         """Call ``callback(progress)`` after each partition is stored and when the job ends.
@@ -237,7 +238,7 @@ def submit(inputs: Iterable[str | os.PathLike | Upload], store: str | os.PathLik
         if not staged.to_analyse:
             shutil.rmtree(folder, ignore_errors=True)
             raise NoCPETFiles(staged.why_nothing_to_analyse())
-        model_version = bundled_model_version()
+        model_version = bundled_model_version(chosen.models)
         staged.info["participants"] = table
         store.create_job(job_id, staged.entries, settled=staged.settled,
                          settings=chosen.to_dict(),

@@ -12,12 +12,15 @@ Design
   ``ALTER TABLE`` when a newer cpet_nb has more), plus the content hash and analysis key
   that let a resume, or a later job, reuse a result instead of recomputing it.
 - Domain curves are stored compactly: one ``.npy`` blob (float64, columns time_s,
-  p_moderate, p_heavy, p_severe) per file.
+  p_moderate, p_heavy, p_severe) per file and model: the CNN's in ``curves`` (as before
+  other models could be chosen), every other model's and the ensemble's in ``model_curves``
+  (a table an older store gains when it is opened).
 
 Tables: ``jobs`` (one row per batch: settings, model, counts, owner process and its start
 time, the user who submitted it when one is known, e.g. through the Jupyter server
 extension), ``files`` (one row per input: name, path, content hash, size, device, state,
-findings, error, timings) and ``results``/``curves`` (one row per input with a result).
+findings, error, timings), ``results``/``curves`` (one row per input with a result) and
+``model_curves`` (one row per analysed file and model other than the CNN).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ import numpy as np
 import pandas as pd
 import psutil
 
+from ..model import DEFAULT_MODEL
 from ..model.domains import DomainCurves
 from ..result import RESULT_COLUMNS, FileResult, results_frame
 
@@ -105,6 +109,14 @@ CREATE TABLE IF NOT EXISTS curves (
     output_order TEXT NOT NULL,
     data BLOB NOT NULL,
     PRIMARY KEY (job_id, idx)
+);
+CREATE TABLE IF NOT EXISTS model_curves (
+    job_id TEXT NOT NULL REFERENCES jobs(job_id) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,
+    model TEXT NOT NULL,
+    output_order TEXT NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (job_id, idx, model)
 );
 """
 
@@ -483,6 +495,10 @@ class Store:
                     "INSERT OR IGNORE INTO curves SELECT ?, ?, output_order, data FROM curves "
                     "WHERE job_id = ? AND idx = ?", (job_id, idx, source_job, source_idx))
                 db.execute(
+                    "INSERT OR IGNORE INTO model_curves SELECT ?, ?, model, output_order, data "
+                    "FROM model_curves WHERE job_id = ? AND idx = ?",
+                    (job_id, idx, source_job, source_idx))
+                db.execute(
                     "UPDATE files SET state = 'reused', reused_from = ?, "
                     "(status, device, findings, error) = (SELECT status, device, findings, error "
                     " FROM files WHERE job_id = ? AND idx = ?) "
@@ -530,13 +546,17 @@ class Store:
             (job_id,) if files is None else (job_id, json.dumps(list(files))))
         return results_frame([dict(zip(RESULT_COLUMNS, row, strict=True)) for row in rows])
 
-    def curves(self, job_id: str, file: int | str) -> DomainCurves | None:
-        """The domain curves of one file (by index or name), None when it has none."""
+    def curves(self, job_id: str, file: int | str, model: str = DEFAULT_MODEL
+               ) -> DomainCurves | None:
+        """The domain curves of one file (by index or name) and one model (``"cnn"``, another
+        of :data:`cpet_nb.model.MODEL_NAMES` or ``"ensemble"``), None when it has none."""
         column = "idx" if isinstance(file, int) else "name"
+        table, where, params = (("curves", "", (job_id, file)) if model == DEFAULT_MODEL
+                                else ("model_curves", " AND c.model = ?", (job_id, file, model)))
         row = self.connection().execute(
-            f"SELECT c.output_order, c.data FROM curves c JOIN files f "
-            f"ON f.job_id = c.job_id AND f.idx = c.idx WHERE c.job_id = ? AND f.{column} = ?",
-            (job_id, file)).fetchone()
+            f"SELECT c.output_order, c.data FROM {table} c JOIN files f "
+            f"ON f.job_id = c.job_id AND f.idx = c.idx WHERE c.job_id = ? AND f.{column} = ?"
+            + where, params).fetchone()
         if row is None:
             return None
         data = np.load(io.BytesIO(row[1]), allow_pickle=False)
@@ -626,6 +646,10 @@ def _insert_result(db: sqlite3.Connection, job_id: str, idx: int, key: str,
         db.execute("INSERT INTO curves VALUES (?, ?, ?, ?)",
                    (job_id, idx, json.dumps(result.curves.output_order),
                     _curves_blob(result.curves)))
+    db.executemany("INSERT INTO model_curves VALUES (?, ?, ?, ?, ?)",
+                   [(job_id, idx, name, json.dumps(estimate.curves.output_order),
+                     _curves_blob(estimate.curves))
+                    for name, estimate in result.models.items()])
 
 
 def _findings_json(result: FileResult) -> str:

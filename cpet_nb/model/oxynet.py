@@ -1,12 +1,15 @@
-"""The Oxynet CNN (from pyoxynet 0.1.12) on a TFLite interpreter.
+"""pyoxynet 0.1.12's threshold models on a TFLite interpreter.
 
-Input: windows of 40 one-second samples of min-max-scaled VO2, VCO2, VE, PetO2, PetCO2
-(float32, shape ``[n, 40, 5]``). Output: three sigmoid scores per window, in the model's
-own order (which domain each one stands for is decided per test, see
-:func:`cpet_nb.model.domains.map_outputs`). The model is loaded once per process; the windows
-of a test go through ``invoke`` in batches of at most :data:`MAX_WINDOWS_PER_INVOKE` (one batch
-for a test of up to 34 min), so the interpreter's memory does not grow with the test's length.
-The scores do not depend on the batching (each window is computed on its own).
+Every model (:data:`MODEL_NAMES`) takes the same input: windows of 40 one-second samples of
+min-max-scaled VO2, VCO2, VE, PetO2, PetCO2 (float32, shape ``[n, 40, 5]``); each gives three
+scores per window, in the model's own order (which domain each one stands for is decided per
+test, see :func:`cpet_nb.model.domains.map_outputs`): sigmoid scores for the CNN-type models
+(``cnn``, ``ais``, ``nswis``, ``tcn``), softmax probabilities for the recurrent ones
+(``lstmgru``, ``murias_lab``). Each model is loaded once per process (:func:`get_model`); the
+windows of a test go through ``invoke`` in batches of at most :data:`MAX_WINDOWS_PER_INVOKE`
+(one batch for a test of up to 34 min), so the interpreter's memory does not grow with the
+test's length. The scores do not depend on the batching (each window is computed on its
+own). ``docs/model.md`` says where each model comes from and how it was converted.
 
 An interpreter whose resizing, allocation or invocation failed (e.g. at a memory limit) is
 never used again: TFLite can leave it half-resized, and reusing it then fails or corrupts
@@ -18,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -25,15 +29,29 @@ from typing import Any
 
 import numpy as np
 
+from .._checks import check_choice
 from .runtime import interpreter_class, without_delegate_notice
 
-MODEL_FILE = "oxynet_cnn.tflite"
-PROVENANCE_FILE = "oxynet_cnn.provenance.json"
+#: The shipped models, by the name used in settings and result columns (pyoxynet's
+#: ``regressor``, ``AIS``, ``NSWIS``, ``TCN``, ``LSTMGRUModel`` and ``murias_lab``).
+MODEL_NAMES: tuple[str, ...] = ("cnn", "ais", "nswis", "tcn", "lstmgru", "murias_lab")
+#: The model used unless settings choose others: the classic Oxynet CNN.
+DEFAULT_MODEL = "cnn"
 N_PAST_POINTS = 40
 N_CHANNELS = 5
 #: Most windows per ``invoke``. The interpreter holds about 28 kB per window of the batch
 #: (57 MB at this size), so this bounds its memory for any length of test.
 MAX_WINDOWS_PER_INVOKE = 2048
+
+
+def model_file(name: str) -> str:
+    """File name of model ``name``'s TFLite flatbuffer inside :mod:`cpet_nb.model`."""
+    return f"oxynet_{name}.tflite"
+
+
+def provenance_file(name: str) -> str:
+    """File name of model ``name``'s provenance record (see ``tools/convert_pyoxynet_model.py``)."""
+    return f"oxynet_{name}.provenance.json"
 
 
 @dataclass(frozen=True)
@@ -52,32 +70,41 @@ class ModelInfo:
 
 
 class OxynetModel:
-    """A loaded Oxynet CNN. Use :func:`get_model` to share one per process.
+    """A loaded pyoxynet model. Use :func:`get_model` to share one per process.
 
     Parameters
     ----------
+    name : str
+        One of :data:`MODEL_NAMES`.
     runtime : str, optional
         ``"ai-edge-litert"`` or ``"tflite-runtime"`` (default: whichever imports).
+
+    Raises
+    ------
+    ValueError
+        For a name that is not one of :data:`MODEL_NAMES`.
+    RuntimeError
+        When the shipped file's sha256 differs from its provenance record.
     """
 
-    def __init__(self, runtime: str | None = None) -> None:
-        package = resources.files(__package__)
-        model_bytes = package.joinpath(MODEL_FILE).read_bytes()
-        provenance = json.loads(package.joinpath(PROVENANCE_FILE).read_text())
+    def __init__(self, name: str = DEFAULT_MODEL, runtime: str | None = None) -> None:
+        check_choice(name, MODEL_NAMES, "model")
+        provenance = read_provenance(name)
+        model_bytes = resources.files(__package__).joinpath(model_file(name)).read_bytes()
         digest = hashlib.sha256(model_bytes).hexdigest()
         if digest != provenance["output_sha256"]:
-            raise RuntimeError(
-                f"{MODEL_FILE} is damaged: sha256 {digest} differs from the provenance record"
-            )
+            raise RuntimeError(f"{model_file(name)} is damaged: sha256 {digest} differs from "
+                               "the provenance record")
         runtime_name, self._interpreter_class = interpreter_class(runtime)
         self._model_bytes = model_bytes
         self._load()
         self._lock = threading.Lock()  # an interpreter must not be invoked concurrently
+        self.name = name
         self.provenance: dict[str, Any] = provenance
         self.info = ModelInfo(
-            name="oxynet-cnn",
+            name=f"oxynet-{name}",
             sha256=digest,
-            source=f"pyoxynet {provenance['source_version']} regressor",
+            source=f"pyoxynet {provenance['source_version']} {provenance['source_folder']}",
             runtime=runtime_name,
         )
 
@@ -92,7 +119,7 @@ class OxynetModel:
         Returns
         -------
         numpy.ndarray
-            Shape ``[n, 3]``, float32 sigmoid scores in the model's output order.
+            Shape ``[n, 3]``, float32 scores in the model's output order.
 
         Raises
         ------
@@ -153,14 +180,22 @@ class OxynetModel:
         self._batch = n_windows
 
 
-def bundled_model_version() -> str:
-    """The shipped model's :attr:`ModelInfo.version`, without loading an interpreter (from
-    the provenance record, whose hash :class:`OxynetModel` checks against the file)."""
-    provenance = json.loads(resources.files(__package__).joinpath(PROVENANCE_FILE).read_text())
-    return f"oxynet-cnn@{provenance['output_sha256'][:12]}"
+@cache
+def read_provenance(name: str) -> dict[str, Any]:
+    """Model ``name``'s provenance record (source, hashes, conversion check)."""
+    check_choice(name, MODEL_NAMES, "model")
+    return json.loads(resources.files(__package__).joinpath(provenance_file(name)).read_text())
+
+
+def bundled_model_version(names: Sequence[str] = (DEFAULT_MODEL,)) -> str:
+    """The :attr:`ModelInfo.version` of the models ``names``, joined by ``+``
+    (``oxynet-cnn@5d9e0c62b9a3`` for the default), without loading an interpreter: from the
+    provenance records, whose hashes :class:`OxynetModel` checks against the files."""
+    return "+".join(f"oxynet-{name}@{read_provenance(name)['output_sha256'][:12]}"
+                    for name in names)
 
 
 @cache
-def get_model(runtime: str | None = None) -> OxynetModel:
-    """The process-wide model for ``runtime`` (loaded on first use, then reused)."""
-    return OxynetModel(runtime)
+def get_model(name: str = DEFAULT_MODEL, runtime: str | None = None) -> OxynetModel:
+    """The process-wide model ``name`` for ``runtime`` (loaded on first use, then reused)."""
+    return OxynetModel(name, runtime)

@@ -1,20 +1,25 @@
-"""The Oxynet model pipeline for one record: grid, scaling, inference, thresholds.
+"""The model pipeline for one record: grid, scaling, inference, thresholds.
 
-Pure function of the record and a loaded model; no dask, Jupyter or files.
+The grid, scaling and windows are made once per record (:func:`model_input`) and shared by
+every chosen model (:func:`model_estimate`) and their ensemble (:func:`ensemble_estimate`).
+Pure functions of the record and loaded models; no dask, Jupyter or files.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from functools import cached_property
 
 import numpy as np
+import pandas as pd
 
 from ..findings import Finding
 from ..grid import resample_1s
 from ..record import MODEL_CHANNELS, CPETRecord, json_number, recorded_at
-from . import N_PAST_POINTS, OxynetModel
 from .domains import SMOOTHING_LAMBDA_S2, DomainCurves, domain_curves, threshold_rows
+from .oxynet import DEFAULT_MODEL, N_PAST_POINTS, OxynetModel
 from .preprocess import GRID_CHANNELS, minmax_scale, model_windows, trim_to_complete
 from .smoothing import optimal_filter
 
@@ -42,14 +47,108 @@ class Threshold:
         return {k: json_number(v) for k, v in self.__dict__.items()}
 
 
+#: The name of the ensemble of several models (in results: ``vt1_ensemble_time_s``, ...).
+ENSEMBLE = "ensemble"
+
 #: Threshold fields and the grid channel each is read from.
 VALUE_CHANNELS = {"vo2_ml_min": "VO2", "vco2_ml_min": "VCO2", "ve_l_min": "VE",
                   "peto2_mmhg": "PetO2", "petco2_mmhg": "PetCO2", "hr_bpm": "HR"}
 
 
+@dataclass
+class ModelEstimate:
+    """One model's domain curves and thresholds on one test (or an ensemble's).
+
+    Attributes
+    ----------
+    curves : DomainCurves
+    vt1, vt2 : Threshold or None
+    """
+
+    curves: DomainCurves
+    vt1: Threshold | None
+    vt2: Threshold | None
+
+
+@dataclass
+class ModelInput:
+    """One test prepared for the models, once for all of them.
+
+    Attributes
+    ----------
+    record : CPETRecord
+    grid : pandas.DataFrame
+        The 1 s grid (:data:`~cpet_nb.model.preprocess.GRID_CHANNELS`), trimmed to the seconds
+        that have every model channel.
+    time_s : numpy.ndarray
+        Label of each window (s).
+    windows : numpy.ndarray
+        The models' input, ``[n, 40, 5]``.
+    findings : list of Finding
+        About the preparation (``gaps-trimmed``).
+    """
+
+    record: CPETRecord
+    grid: pd.DataFrame
+    time_s: np.ndarray
+    windows: np.ndarray
+    findings: list[Finding]
+
+    @cached_property
+    def smoothed_values(self) -> dict[str, np.ndarray]:
+        """Each of :data:`VALUE_CHANNELS`' series at the windows, smoothed (computed once)."""
+        return _smoothed_values(self.grid, self.time_s)
+
+
+def model_input(record: CPETRecord) -> ModelInput:
+    """The models' input windows of one test and what goes with them.
+
+    Raises
+    ------
+    CPETError
+        ``constant-channel`` or ``missing-channel`` when no model can run.
+    """
+    file = record.name
+    grid = resample_1s(record.data, GRID_CHANNELS)
+    grid, findings = trim_to_complete(grid, MODEL_CHANNELS, file)
+    scaled = minmax_scale(grid[list(MODEL_CHANNELS)].to_numpy(dtype=float), MODEL_CHANNELS, file)
+    t = grid["t"].to_numpy()
+    time_s = t[1: len(t) - N_PAST_POINTS] + N_PAST_POINTS
+    return ModelInput(record, grid, time_s, model_windows(scaled), findings)
+
+
+def model_estimate(prepared: ModelInput, model: OxynetModel
+                   ) -> tuple[ModelEstimate, list[Finding]]:
+    """Domain curves and VT1/VT2 of one test with one model (all windows in one invoke),
+    and findings about its output (mapping, crossings, order); those of any model but the
+    CNN start with its name (``"ais model: ..."``)."""
+    file = prepared.record.name
+    curves, findings = domain_curves(prepared.time_s, model.predict(prepared.windows), file)
+    label = None if model.name == DEFAULT_MODEL else f"{model.name} model"
+    return _estimate(prepared, curves, findings, label)
+
+
+def ensemble_estimate(prepared: ModelInput, members: Sequence[ModelEstimate]
+                      ) -> tuple[ModelEstimate, list[Finding]]:
+    """The ensemble of several models: their domain curves averaged window by window.
+
+    Each member's outputs are first mapped to domains on their own
+    (:func:`~cpet_nb.model.domains.map_outputs`), so the average is of p(moderate) with
+    p(moderate), and so on; VT1 and VT2 then follow from the averaged curves by the same
+    rules as for one model. The mean of smoothed curves is the smoothed mean (the smoother
+    is linear), so it does not matter which comes first. Findings start with ``ensemble:``.
+    """
+    curves = DomainCurves(
+        prepared.time_s,
+        *(np.mean([getattr(m.curves, p) for m in members], axis=0)
+          for p in ("p_moderate", "p_heavy", "p_severe")),
+        output_order=(0, 1, 2))
+    return _estimate(prepared, curves, [], "ensemble")
+
+
 def model_thresholds(record: CPETRecord, model: OxynetModel
                      ) -> tuple[DomainCurves, Threshold | None, Threshold | None, list[Finding]]:
-    """Domain curves and VT1/VT2 of one test with the Oxynet model.
+    """Domain curves and VT1/VT2 of one test with one model.
 
     Values at a threshold (VO2, VCO2, VE, PetO2, PetCO2, HR) are all read from the same
     smoothed series (:func:`~cpet_nb.model.smoothing.optimal_filter`, λ = 100 s²) at the threshold's
@@ -62,38 +161,41 @@ def model_thresholds(record: CPETRecord, model: OxynetModel
     CPETError
         ``constant-channel`` or ``missing-channel`` when the model cannot run.
     """
-    file = record.name
-    grid = resample_1s(record.data, GRID_CHANNELS)
-    grid, findings = trim_to_complete(grid, MODEL_CHANNELS, file)
-    scaled = minmax_scale(grid[list(MODEL_CHANNELS)].to_numpy(dtype=float), MODEL_CHANNELS, file)
-    windows = model_windows(scaled)
-    t = grid["t"].to_numpy()
-    time_s = t[1: len(t) - N_PAST_POINTS] + N_PAST_POINTS
-    curves, mapping_findings = domain_curves(time_s, model.predict(windows), file)
-    vt1_row, vt2_row, vt_findings = threshold_rows(curves, file)
-    findings += mapping_findings + vt_findings
-    needed = [r for r in (vt1_row, vt2_row) if r is not None]
-    values = _values_at(grid, time_s, needed)
-    thresholds = [
-        Threshold(time_s=float(time_s[row]), **{f: values[f][row] for f in VALUE_CHANNELS},
-                  load_w=recorded_at(record.data, "load", time_s[row]),
-                  speed_km_h=recorded_at(record.data, "speed", time_s[row]))
-        if row is not None else None
-        for row in (vt1_row, vt2_row)
-    ]
-    return curves, thresholds[0], thresholds[1], findings
+    prepared = model_input(record)
+    estimate, findings = model_estimate(prepared, model)
+    return estimate.curves, estimate.vt1, estimate.vt2, prepared.findings + findings
 
 
-def _values_at(grid, time_s: np.ndarray, rows: list[int]) -> dict[str, dict[int, float]]:
-    """Smoothed value of each channel at each of ``rows`` (NaN where the channel is missing)."""
-    out: dict[str, dict[int, float]] = {}
+def _estimate(prepared: ModelInput, curves: DomainCurves, findings: list[Finding],
+              label: str | None) -> tuple[ModelEstimate, list[Finding]]:
+    """Thresholds on ``curves`` and the values there; findings prefixed with ``label``."""
+    record = prepared.record
+    vt1_row, vt2_row, vt_findings = threshold_rows(curves, record.name)
+    findings = findings + vt_findings
+    if label is not None:
+        findings = [replace(f, message=f"{label}: {f.message}") for f in findings]
+    thresholds = [_threshold(prepared, row) if row is not None else None
+                  for row in (vt1_row, vt2_row)]
+    return ModelEstimate(curves, thresholds[0], thresholds[1]), findings
+
+
+def _threshold(prepared: ModelInput, row: int) -> Threshold:
+    time_s = prepared.time_s[row]
+    data = prepared.record.data
+    return Threshold(time_s=float(time_s),
+                     **{f: float(prepared.smoothed_values[f][row]) for f in VALUE_CHANNELS},
+                     load_w=recorded_at(data, "load", time_s),
+                     speed_km_h=recorded_at(data, "speed", time_s))
+
+
+def _smoothed_values(grid: pd.DataFrame, time_s: np.ndarray) -> dict[str, np.ndarray]:
+    """Smoothed series of each channel at the windows (the raw series where it has gaps, so
+    a value there is the value at that second, or missing)."""
+    out: dict[str, np.ndarray] = {}
     last_sample = slice(N_PAST_POINTS, N_PAST_POINTS + len(time_s))
     for field, channel in VALUE_CHANNELS.items():
         series = (grid[channel].to_numpy(dtype=float)[last_sample] if channel in grid
                   else np.full(len(time_s), np.nan))
-        if rows and np.isfinite(series).all():
-            smoothed = optimal_filter(time_s, series, SMOOTHING_LAMBDA_S2)
-        else:
-            smoothed = series  # a channel with gaps: the value at that second, or missing
-        out[field] = {row: float(smoothed[row]) for row in rows}
+        out[field] = (optimal_filter(time_s, series, SMOOTHING_LAMBDA_S2)
+                      if np.isfinite(series).all() else series)
     return out

@@ -63,6 +63,8 @@ class SettingsForm:
             if name == "profile":
                 value = {NO_PROFILE: None, GIVEN_PROFILE: self.initial.profile}.get(value,
                                                                                      value)
+            elif Settings.options()[name].kind is list:
+                value = list(value)
             elif Settings.options()[name].optional:
                 value = _optional_number(name, value)
             out[name] = value
@@ -88,8 +90,9 @@ def _label(name: str, option: Option) -> str:
 
 
 def _control(name: str, option: Option, value: Any) -> w.Widget:
-    """The control of one setting: a dropdown for choices and profiles, a checkbox for a
-    flag, a bounded number field for a number, a text field for an optional number."""
+    """The control of one setting: a dropdown for choices and profiles, a multiple selection
+    for a list of choices, a checkbox for a flag, a bounded number field for a number, a text
+    field for an optional number."""
     common = {"description": _label(name, option), "tooltip": option.help,
               "style": _STYLE, "layout": _LAYOUT}
     if option.kind is dict:
@@ -98,6 +101,9 @@ def _control(name: str, option: Option, value: Any) -> w.Widget:
             names.append(GIVEN_PROFILE)
         return w.Dropdown(options=names, value=NO_PROFILE if value is None else GIVEN_PROFILE,
                           **common)
+    if option.kind is list:  # several of the choices (e.g. the models to run)
+        return w.SelectMultiple(options=list(option.choices), value=tuple(value),
+                                rows=min(len(option.choices), 6), **common)
     if option.choices is not None:
         return w.Dropdown(options=list(option.choices), value=value, **common)
     if option.kind is bool:

@@ -304,8 +304,11 @@ def test_a_small_batch_runs_from_the_panel(tmp_path, bundled_tests, notes, embed
     assert panel.files.frame["status"].tolist() == ["✓ ok"] * 3 + ["✗ error"]
     assert "notes.txt" in panel.errors.value and "unsupported-format" in panel.errors.value
     assert panel.dashboard.value.startswith('<a href="http')
-    scatter = panel.batch_plots.children[0]._model.renderers[0].data_source
-    assert len(scatter.data["x"]) == 3  # streamed in as the results came
+    from bokeh.models import ColumnDataSource
+
+    layout = panel.batch_plots.children[0]._model
+    (rows,) = [s for s in layout.select({"type": ColumnDataSource}) if "finding_codes" in s.data]
+    assert len(rows.data["file"]) == len(batch.results())  # streamed in as results came
     pd.testing.assert_frame_equal(panel._results.reset_index(drop=True), batch.results())
     assert not panel.run_button.disabled and panel.cancel_button.disabled
     assert [job for _, job in panel.jobs.options] == [batch.job_id]

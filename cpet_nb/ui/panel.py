@@ -97,13 +97,17 @@ class Panel:
     client : distributed.Client or str, optional
         Where batches run (default: ``$DASK_SCHEDULER_ADDRESS``, else a local cluster).
     **settings
-        Initial values of the settings controls (:class:`cpet_nb.Settings` fields).
+        Initial values of the settings controls (:class:`cpet_nb.Settings` fields). The
+        panel keeps uploads by default (``keep_uploads=True``): a test's breath panels are
+        drawn from its file, read again when its row is selected; ``cpet-nb store cleanup``
+        removes them with their jobs.
     """
 
     def __init__(self, store: str | os.PathLike | None = None, client: Any = None,
                  **settings: Any) -> None:
         self.store = Store(store if store is not None else DEFAULT_STORE)
         self.client = client
+        settings.setdefault("keep_uploads", True)
         self.form = SettingsForm(Settings.load(**settings))
         self.batch: Batch | None = None
         self.inputs: list[str | os.PathLike | Upload] = []

@@ -20,10 +20,11 @@ from .batch.staging import Staged, stage_inputs
 from .batch.store import owner_alive
 from .findings import has_errors
 from .io import ColumnMapping, datasets, readers
-from .io.exports import TABLE_FORMATS, check_table_path, write_table
+from .io.exports import CSV_DIALECTS, TABLE_FORMATS, check_table_path, write_table
 from .io.participants import SubjectTable
 from .io.profiles import list_profiles, load_profile, profiles_folder, save_profile
 from .model import MODEL_NAMES, RuntimeMissing, get_model
+from .report.batch import PER_TEST
 from .result import FileResult, results_table
 from .settings import Settings
 
@@ -87,7 +88,7 @@ def _run(staged: Staged, output: Path, quiet: bool,
             for finding in result.findings:
                 if finding.severity.value != "info" or result.status == "skipped":
                     print(f"          {finding}", file=sys.stderr)
-    write_table(results_table(results), output)
+    write_table(results_table(results), output, options["settings"].csv_dialect)
     counts = Counter(r.status for r in results)
     print(f"{len(results)} input(s) in {time.perf_counter() - start:.1f} s: "
           f"{_status_counts(counts)}. Results: {output}", file=sys.stderr)
@@ -120,7 +121,8 @@ def _name_not_analysed(rows: Iterable[tuple[str, str, str]], ignored: int) -> No
 def _cmd_analyze(args: argparse.Namespace) -> int:
     try:  # a lab profile's name becomes its column mapping, as in a batch's settings
         settings = Settings.load(args.config, max_file_mb=args.max_file_mb,
-                                 profile=args.profile, models=args.models)
+                                 profile=args.profile, models=args.models,
+                                 csv_dialect=args.csv_dialect)
         check_table_path(args.output)  # before any work, not after it
     except ValueError as exc:
         print(f"cpet-nb: {exc}", file=sys.stderr)
@@ -155,19 +157,56 @@ def _cmd_profile(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    out = Path(args.out)
-    tests = datasets.pyoxynet_tests()
-    if args.limit:
-        tests = tests[: args.limit]
-    results, code = _analyze_many([str(p) for p in tests], out / "results.csv", Settings(),
-                                  args.quiet)
-    if results:
-        from .report.plots import save_report
+    """pyoxynet's bundled tests as a batch (a job store in ``--out``), their results table
+    and the batch report."""
+    from .batch.api import submit
 
-        report = save_report(results, out / "report.html",
-                             title="cpet_nb demo: pyoxynet's bundled real tests")
-        print(f"Plot: {report} (open it in a browser; works offline)", file=sys.stderr)
-    return code
+    out = Path(args.out)
+    store = out / "jobs.sqlite"
+    tests = datasets.pyoxynet_tests()[: args.limit or None]
+    try:
+        batch = submit(tests, store, workers=args.workers, csv_dialect=args.csv_dialect)
+    except (ValueError, RuntimeError, OSError) as exc:
+        print(f"cpet-nb: {exc}", file=sys.stderr)
+        return 2
+    progress = _follow(batch, args.quiet)
+    table = write_table(batch.results(), out / "results.csv", batch.settings.csv_dialect)
+    print(f"cpet-nb: job {batch.job_id} {progress.state}: {progress.n_files} input(s), "
+          f"{_status_counts(progress.counts)}. Results: {table}", file=sys.stderr)
+    if progress.state != "done":
+        return 1
+    return _make_report(batch.job_id, str(store), out / "report.html", args.per_test,
+                        "CPET batch report: pyoxynet's bundled real tests")
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    return _make_report(args.job, args.store, Path(args.output), args.per_test, args.title,
+                        args.keep_notebook)
+
+
+def _make_report(job_id: str, store: str, output: Path, per_test: str, title: str = "",
+                 keep_notebook: bool = False) -> int:
+    """Make the batch report of a stored job; print what was written (or which cell
+    failed) on stderr; return the exit code: 0 written, 1 the report failed (the partial
+    notebook is kept), 2 it could not start (arguments, missing extra, kernel)."""
+    from .report import ReportFailed, batch_report, tests_zip_path
+
+    started = time.perf_counter()
+    print(f"cpet-nb: making the report of job {job_id} in {store} ({per_test} per test)",
+          file=sys.stderr)
+    try:
+        page = batch_report(job_id, store, output, per_test, title=title,
+                            keep_notebook=keep_notebook)
+    except ReportFailed as exc:
+        print(f"cpet-nb: {exc}", file=sys.stderr)
+        return 1
+    except (ImportError, ValueError, RuntimeError, OSError) as exc:
+        print(f"cpet-nb: no report: {exc}", file=sys.stderr)
+        return 2
+    extra = f" and {tests_zip_path(page)}" if per_test == "zip" else ""
+    print(f"cpet-nb: report written in {time.perf_counter() - started:.1f} s: {page}{extra} "
+          "(open it in a browser; works offline)", file=sys.stderr)
+    return 0
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -191,7 +230,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                            workers=args.workers, file_timeout_s=args.timeout,
                            max_file_mb=args.max_file_mb, partition_size=args.partition_size,
                            profile=args.profile, participants=args.participants,
-                           models=args.models)
+                           models=args.models, csv_dialect=args.csv_dialect)
     except (ValueError, KeyError, RuntimeError, OSError) as exc:
         print(f"cpet-nb: {exc}", file=sys.stderr)
         return 2
@@ -214,7 +253,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
                         for row in files.itertuples()),
                        batch.store.job(batch.job_id)["inputs"].get("ignored", 0))
     if args.output:
-        print(f"Results: {write_table(batch.results(), args.output)}", file=sys.stderr)
+        dialect = args.csv_dialect or batch.settings.csv_dialect
+        print(f"Results: {write_table(batch.results(), args.output, dialect)}",
+              file=sys.stderr)
     return 0 if progress.state == "done" else 1
 
 
@@ -289,6 +330,19 @@ def _add_models_argument(parser: argparse.ArgumentParser) -> None:
              "settings, cnn); with several, their ensemble votes in the consensus")
 
 
+def _add_csv_dialect(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--csv-dialect", choices=tuple(CSV_DIALECTS),
+                        help="CSV tables: comma (',' and a decimal point) or semicolon (';', a "
+                        "decimal comma, UTF-8 with BOM: Excel where 1,5 is written); default: "
+                        "settings (csv_dialect), comma")
+
+
+def _add_per_test(parser: argparse.ArgumentParser, default: str) -> None:
+    parser.add_argument("--per-test", choices=PER_TEST, default=default,
+                        help="per test: nothing, a section each in the page, or one report "
+                        f"each in a ZIP beside it (default: {default})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``cpet-nb``."""
     parser = argparse.ArgumentParser(
@@ -317,6 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--hr-offset", type=float, metavar="SECONDS",
                          help="the HR recording's time at the test's start (default: the "
                          "recording's clock, else its first sample; see docs)")
+    _add_csv_dialect(analyze)
     analyze.set_defaults(func=_cmd_analyze)
 
     profile = sub.add_parser("profile", help="lab profiles: saved column mappings")
@@ -326,11 +381,16 @@ def build_parser() -> argparse.ArgumentParser:
                          help="save: a JSON file with the mapping (ColumnMapping.to_dict form)")
     profile.set_defaults(func=_cmd_profile)
 
-    demo = sub.add_parser("demo", help="analyse pyoxynet's 139 bundled real tests")
-    demo.add_argument("--out", default="demo-output",
-                      help="folder for results.csv and report.html (default: demo-output)")
+    demo = sub.add_parser("demo", help="analyse pyoxynet's 139 bundled real tests as a batch "
+                          "and make its report")
+    demo.add_argument("--out", default="demo-output", help="folder for jobs.sqlite, "
+                      "results.csv and report.html (default: demo-output)")
     demo.add_argument("--limit", type=int, default=0, help="only the first N tests")
-    demo.add_argument("-q", "--quiet", action="store_true", help="only the summary")
+    demo.add_argument("--workers", type=int, help="local cluster worker processes "
+                      "(default: one per core)")
+    _add_per_test(demo, default="sections")
+    _add_csv_dialect(demo)
+    demo.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     demo.set_defaults(func=_cmd_demo)
 
     run = sub.add_parser("run", help="run a batch on a dask cluster, tracked in a job store")
@@ -353,7 +413,21 @@ def build_parser() -> argparse.ArgumentParser:
                      "height, age, sex by file name or number) overriding the files' data")
     _add_models_argument(run)
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_csv_dialect(run)
     run.set_defaults(func=_cmd_run)
+
+    report = sub.add_parser("report", help="the HTML report of a stored job (papermill; "
+                            "needs the jupyter extra)")
+    report.add_argument("--store", required=True, help="SQLite job store")
+    report.add_argument("--job", required=True, metavar="JOB",
+                        help="the job's id, or 'latest' for the newest job in the store")
+    report.add_argument("-o", "--output", default="report.html",
+                        help="the .html page (default: report.html)")
+    _add_per_test(report, default="none")
+    report.add_argument("--title", default="", help="the report's title")
+    report.add_argument("--keep-notebook", action="store_true",
+                        help="keep the executed notebook beside the page")
+    report.set_defaults(func=_cmd_report)
 
     store = sub.add_parser("store", help="job store upkeep: jobs, check, backup, cleanup")
     store.add_argument("action", choices=["jobs", "check", "backup", "cleanup"])

@@ -34,6 +34,7 @@ else:  # pragma: no cover - Python 3.10
 from ._checks import check_choice
 from .io._files import NotRegularFile, open_regular
 from .io.end_tidal import PB_RANGE_MMHG
+from .io.exports import CSV_DIALECTS
 from .model import DEFAULT_MODEL, MODEL_NAMES
 from .physiology.averaging import METHODS
 from .physiology.consensus import MAX_SPREAD_VO2_ML_MIN
@@ -282,6 +283,11 @@ class Settings:
     backups_keep: int = _setting(
         5, kind=int, low=1, unit="backups", group="store",
         help="Backups that cpet-nb store backup keeps.")
+    csv_dialect: str = _setting(
+        "comma", kind=str, choices=tuple(CSV_DIALECTS), group="store",
+        help="CSV exports: comma (',' between values, decimal point, UTF-8) or semicolon "
+             "(';' and a decimal comma, UTF-8 with a byte order mark: what Excel expects "
+             "where 1,5 is written for 1.5).")
 
     def __post_init__(self) -> None:
         for name, option in self.options().items():

@@ -108,13 +108,23 @@ def test_formula_like_file_names_are_neutralised_in_csv(tmp_path, ramp_csv):
     assert pd.read_csv(tmp_path / "r2.csv")["file"].iloc[0] == "'=HYPERLINK(1).csv"
 
 
-def test_demo_writes_table_and_offline_plot(tmp_path):
-    assert main(["demo", "--out", str(tmp_path), "--limit", "3", "-q"]) == 0
-    assert len(pd.read_csv(tmp_path / "results.csv")) == 3
-    html = (tmp_path / "report.html").read_text()
-    assert "Bokeh" in html and "cdn.bokeh.org" not in html  # inline resources, works offline
-    assert "data_test.csv" in html
-    assert "tests need review" in html  # the review table comes first
+@pytest.mark.slow
+def test_demo_makes_the_batch_report_of_a_batch(tmp_path):
+    """cpet-nb demo: the bundled tests as a batch (a job store), its table, and the batch
+    report with a section per test, not the old triage page."""
+    run = subprocess.run([sys.executable, "-m", "cpet_nb", "demo", "--out", str(tmp_path),
+                          "--limit", "3", "--workers", "1", "-q", "--csv-dialect", "semicolon"],
+                         capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stderr
+    table = pd.read_csv(tmp_path / "results.csv", sep=";", decimal=",", encoding="utf-8-sig")
+    assert len(table) == 3 and table["vo2peak_ml_min"].gt(1000).all()
+    assert cpet_nb.jobs(tmp_path / "jobs.sqlite")["status"].tolist() == ["done"]
+    html = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "<h1>CPET batch report: pyoxynet's bundled real tests</h1>" in html
+    assert "cdn.bokeh.org" not in html and "require.min.js" not in html  # works offline
+    assert html.index('id="quality"') < html.index('id="results"')  # quality first
+    assert html.count("exercise-intensity domains (Oxynet model)") == 3  # every test
+    assert "cpet-nb: report written in" in run.stderr
 
 
 def test_formats_lists_readers(capsys):

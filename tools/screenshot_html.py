@@ -6,8 +6,12 @@ Chromium (never `playwright install`)::
 
     apt-get install -y chromium && pip install playwright
     python tools/screenshot_html.py report.html /tmp/plots-report.png
+    python tools/screenshot_html.py report.html /tmp/report.png --tiles 1600   # long pages
 
-Exits 1 when the page logs a JavaScript error or Bokeh does not finish rendering.
+With ``--tiles``, the page is saved as ``report-01.png``, ``report-02.png``, ... of that
+height each (a long report in one image is too tall to read). Exits 1 when the page logs a
+JavaScript error, tries to fetch anything off the local file system, or Bokeh does not
+finish rendering every document on it.
 """
 
 from __future__ import annotations
@@ -20,9 +24,10 @@ CHROMIUM = "/usr/bin/chromium"
 
 
 def screenshot(page_path: Path, image_path: Path, width: int = 1200,
-               timeout_ms: int = 60_000) -> list[str]:
-    """Render ``page_path``, wait until Bokeh is idle, save ``image_path``; return the
-    page's console errors and the requests it tried to make off the local file system."""
+               timeout_ms: int = 60_000, tile_px: int = 0) -> list[str]:
+    """Render ``page_path``, wait until every Bokeh document on it is idle, save
+    ``image_path`` (or tiles of ``tile_px`` each, numbered); return the page's console
+    errors and the requests it tried to make off the local file system."""
     from playwright.sync_api import sync_playwright
 
     problems: list[str] = []
@@ -39,8 +44,16 @@ def screenshot(page_path: Path, image_path: Path, width: int = 1200,
                     if not r.url.startswith(("file:", "data:", "blob:")) else None)
             page.goto(page_path.resolve().as_uri())
             page.wait_for_function("window.Bokeh !== undefined && Bokeh.documents.length > 0 "
-                                   "&& Bokeh.documents[0].is_idle", timeout=timeout_ms)
-            page.screenshot(path=str(image_path), full_page=True)
+                                   "&& Bokeh.documents.every(d => d.is_idle)",
+                                   timeout=timeout_ms)
+            if not tile_px:
+                page.screenshot(path=str(image_path), full_page=True)
+                return problems
+            height = page.evaluate("document.documentElement.scrollHeight")
+            for i, top in enumerate(range(0, height, tile_px), 1):
+                tile = image_path.with_name(f"{image_path.stem}-{i:02d}{image_path.suffix}")
+                page.screenshot(path=str(tile), full_page=True, clip={
+                    "x": 0, "y": top, "width": width, "height": min(tile_px, height - top)})
         finally:
             browser.close()
     return problems
@@ -51,8 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("page", type=Path, help="the .html file")
     parser.add_argument("image", type=Path, help="the .png to write")
     parser.add_argument("--width", type=int, default=1200, help="viewport width (px)")
+    parser.add_argument("--tiles", type=int, default=0, metavar="PX",
+                        help="save the page in numbered tiles of this height")
     args = parser.parse_args(argv)
-    problems = screenshot(args.page, args.image, args.width)
+    problems = screenshot(args.page, args.image, args.width, tile_px=args.tiles)
     for problem in problems:
         print(problem, file=sys.stderr)
     print(args.image)

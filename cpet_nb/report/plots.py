@@ -66,12 +66,11 @@ from ..io.exports import atomic_path
 from ..physiology.consensus import REVIEW_REASONS
 from ..physiology.validate import screen_values
 from ..record import CPETRecord
-from ..result import FileResult
-from .testdata import TestData, finding_codes, split_findings
+from .testdata import TestData, finding_codes, raised, split_findings
 
 __all__ = ["BatchFigures", "MAX_POINTS_PER_LINE", "PANELS", "TestData", "batch_figures",
            "breath_series", "decimate", "domain_figure", "review_table", "save_html",
-           "save_report", "summary_html", "test_figures"]
+           "summary_html", "test_figures"]
 
 #: Most points drawn per series in one figure; longer series are thinned for display by
 #: :func:`decimate` (a 60-minute breath-by-breath test has about 2,000 breaths per channel).
@@ -458,11 +457,6 @@ def _number(row: Mapping[str, Any], column_name: str) -> float:
     return float(value) if value is not None and not pd.isna(value) else math.nan
 
 
-def _raised(flag: Any) -> bool:
-    """Whether a review flag is set (True, numpy's True; not missing)."""
-    return flag is not None and not pd.isna(flag) and bool(flag)
-
-
 def _note(name: str, text: str):
     return Div(text=f'<p style="padding:6px 10px;border-left:4px solid #999;background:#f4f4f4;'
                f'max-width:{3 * PANEL_WIDTH - 30}px">{html.escape(text)}</p>', name=name)
@@ -500,7 +494,7 @@ def summary_html(row: Mapping[str, Any]) -> str:
               f"<td>{cell('vt1_spread_s', 's')}</td><td>{cell('vt1_spread_ml_min', 'mL/min')}"
               f"</td><td>{cell('vt2_spread_s', 's')}</td>"
               f"<td>{cell('vt2_spread_ml_min', 'mL/min')}</td></tr>")
-    flags = [f.removeprefix("review_") for f in REVIEW_REASONS if _raised(row.get(f))]
+    flags = [f.removeprefix("review_") for f in REVIEW_REASONS if raised(row.get(f))]
     assessed = any(not pd.isna(row.get(f)) for f in REVIEW_REASONS)
     review = (", ".join(flags) or "no flag raised") if assessed else "not assessed"
     findings = split_findings(row.get("findings"))
@@ -741,7 +735,7 @@ def review_table(table: pd.DataFrame, width: int = 1040):
     """
     flagged = table[table["review"].fillna(False).astype(bool)].copy()
     flagged["why"] = [", ".join(f.removeprefix("review_") for f in REVIEW_REASONS
-                                if _raised(row[f])) for _, row in flagged.iterrows()]
+                                if raised(row[f])) for _, row in flagged.iterrows()]
     shown = {"file": "file", "status": "status", "why": "why",
              "vt1_consensus_vo2_ml_min": "VT1 VO2 (mL/min)", "vt1_spread_ml_min": "spread",
              "vt2_consensus_vo2_ml_min": "VT2 VO2 (mL/min)", "vt2_spread_ml_min": "spread "}
@@ -758,32 +752,3 @@ def review_table(table: pd.DataFrame, width: int = 1040):
     return column(heading, DataTable(source=source, columns=columns, width=width,
                                      height=min(400, 28 * (len(flagged) + 1)),
                                      index_position=None))
-
-
-def save_report(results: Sequence[FileResult], path: str | os.PathLike,
-                title: str = "cpet_nb results", n_tests: int = 6) -> Path:
-    """A standalone HTML page (works offline): the tests that need review first, then the
-    batch figures and the first tests' domains.
-
-    Parameters
-    ----------
-    results : sequence of FileResult
-    path : str or path-like
-        The ``.html`` file to write.
-    n_tests : int
-        How many tests' domain figures to include.
-
-    Returns
-    -------
-    pathlib.Path
-    """
-    from ..result import results_table
-
-    analysed = [TestData.from_result(r) for r in results if r.curves is not None][:n_tests]
-    table = results_table(list(results))
-    layout = column(
-        review_table(table),
-        batch_figures(table).layout,
-        gridplot([domain_figure(t) for t in analysed], ncols=2),
-    )
-    return save_html(layout, path, title)

@@ -102,7 +102,7 @@ class TestData:
         """
         store = _open_store(store)
         settings = Settings.from_dict(store.job(job_id)["settings"])
-        entry = _file_entry(store.files(job_id), file, job_id)
+        entry = file_entry(store.files(job_id), file, job_id)
         row = _stored_row(store.results(job_id), entry, job_id)
         record, missing = _breath_record(entry, row, settings, store.upload_dir(job_id))
         return cls(row, store.curves(job_id, int(entry["idx"])), record, missing)
@@ -118,7 +118,7 @@ def _open_store(store: Any) -> Any:
     return store
 
 
-def _file_entry(files: pd.DataFrame, file: int | str, job_id: str) -> pd.Series:
+def file_entry(files: pd.DataFrame, file: int | str, job_id: str) -> pd.Series:
     """The files-table row of ``file`` (index or name)."""
     column = "idx" if isinstance(file, (int, np.integer)) else "name"
     match = files[files[column] == file]
@@ -163,6 +163,15 @@ def _breath_record(entry: pd.Series, row: Mapping[str, Any], settings: Settings,
         return read(path, mapping=mapping, max_file_bytes=settings.max_file_bytes), None
     except CPETError as exc:
         return None, f"the file could not be read: {exc.finding}"
+
+
+def raised(flag: Any) -> bool:
+    """Whether a review flag of a results row is set (True, numpy's True; not missing).
+
+    >>> raised(True), raised(None), raised(float("nan")), raised(np.False_)
+    (True, False, False, False)
+    """
+    return flag is not None and not pd.isna(flag) and bool(flag)
 
 
 def finding_codes(text: str | None) -> list[tuple[str, str]]:

@@ -280,7 +280,7 @@ def test_a_failed_partition_is_split_and_a_failed_file_becomes_a_finding(dask_cl
     entries = [FileEntry(i, f"f{i}.csv", str(tmp_path / f"f{i}.csv"), "", 0) for i in (0, 1)]
     driver = Driver(Batch(store, "job"), dask_client, Settings())
     failed = dask_client.submit(_raise, "worker exploded", pure=False)
-    assert "worker exploded" in str(failed.exception())  # done, and failed
+    assert "worker exploded" in str(failed.exception(timeout=120))  # done, and failed
     queue = []
     assert driver._outcomes(failed, Partition(entries), queue) == []
     assert [p.entries for p in queue] == [[entries[0]], [entries[1]]]  # tried one by one

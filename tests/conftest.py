@@ -111,12 +111,14 @@ def misbehaving_file(folder: Path, kind: str) -> Path:
 
 
 @pytest.fixture(scope="module")
-def dask_client(misbehaving_plugin):
-    """A local dask cluster of 2 worker processes (1 thread each), for batch tests."""
+def dask_client(misbehaving_plugin, tmp_path_factory):
+    """A local dask cluster of 2 worker processes (1 thread each), for batch tests. Its
+    workers' folder is its own (not the temporary folder a test may point ``tempfile`` at)."""
     from distributed import Client, LocalCluster
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, \
+                      dashboard_address=None,
+                      local_directory=str(tmp_path_factory.mktemp("dask-workers"))) as cluster, \
             Client(cluster, set_as_default=False) as client:
         yield client
 

@@ -97,9 +97,8 @@ def test_cli_lists_every_input_and_leaves_no_temporary(corpus, tmp_path, monkeyp
 
 @pytest.mark.slow
 def test_batch_accounts_like_the_cli_and_good_files_are_unharmed(corpus, tmp_path,
-                                                                 dask_client, monkeypatch):
+                                                                 dask_client):
     folder, expected = corpus
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # cpet-nb analyze's temporary
     store = tmp_path / "jobs.sqlite"
     batch = cpet_nb.submit([folder], store, client=dask_client)
     assert batch.wait().state == "done"

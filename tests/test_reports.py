@@ -429,6 +429,7 @@ def test_the_page_renders_offline_in_a_browser(tmp_path, stored):
             page.route(re.compile(r"^(?!file:|data:|blob:)"), lambda route: (
                 problems.append(route.request.url), route.abort()))
             page.on("pageerror", lambda e: problems.append(str(e)))
+            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
             page.goto(out.as_uri())
             page.wait_for_function("window.Bokeh !== undefined && Bokeh.documents.length > 0 "
                                    "&& Bokeh.documents.every(d => d.is_idle)", timeout=120_000)
@@ -575,6 +576,15 @@ def test_report_refuses_a_bad_output_before_any_work(tmp_path, stored, capsys):
                              "-o", str(tmp_path / "report.pdf")]) == 2
     assert "report.pdf must end in .html" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_report_without_the_jupyter_extra_says_how_to_get_it(tmp_path, stored, capsys,
+                                                            monkeypatch):
+    monkeypatch.setitem(sys.modules, "papermill", None)  # as if not installed
+    assert main(["report", "--store", str(stored.store.path), "--job", "latest",
+                 "-o", str(tmp_path / "report.html")]) == 2
+    assert ("no report: reports need papermill: pip install 'cpet-nb[jupyter]'"
+            in capsys.readouterr().err)
 
 
 def test_results_rows_line_up_with_the_inputs_that_have_one(stored):

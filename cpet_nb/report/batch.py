@@ -21,7 +21,7 @@ from pathlib import Path
 from .._checks import check_choice
 from ..io.exports import atomic_path
 from .convert import notebook_html
-from .execute import ReportFailed, SharedKernel, check_kernel, execute, template
+from .execute import ReportFailed, SharedKernel, check_kernel, execute, require, template
 from .job import open_store, resolve_job_id
 
 #: What a report holds for each test: nothing, a section each in the same document, or
@@ -89,6 +89,8 @@ def batch_report(job_id: str, store: str | os.PathLike, out: str | os.PathLike =
         For an unknown ``per_test`` or an ``out`` that does not end in ``.html``.
     RuntimeError
         When the ``python3`` kernel runs another Python.
+    ImportError
+        Without the ``jupyter`` extra (papermill, nbconvert, ipykernel).
     """
     check_choice(per_test, PER_TEST, "per_test")
     out = Path(out).absolute()
@@ -96,6 +98,7 @@ def batch_report(job_id: str, store: str | os.PathLike, out: str | os.PathLike =
         raise ValueError(f"the report is an HTML page: {out.name} must end in .html")
     if not str(store):
         raise ValueError("give the job store whose job the report is about")
+    require()
     check_kernel()
     out.parent.mkdir(parents=True, exist_ok=True)
     notebook_path = out.with_suffix(".ipynb")

@@ -153,7 +153,6 @@ def demo_job(n_tests: int = 3, folder: str | os.PathLike | None = None) -> tuple
         Where the store is made (default: a new temporary folder).
     """
     from ..batch import submit
-
     from ..batch.engine import shutdown
 
     folder = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="cpet_nb-"))

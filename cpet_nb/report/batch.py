@@ -5,7 +5,8 @@ The same function serves the panel, the server, ``cpet-nb report`` and a schedul
 
     cpet_nb.report.batch_report(job_id, "jobs.sqlite", out="report.html")
 
-A failed execution leaves the partial notebook (``report.ipynb`` beside ``out``) with the
+A failed execution leaves the partial notebook (``report.executed.ipynb`` beside
+``report.html``: :func:`executed_notebook_path`) with the
 failing cell marked and raises :class:`~cpet_nb.report.execute.ReportFailed` naming that
 cell; no HTML page is written then, so a page on disk is always a whole report.
 """
@@ -40,6 +41,14 @@ def tests_zip_path(out: str | os.PathLike) -> Path:
     return out.with_name(f"{out.stem}-tests.zip")
 
 
+def executed_notebook_path(out: str | os.PathLike) -> Path:
+    """Where the executed notebook of the report ``out`` is written:
+    ``<out>.executed.ipynb`` beside it (``report.html`` → ``report.executed.ipynb``; a
+    notebook of the user's own named ``report.ipynb`` is never touched)."""
+    out = Path(out)
+    return out.with_name(f"{out.stem}.executed.ipynb")
+
+
 def batch_report(job_id: str, store: str | os.PathLike, out: str | os.PathLike = "report.html",
                  per_test: str = "none", *, title: str = "", keep_notebook: bool = False,
                  timeout_s: float | None = None) -> Path:
@@ -60,8 +69,8 @@ def batch_report(job_id: str, store: str | os.PathLike, out: str | os.PathLike =
     store : str or path-like
         The job store.
     out : str or path-like
-        The ``.html`` file (its folder is created). The executed notebook is ``out`` with
-        the ending ``.ipynb``, kept on failure (and with ``keep_notebook``).
+        The ``.html`` file (its folder is created). The executed notebook
+        (:func:`executed_notebook_path`) is kept on failure, and with ``keep_notebook``.
     per_test : str
         ``"none"``, ``"sections"`` (one section per test in the page: its results, review
         flags, findings and domain probabilities) or ``"zip"`` (one full report per test, in
@@ -101,7 +110,7 @@ def batch_report(job_id: str, store: str | os.PathLike, out: str | os.PathLike =
     require()
     check_kernel()
     out.parent.mkdir(parents=True, exist_ok=True)
-    notebook_path = out.with_suffix(".ipynb")
+    notebook_path = executed_notebook_path(out)
     store = Path(store).absolute()
     parameters = {"store": str(store), "job_id": job_id, "per_test": per_test,
                   "title": title, "zip_name": tests_zip_path(out).name,

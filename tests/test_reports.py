@@ -352,12 +352,15 @@ def _report(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 def test_an_unknown_job_names_the_failing_cell_and_keeps_the_partial_notebook(tmp_path,
                                                                               stored):
+    (tmp_path / "out").mkdir()
+    mine = tmp_path / "out" / "report.ipynb"  # the user's own notebook, never touched
+    mine.write_text("{}")
     run = _report("--store", str(stored.store.path), "--job", "nope", "-o", "out/report.html",
                   cwd=tmp_path)
     assert run.returncode == 1, run.stderr
     assert "the report failed in cell 'load-job'" in run.stderr
     assert "UnknownJob: no job 'nope'" in run.stderr
-    partial = tmp_path / "out" / "report.ipynb"
+    partial = tmp_path / "out" / "report.executed.ipynb"
     assert f"the partial notebook, with the failing cell marked, is {partial}" in run.stderr
     assert not (tmp_path / "out" / "report.html").exists()  # no page for a failed report
     notebook = nbformat.read(partial, as_version=4)
@@ -367,6 +370,7 @@ def test_an_unknown_job_names_the_failing_cell_and_keeps_the_partial_notebook(tm
     assert marked[0] == 0 and marked[1] == ids.index("load-job") - 1  # note, anchor
     assert notebook.cells[ids.index("load-job")].outputs[-1].ename == "UnknownJob"
     assert notebook.cells[ids.index("header")].outputs == []  # never ran
+    assert mine.read_text() == "{}"
 
 
 def _offline(page: str) -> None:
@@ -391,7 +395,7 @@ def test_per_test_none_sections_and_zip(tmp_path, stored, per_test):
     stored_ids = {f"test-{idx}" for idx, _ in stored.stored_tests()}
     shown = set(re.findall(r'id="(test-\d+)"', page))
     zipped = cpet_nb.report.tests_zip_path(out)
-    assert not out.with_suffix(".ipynb").exists()
+    assert not cpet_nb.report.executed_notebook_path(out).exists()
     if per_test == "none":
         assert shown == set() and not zipped.exists()
         assert "Not included (per_test=" in page
@@ -429,6 +433,7 @@ def test_the_page_renders_offline_in_a_browser(tmp_path, stored):
             page.route(re.compile(r"^(?!file:|data:|blob:)"), lambda route: (
                 problems.append(route.request.url), route.abort()))
             page.on("pageerror", lambda e: problems.append(str(e)))
+            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
             page.goto(out.as_uri())
             page.wait_for_function("window.Bokeh !== undefined && Bokeh.documents.length > 0 "
                                    "&& Bokeh.documents.every(d => d.is_idle)", timeout=120_000)
@@ -454,7 +459,7 @@ def test_a_real_batch_report_with_parameters(tmp_path, bundled_tests):
                   cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     assert re.search(r"cpet-nb: report written in [\d.]+ s: .*r/report.html", run.stderr)
-    executed = nbformat.read(tmp_path / "r" / "report.ipynb", as_version=4)
+    executed = nbformat.read(tmp_path / "r" / "report.executed.ipynb", as_version=4)
     injected = next(c for c in executed.cells if "injected-parameters" in c.metadata.tags)
     assert f'job_id = "{batch.job_id}"' in injected.source
     assert 'per_test = "sections"' in injected.source
@@ -575,6 +580,15 @@ def test_report_refuses_a_bad_output_before_any_work(tmp_path, stored, capsys):
                              "-o", str(tmp_path / "report.pdf")]) == 2
     assert "report.pdf must end in .html" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_report_without_the_jupyter_extra_says_how_to_get_it(tmp_path, stored, capsys,
+                                                            monkeypatch):
+    monkeypatch.setitem(sys.modules, "papermill", None)  # as if not installed
+    assert main(["report", "--store", str(stored.store.path), "--job", "latest",
+                 "-o", str(tmp_path / "report.html")]) == 2
+    assert ("no report: reports need papermill: pip install 'cpet-nb[jupyter]'"
+            in capsys.readouterr().err)
 
 
 def test_results_rows_line_up_with_the_inputs_that_have_one(stored):

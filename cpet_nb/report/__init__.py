@@ -12,9 +12,15 @@ Importing this package imports neither Bokeh nor papermill nor nbconvert: the mo
 draw or execute import them.
 """
 
-from .batch import PER_TEST, batch_report, tests_zip_path, write_test_reports
+from .batch import (
+    PER_TEST,
+    batch_report,
+    executed_notebook_path,
+    tests_zip_path,
+    write_test_reports,
+)
 from .execute import ReportFailed
 from .job import JobData, UnknownJob, load_job
 
-__all__ = ["JobData", "PER_TEST", "ReportFailed", "UnknownJob", "batch_report", "load_job",
-           "tests_zip_path", "write_test_reports"]
+__all__ = ["JobData", "PER_TEST", "ReportFailed", "UnknownJob", "batch_report",
+           "executed_notebook_path", "load_job", "tests_zip_path", "write_test_reports"]

@@ -5,7 +5,8 @@ The same function serves the panel, the server, ``cpet-nb report`` and a schedul
 
     cpet_nb.report.batch_report(job_id, "jobs.sqlite", out="report.html")
 
-A failed execution leaves the partial notebook (``report.ipynb`` beside ``out``) with the
+A failed execution leaves the partial notebook (``report.executed.ipynb`` beside
+``report.html``: :func:`executed_notebook_path`) with the
 failing cell marked and raises :class:`~cpet_nb.report.execute.ReportFailed` naming that
 cell; no HTML page is written then, so a page on disk is always a whole report.
 """
@@ -21,7 +22,7 @@ from pathlib import Path
 from .._checks import check_choice
 from ..io.exports import atomic_path
 from .convert import notebook_html
-from .execute import ReportFailed, SharedKernel, check_kernel, execute, template
+from .execute import ReportFailed, SharedKernel, check_kernel, execute, require, template
 from .job import open_store, resolve_job_id
 
 #: What a report holds for each test: nothing, a section each in the same document, or
@@ -38,6 +39,14 @@ def tests_zip_path(out: str | os.PathLike) -> Path:
     ``out`` (``report.html`` → ``report-tests.zip``)."""
     out = Path(out)
     return out.with_name(f"{out.stem}-tests.zip")
+
+
+def executed_notebook_path(out: str | os.PathLike) -> Path:
+    """Where the executed notebook of the report ``out`` is written:
+    ``<out>.executed.ipynb`` beside it (``report.html`` → ``report.executed.ipynb``; a
+    notebook of the user's own named ``report.ipynb`` is never touched)."""
+    out = Path(out)
+    return out.with_name(f"{out.stem}.executed.ipynb")
 
 
 def batch_report(job_id: str, store: str | os.PathLike, out: str | os.PathLike = "report.html",
@@ -60,8 +69,8 @@ def batch_report(job_id: str, store: str | os.PathLike, out: str | os.PathLike =
     store : str or path-like
         The job store.
     out : str or path-like
-        The ``.html`` file (its folder is created). The executed notebook is ``out`` with
-        the ending ``.ipynb``, kept on failure (and with ``keep_notebook``).
+        The ``.html`` file (its folder is created). The executed notebook
+        (:func:`executed_notebook_path`) is kept on failure, and with ``keep_notebook``.
     per_test : str
         ``"none"``, ``"sections"`` (one section per test in the page: its results, review
         flags, findings and domain probabilities) or ``"zip"`` (one full report per test, in
@@ -89,6 +98,8 @@ def batch_report(job_id: str, store: str | os.PathLike, out: str | os.PathLike =
         For an unknown ``per_test`` or an ``out`` that does not end in ``.html``.
     RuntimeError
         When the ``python3`` kernel runs another Python.
+    ImportError
+        Without the ``jupyter`` extra (papermill, nbconvert, ipykernel).
     """
     check_choice(per_test, PER_TEST, "per_test")
     out = Path(out).absolute()
@@ -96,9 +107,10 @@ def batch_report(job_id: str, store: str | os.PathLike, out: str | os.PathLike =
         raise ValueError(f"the report is an HTML page: {out.name} must end in .html")
     if not str(store):
         raise ValueError("give the job store whose job the report is about")
+    require()
     check_kernel()
     out.parent.mkdir(parents=True, exist_ok=True)
-    notebook_path = out.with_suffix(".ipynb")
+    notebook_path = executed_notebook_path(out)
     store = Path(store).absolute()
     parameters = {"store": str(store), "job_id": job_id, "per_test": per_test,
                   "title": title, "zip_name": tests_zip_path(out).name,

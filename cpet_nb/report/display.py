@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-#: The BokehJS bundles the report's figures need (plots, their Div notes and tables); the
-#: WebGL and MathJax bundles are left out (about 2 MB less per document).
-BOKEH_COMPONENTS = ("bokeh", "bokeh-widgets", "bokeh-tables")
+#: The BokehJS bundles the report's figures need (plots and their Div notes: 1.65 MB); the
+#: tables, WebGL and MathJax bundles are left out (2.3 MB more per page: the report's
+#: tables are HTML).
+BOKEH_COMPONENTS = ("bokeh", "bokeh-widgets")
 
 
 def load_bokeh() -> None:

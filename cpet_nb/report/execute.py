@@ -48,6 +48,30 @@ class ReportFailed(RuntimeError):
                          f"with the failing cell marked, is {notebook})")
 
 
+#: What executing a report needs (the ``jupyter`` extra), by import name.
+REQUIRED = ("papermill", "nbclient", "nbconvert", "nbformat", "jupyter_client", "ipykernel")
+
+
+def require() -> None:
+    """Make sure the packages that execute a report are installed.
+
+    Raises
+    ------
+    ImportError
+        Naming the missing packages and the extra that brings them.
+    """
+    import importlib
+
+    missing = []
+    for name in REQUIRED:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    if missing:
+        raise ImportError(f"reports need {', '.join(missing)}: pip install 'cpet-nb[jupyter]'")
+
+
 def template(name: str) -> Path:
     """The path of a report notebook shipped with cpet_nb (``batch_report.ipynb``,
     ``test_report.ipynb``)."""

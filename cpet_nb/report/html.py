@@ -54,7 +54,7 @@ CSS = """
 .cpet .cpet-error {border-left-color: #c8553d; background: #fbe9e5}
 .cpet .cpet-flag {color: #a33b25; font-weight: bold}
 .cpet dl.cpet-facts {display: grid; grid-template-columns: max-content auto; gap: 2px 14px}
-.cpet dl.cpet-facts dt {font-weight: bold}
+.cpet dl.cpet-facts dt {font-weight: bold; white-space: nowrap}
 .cpet dl.cpet-facts dd {margin: 0}
 @media print {.cpet .cpet-scroll {max-height: none; overflow: visible; border: none}
   .cpet table.cpet-table th {position: static}}

@@ -269,8 +269,9 @@ def _raise(message):
     raise RuntimeError(message)
 
 
-def test_a_failed_partition_is_split_and_a_failed_file_becomes_a_finding(dask_client,
-                                                                         tmp_path):
+def test_a_failed_partition_is_split_and_a_failed_file_becomes_a_finding(tmp_path):
+    from distributed import Client, LocalCluster
+
     from cpet_nb.batch.api import Batch
     from cpet_nb.batch.driver import Driver, Partition
     from cpet_nb.batch.store import FileEntry
@@ -278,13 +279,17 @@ def test_a_failed_partition_is_split_and_a_failed_file_becomes_a_finding(dask_cl
 
     store = Store(tmp_path / "jobs.sqlite")
     entries = [FileEntry(i, f"f{i}.csv", str(tmp_path / f"f{i}.csv"), "", 0) for i in (0, 1)]
-    driver = Driver(Batch(store, "job"), dask_client, Settings())
-    failed = dask_client.submit(_raise, "worker exploded", pure=False)
-    assert "worker exploded" in str(failed.exception(timeout=120))  # done, and failed
-    queue = []
-    assert driver._outcomes(failed, Partition(entries), queue) == []
-    assert [p.entries for p in queue] == [[entries[0]], [entries[1]]]  # tried one by one
-    [outcome] = driver._outcomes(failed, Partition([entries[1]]), queue)
+    # a real failed dask future, from a cluster of its own (in-process: a failed task is all
+    # this needs, so it does not depend on the worker processes the other tests use)
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster, \
+            Client(cluster, set_as_default=False) as client:
+        driver = Driver(Batch(store, "job"), client, Settings())
+        failed = client.submit(_raise, "worker exploded", pure=False)
+        assert "worker exploded" in str(failed.exception(timeout=120))  # done, and failed
+        queue = []
+        assert driver._outcomes(failed, Partition(entries), queue) == []
+        assert [p.entries for p in queue] == [[entries[0]], [entries[1]]]  # one by one
+        [outcome] = driver._outcomes(failed, Partition([entries[1]]), queue)
     assert outcome.idx == 1 and outcome.result.status == "error"
     assert outcome.result.findings[0].code == "worker-lost"
     assert "worker exploded" in outcome.result.findings[0].message

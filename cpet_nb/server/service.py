@@ -429,7 +429,7 @@ def report_maker() -> Callable[..., Any]:
 def make_report_file(job_id: str, store: Store, out: Path) -> Path:
     """Make the job's HTML report at ``out`` (the one call into the report maker)."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    report_maker()(job_id, store, out=out)
+    report_maker()(job_id, store.path, out=out)  # the report's kernel opens the store itself
     return out
 
 

@@ -1,6 +1,7 @@
 # Two commands do everything from a fresh clone:
 #   make demo   install into .venv, analyse pyoxynet's 139 bundled real tests
-#   make test   install into .venv, run the whole test suite (what CI runs)
+#   make test   install into .venv, run the whole test suite, every notebook under nbval and
+#               the Binder check (what CI runs)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -23,6 +24,9 @@ lint: $(BIN)/cpet-nb
 
 test: lint
 	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -p no:cacheprovider -o addopts= --nbval-lax \
+	    --nbval-sanitize-with notebooks/nbval-sanitize.cfg notebooks/
+	bash binder/check.sh
 
 bench: $(BIN)/cpet-nb
 	$(BIN)/python benchmarks/bench_single.py

@@ -224,9 +224,14 @@ def test_exports_and_report_are_written_beside_the_store(tmp_path, bundled_tests
                                 f"0001-{bundled_tests[1].name}.html", "0002-notes.txt.html",
                                 "index.json"])
         assert b"Bokeh" in pages.read(names[0])
+    panel.report_per_test.value = "sections"
     panel.report_button.click()
-    drive(panel, lambda: "written" in panel.report_status.value)
-    assert (folder / "report.html").read_text().count("need review") == 1
+    drive(panel, lambda: "written" in panel.report_status.value, timeout_s=300)
+    page = (folder / "report.html").read_text(encoding="utf-8")  # the batch report itself
+    assert f"job {panel.batch.job_id}" in page and "Processing statement" in page
+    assert "3 inputs: 2 analysed" in page
+    for test in bundled_tests[:2]:
+        assert f"{test.name}: exercise-intensity domains" in page  # a section per test
 
 
 def test_updates_are_applied_on_the_loop_a_few_times_a_second():

@@ -463,6 +463,9 @@ def test_a_real_batch_report_with_parameters(tmp_path, bundled_tests):
     injected = next(c for c in executed.cells if "injected-parameters" in c.metadata.tags)
     assert f'job_id = "{batch.job_id}"' in injected.source
     assert 'per_test = "sections"' in injected.source
+    warnings = [o.get("text", "") for c in executed.cells for o in c.get("outputs", [])
+                if o.get("name") == "stderr" or o.get("output_type") == "error"]
+    assert warnings == []  # nothing but the report reaches the reader
     page = (tmp_path / "r" / "report.html").read_text(encoding="utf-8")
     assert "3 inputs: 3 analysed (3 ok, 0 warning), 0 error, 0 skipped" in page
     assert batch.job_id in page and "<h1>Three tests</h1>" in page

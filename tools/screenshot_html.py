@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 CHROMIUM = "/usr/bin/chromium"
 
 
 def screenshot(page_path: Path, image_path: Path, width: int = 1200,
-               timeout_ms: int = 60_000, tile_px: int = 0) -> list[str]:
+               timeout_ms: int = 180_000, tile_px: int = 0) -> list[str]:
     """Render ``page_path``, wait until every Bokeh document on it is idle, save
     ``image_path`` (or tiles of ``tile_px`` each, numbered); return the page's console
     errors and the requests it tried to make off the local file system."""
@@ -42,10 +43,12 @@ def screenshot(page_path: Path, image_path: Path, width: int = 1200,
             page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
             page.on("request", lambda r: problems.append(f"request: {r.url}")
                     if not r.url.startswith(("file:", "data:", "blob:")) else None)
-            page.goto(page_path.resolve().as_uri())
+            started = time.perf_counter()
+            page.goto(page_path.resolve().as_uri(), timeout=timeout_ms)
             page.wait_for_function("window.Bokeh !== undefined && Bokeh.documents.length > 0 "
                                    "&& Bokeh.documents.every(d => d.is_idle)",
                                    timeout=timeout_ms)
+            print(f"rendered in {time.perf_counter() - started:.1f} s", file=sys.stderr)
             if not tile_px:
                 page.screenshot(path=str(image_path), full_page=True)
                 return problems

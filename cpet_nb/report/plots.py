@@ -48,13 +48,11 @@ try:
     from bokeh.models import (
         ColumnDataSource,
         DataRange1d,
-        DataTable,
         Div,
         FactorRange,
         HoverTool,
         LinearAxis,
         Range1d,
-        TableColumn,
     )
     from bokeh.plotting import figure
     from bokeh.resources import INLINE
@@ -69,7 +67,7 @@ from ..record import CPETRecord
 from .testdata import TestData, finding_codes, raised, split_findings
 
 __all__ = ["BatchFigures", "MAX_POINTS_PER_LINE", "PANELS", "TestData", "batch_figures",
-           "breath_series", "decimate", "domain_figure", "review_table", "save_html",
+           "breath_series", "decimate", "domain_figure", "save_html",
            "summary_html", "test_figures"]
 
 #: Most points drawn per series in one figure; longer series are thinned for display by
@@ -723,32 +721,3 @@ def save_html(layout: Any, path: str | os.PathLike, title: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(page, encoding="utf-8")
     return path
-
-
-def review_table(table: pd.DataFrame, width: int = 1040):
-    """The tests flagged for review first, with why (a Bokeh ``DataTable`` under a heading).
-
-    Parameters
-    ----------
-    table : pandas.DataFrame
-        A results table (:func:`cpet_nb.results_table` or ``Batch.results()``).
-    """
-    flagged = table[table["review"].fillna(False).astype(bool)].copy()
-    flagged["why"] = [", ".join(f.removeprefix("review_") for f in REVIEW_REASONS
-                                if raised(row[f])) for _, row in flagged.iterrows()]
-    shown = {"file": "file", "status": "status", "why": "why",
-             "vt1_consensus_vo2_ml_min": "VT1 VO2 (mL/min)", "vt1_spread_ml_min": "spread",
-             "vt2_consensus_vo2_ml_min": "VT2 VO2 (mL/min)", "vt2_spread_ml_min": "spread "}
-    flagged["file"] = [Path(name).name for name in flagged["file"]]
-    source = ColumnDataSource({c: flagged[c].round(0) if flagged[c].dtype.kind == "f"
-                               else flagged[c].astype(str) for c in shown})
-    heading = Div(text=f"<h3>{len(flagged)} of {len(table)} tests need review</h3>"
-                  "<p>Flags: threshold estimates spread more than two experts would "
-                  "(vt_spread), a threshold no method found (vt_missing), VT2 not after VT1 "
-                  "(vt_order), the model's domains look swapped (model_swap), a failed "
-                  "effort criterion (effort). Tests that could not be analysed are listed "
-                  "with their findings in the results table.</p>", width=width)
-    columns = [TableColumn(field=c, title=t) for c, t in shown.items()]
-    return column(heading, DataTable(source=source, columns=columns, width=width,
-                                     height=min(400, 28 * (len(flagged) + 1)),
-                                     index_position=None))

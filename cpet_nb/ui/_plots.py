@@ -14,11 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from bokeh.layouts import column
 from jupyter_bokeh.widgets import BokehModel
 
 from ..batch import Batch
-from ..report.plots import TestData, batch_figures, review_table, save_html, test_figures
+from ..report.plots import TestData, batch_figures, save_html, test_figures
 
 
 def test_plots(batch: Batch, file: str) -> BokehModel:
@@ -45,13 +44,3 @@ def batch_plots(table: pd.DataFrame) -> tuple[BokehModel, Callable[[pd.DataFrame
 def save_test_page(batch: Batch, file: str, path: str | os.PathLike) -> Path:
     """One test's plots as a standalone HTML page (works offline)."""
     return save_html(test_layout(batch, file), path, title=Path(file).name)
-
-
-def save_batch_report(batch: Batch, path: str | os.PathLike, n_tests: int = 6) -> Path:
-    """The job's page: the tests that need review and why, the batch panels and the first
-    tests' plots (the full report is :func:`cpet_nb.report.batch_report`, when installed)."""
-    table = batch.results()
-    analysed = table.loc[~table["status"].isin(["error", "skipped"]), "file"].tolist()
-    layout = column(review_table(table), batch_figures(table).layout,
-                    *(test_layout(batch, f) for f in analysed[:n_tests]))
-    return save_html(layout, path, title=f"cpet_nb job {batch.job_id}")

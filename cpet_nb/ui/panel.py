@@ -231,10 +231,16 @@ class Panel:
             self.selected])
 
     def _report_section(self) -> w.VBox:
+        self.report_per_test = w.Dropdown(
+            options=[("no per-test pages", "none"), ("a section per test", "sections"),
+                     ("a ZIP of per-test reports", "zip")], value="none",
+            description="per test", layout=w.Layout(width="20em"))
         self.report_button = _button("Make report", self._on_report,
-                                     "A standalone HTML page of this job (works offline)")
+                                     "The batch report of this job (cpet_nb.report."
+                                     "batch_report): a standalone HTML page that works offline")
         self.report_status = w.HTML()
-        return w.VBox([_heading("4 Report"), _row(self.report_button, self.report_status)])
+        return w.VBox([_heading("4 Report"),
+                       _row(self.report_per_test, self.report_button, self.report_status)])
 
     # -- the update path (kernel IO loop) ------------------------------------------------
 
@@ -613,12 +619,19 @@ class Panel:
     def _on_report(self, _: Any) -> None:
         if self.batch is None:
             return
-        batch, target = self.batch, self.export_folder() / "report.html"
-        self.report_status.value = "writing the report…"
+        from ..report import ReportFailed, batch_report
+
+        job_id, per_test = self.batch.job_id, self.report_per_test.value
+        target = self.export_folder() / "report.html"
+        self.report_status.value = "writing the report (a notebook runs; a minute or more)…"
 
         def write() -> None:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            self._notify(report=_file_html(_plots.save_batch_report(batch, target)))
+            try:
+                page = batch_report(job_id, self.store.path, out=target, per_test=per_test)
+            except ReportFailed as exc:
+                self._notify(report=_error_html(str(exc)))
+                return
+            self._notify(report=_file_html(page))
 
         self._in_background(write, "the report")
 

@@ -184,7 +184,8 @@ def method_columns(threshold: str, settings: Settings) -> dict[str, tuple[str, s
 
 
 def apply_overrides(store: Store, job_id: str, requests: Iterable[OverrideRequest], *,
-                    reviewer: str | None = None) -> list[Override]:
+                    reviewer: str | None = None, rejected: Sequence[Finding] = ()
+                    ) -> list[Override]:
     """Recompute and store reviewers' overrides of one job's thresholds, all or none.
 
     Every request is checked first; if any is bad nothing is stored, and the error lists
@@ -198,6 +199,9 @@ def apply_overrides(store: Store, job_id: str, requests: Iterable[OverrideReques
     requests : iterable of OverrideRequest
     reviewer : str, optional
         Who decides where a request does not say (default: :func:`default_reviewer`).
+    rejected : sequence of Finding
+        Requests already refused (e.g. the rows :func:`read_requests` could not read): with
+        any, the others are still checked, for their findings, and nothing is stored.
 
     Returns
     -------
@@ -216,7 +220,7 @@ def apply_overrides(store: Store, job_id: str, requests: Iterable[OverrideReques
     """
     job = store.job(job_id)
     context = _Context(store, job_id, job["analysis_key"], Settings.from_dict(job["settings"]))
-    overrides, findings = [], []
+    overrides, findings = [], list(rejected)
     for request in requests:
         try:
             override = context.recompute(
@@ -227,7 +231,7 @@ def apply_overrides(store: Store, job_id: str, requests: Iterable[OverrideReques
         context.current[(override.file, override.threshold)] = override
         overrides.append(override)
     if findings:
-        raise OverrideRefused(findings)
+        raise OverrideRefused(sorted(findings, key=lambda f: f.row or 0))
     store.add_overrides([o.to_dict() for o in overrides])
     return overrides
 

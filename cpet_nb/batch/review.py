@@ -31,6 +31,7 @@ import csv
 import getpass
 import io
 import math
+import numbers
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -282,8 +283,8 @@ class _Context:
         """The job's name of the requested input (an index, a name, or a unique file name)."""
         names = self.files["name"]
         wanted = request.file
-        if isinstance(wanted, int) and not isinstance(wanted, bool):
-            match = names[self.files["idx"] == wanted].tolist()
+        if isinstance(wanted, numbers.Integral) and not isinstance(wanted, bool):
+            match = names[self.files["idx"] == int(wanted)].tolist()
         else:
             wanted = str(wanted).strip()
             match = [n for n in names if n == wanted] or [

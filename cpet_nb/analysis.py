@@ -95,12 +95,8 @@ def analyze(source: str | os.PathLike | CPETRecord, *, model: OxynetModel | None
         record, file = source, source.name
     else:
         file = display_name(os.fspath(source))  # the path itself is read as it is
-        settings = settings or Settings()
-        if mapping is None and format is None and settings.profile is not None:
-            mapping = ColumnMapping.from_dict(settings.profile)
         try:
-            record = read(source, format=format, mapping=mapping,
-                          max_file_bytes=max_file_bytes or settings.max_file_bytes)
+            record = _read(source, settings, format, mapping, max_file_bytes)
         except CPETError as exc:
             return FileResult.failed(file, [exc.finding])
     if subjects is not None:
@@ -109,6 +105,70 @@ def analyze(source: str | os.PathLike | CPETRecord, *, model: OxynetModel | None
         hr = hr_file if isinstance(hr_file, pd.DataFrame) else read_hr(hr_file)
         record = merge_hr(record, hr, hr_offset_s)
     return analyze_record(record, file=file, model=model, settings=settings)
+
+
+def _read(source: str | os.PathLike, settings: Settings, format: str | None,
+          mapping: ColumnMapping | None, max_file_bytes: int | None) -> CPETRecord:
+    """Read ``source`` as :func:`analyze` does (the settings' lab profile unless a format
+    or mapping is given; the settings' size limit unless one is given)."""
+    if mapping is None and format is None and settings.profile is not None:
+        mapping = ColumnMapping.from_dict(settings.profile)
+    return read(source, format=format, mapping=mapping,
+                max_file_bytes=max_file_bytes or settings.max_file_bytes)
+
+
+def record_as_analysed(source: str | os.PathLike, settings: Settings | None = None
+                       ) -> CPETRecord:
+    """The breath data of the file ``source`` as :func:`analyze` analyses them: read with
+    the settings' lab profile and size limit, end-tidal pressures derived, values and
+    breaths screened (:func:`screen_record`).
+
+    For recomputing values at a time a reviewer chose (:mod:`cpet_nb.batch.review`) with
+    the data the automatic thresholds were found in. A participants table is not applied:
+    it changes subject metadata only (and end-tidal pressures), never VO2, HR or load.
+
+    Raises
+    ------
+    CPETError
+        When the file cannot be read, or screening finds an error (the finding says why).
+    """
+    settings = settings or Settings()
+    record, findings = screen_record(_read(source, settings, None, None, None), settings)
+    errors = [f for f in findings if f.severity is Severity.ERROR]
+    if errors:
+        raise CPETError(errors[0])
+    return record
+
+
+def screen_record(record: CPETRecord, settings: Settings) -> tuple[CPETRecord, list[Finding]]:
+    """The record as the analysis sees it, and the findings so far: end-tidal pressures
+    derived from ``settings.barometric_pressure_mmhg`` when it is set
+    (:func:`~cpet_nb.io.end_tidal.derive_end_tidal_pressures`), implausible values screened
+    (:func:`~cpet_nb.physiology.validate.screen_values`) and, unless that found an error,
+    breaths (:func:`~cpet_nb.physiology.validate.screen_breaths`)."""
+    if settings.barometric_pressure_mmhg is not None:
+        record = derive_end_tidal_pressures(record, settings.barometric_pressure_mmhg,
+                                            "Settings.barometric_pressure_mmhg")
+    record, screen_findings = screen_values(record)
+    findings = fold_repeats(record.findings, screen_findings)
+    if has_errors(findings):
+        return record, findings
+    record, breath_findings = screen_breaths(record)
+    return record, findings + breath_findings
+
+
+def hr_load_at(record: CPETRecord, time_s: float) -> dict[str, float]:
+    """HR (1/min) and load (W) at a threshold's time, as the results give them at the
+    consensus: HR averaged over ±10 s (:func:`~cpet_nb.record.mean_around`), the work rate
+    being held then (:func:`~cpet_nb.record.recorded_at`); NaN where unknown.
+
+    Returns
+    -------
+    dict
+        ``{"hr_bpm": ..., "load_w": ...}``.
+    """
+    return {"hr_bpm": mean_around(record.data, "HR", time_s),
+            "load_w": recorded_at(record.data, "load", time_s)}
 
 
 def analyze_record(record: CPETRecord, *, file: str | None = None,
@@ -127,15 +187,9 @@ def analyze_record(record: CPETRecord, *, file: str | None = None,
     too_long = length_problem(record.data["t"].to_numpy(dtype=float), file)
     if too_long is not None:
         return FileResult.failed(file, [*record.findings, too_long], record.metadata)
-    if settings.barometric_pressure_mmhg is not None:
-        record = derive_end_tidal_pressures(record, settings.barometric_pressure_mmhg,
-                                            "Settings.barometric_pressure_mmhg")
-    record, screen_findings = screen_values(record)
-    findings = fold_repeats(record.findings, screen_findings)
+    record, findings = screen_record(record, settings)
     if has_errors(findings):
         return FileResult.failed(file, findings, record.metadata)
-    record, breath_findings = screen_breaths(record)
-    findings += breath_findings
     loaded = {name: model if model is not None and model.name == name else get_model(name)
               for name in settings.models}
     result = FileResult(file=file, status="ok", metadata=record.metadata,
@@ -200,10 +254,8 @@ def _add_consensus(result: FileResult, record: CPETRecord, settings: Settings,
     result.consensus = threshold_consensus(result.classical, vote.vt1 if vote else None,
                                            vote.vt2 if vote else None)
     for label, agreed in result.consensus.items():
-        result.consensus_values[f"{label}_hr_bpm"] = mean_around(record.data, "HR",
-                                                                 agreed.time_s)
-        result.consensus_values[f"{label}_load_w"] = recorded_at(record.data, "load",
-                                                                 agreed.time_s)
+        result.consensus_values |= {f"{label}_{name}": value
+                                    for name, value in hr_load_at(record, agreed.time_s).items()}
     effort = {"rer": result.measures["rer_criterion_met"],
               "hr": result.measures["hr_criterion_met"]}
     result.review = review_flags(result.consensus["vt1"], result.consensus["vt2"],

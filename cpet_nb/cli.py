@@ -315,6 +315,42 @@ def _cmd_store(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_review(args: argparse.Namespace) -> int:
+    """List a job's review queue; with ``--apply``, first store the overrides of a CSV (all
+    or none). Exit code: 0 done, 1 overrides refused (a finding per bad row, nothing
+    stored), 2 no such store or job."""
+    from .batch.review import OverrideRefused, apply_overrides, read_requests, review_queue
+    from .report.job import UnknownJob, open_store, resolve_job_id
+
+    try:
+        store = open_store(args.store)
+        job_id = resolve_job_id(store, args.job)
+    except (FileNotFoundError, UnknownJob) as exc:
+        print(f"cpet-nb: {exc}", file=sys.stderr)
+        return 2
+    if args.apply:
+        requests, unreadable = read_requests(args.apply)
+        try:
+            stored = apply_overrides(store, job_id, requests, reviewer=args.reviewer,
+                                     rejected=unreadable)
+        except OverrideRefused as exc:
+            print(f"cpet-nb: no override stored from {args.apply}: {len(exc.findings)} bad "
+                  "row(s)", file=sys.stderr)
+            for finding in exc.findings:
+                print(f"  {finding}", file=sys.stderr)
+            return 1
+        except ValueError as exc:  # no reviewer named and none known to the system
+            print(f"cpet-nb: {exc}", file=sys.stderr)
+            return 2
+        print(f"cpet-nb: stored {len(stored)} override(s) in job {job_id}", file=sys.stderr)
+    queue = review_queue(store.results(job_id))
+    print(queue.to_string(index=False) if len(queue) else "(no analysed tests)")
+    in_force = store.overrides(job_id)["current"].sum()
+    print(f"{len(queue)} analysed test(s), {int(queue['review'].fillna(False).sum())} flagged "
+          f"for review; {in_force} override(s) in force", file=sys.stderr)
+    return 0
+
+
 def _cmd_formats(args: argparse.Namespace) -> int:
     for reader in readers():
         print(f"{reader.name:16s} {reader.description}")
@@ -428,6 +464,18 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--keep-notebook", action="store_true",
                         help="keep the executed notebook beside the page")
     report.set_defaults(func=_cmd_report)
+
+    review = sub.add_parser("review", help="a job's review queue (flagged tests first); "
+                            "apply reviewers' threshold overrides from a CSV")
+    review.add_argument("--store", required=True, help="SQLite job store")
+    review.add_argument("--job", required=True, metavar="JOB",
+                        help="the job's id, or 'latest' for the newest job in the store")
+    review.add_argument("--apply", metavar="CSV", help="overrides to store first, all or none: "
+                        "columns file, threshold (vt1, vt2), time_s or method (consensus, "
+                        "model, vslope, ...), note, reviewer (see docs/review.md)")
+    review.add_argument("--reviewer", help="who decides, for rows without a reviewer "
+                        "(default: the operating-system user)")
+    review.set_defaults(func=_cmd_review)
 
     store = sub.add_parser("store", help="job store upkeep: jobs, check, backup, cleanup")
     store.add_argument("action", choices=["jobs", "check", "backup", "cleanup"])

@@ -79,6 +79,22 @@ CODES: dict[str, str] = {
                              "file, compression method, size or compression ratio over the limit",
     "encrypted-archive-member": "an archive member is password-protected; not extracted",
     "nested-archive": "a ZIP archive inside a ZIP archive was not expanded",
+    "override-unknown-file": "a reviewer's override names no input of the job (or a file name "
+                             "several inputs share)",
+    "override-not-analysed": "a reviewer's override names an input that was not analysed: "
+                             "there is no threshold to override",
+    "override-bad-request": "a reviewer's override (or its CSV row) is malformed: no file or "
+                            "threshold, neither or both of a time and a method, a time that "
+                            "is not a number",
+    "override-bad-threshold": "a reviewer's override names a threshold other than vt1 or vt2",
+    "override-unknown-method": "a reviewer's override picks a method that does not estimate "
+                               "that threshold",
+    "override-no-estimate": "a reviewer's override picks an estimate (a method's, the "
+                            "consensus) that this test does not have",
+    "override-time-outside-test": "a reviewer's override sets a time before the first or after "
+                                  "the last sample of the test",
+    "override-file-unavailable": "a reviewer's override needs the test's file again (values at "
+                                 "a new time) but it is gone, unreadable or changed",
 }
 
 

@@ -65,3 +65,32 @@ def on_1s_grid(frame: pd.DataFrame, channels: tuple[str, ...]) -> pd.DataFrame:
     if not len(frame) or any(c not in frame for c in channels):
         return pd.DataFrame(columns=["t", *channels], dtype=float)
     return resample_1s(frame, channels)
+
+
+def snap_to_grid(time_s: float, t_s: np.ndarray) -> float | None:
+    """The second of the 1 s grid of a recording (:func:`resample_1s`) nearest ``time_s``.
+
+    Parameters
+    ----------
+    time_s : float
+        A time (s), e.g. where a reviewer clicked on a plot.
+    t_s : numpy.ndarray
+        The recording's sample times (s), increasing.
+
+    Returns
+    -------
+    float or None
+        A whole second from ``floor(t_s[0])`` to ``floor(t_s[-1])``; None when ``time_s`` is
+        not finite or lies outside the recording (before its first or after its last sample).
+
+    Examples
+    --------
+    >>> snap_to_grid(301.6, np.array([0.4, 150.0, 600.2]))
+    302.0
+    >>> snap_to_grid(600.2, np.array([0.4, 150.0, 600.2])), snap_to_grid(601.0, np.array([0.4]))
+    (600.0, None)
+    """
+    if not len(t_s) or not np.isfinite(time_s) or not t_s[0] <= time_s <= t_s[-1]:
+        return None
+    first, last = np.floor(t_s[0]), np.floor(t_s[-1])
+    return float(min(max(np.floor(time_s + 0.5), first), last))

@@ -26,6 +26,19 @@ CONSENSUS_FIELDS = ("consensus_time_s", "consensus_vo2_ml_min", "consensus_pct_v
                     "consensus_hr_bpm", "consensus_load_w", "spread_s", "spread_ml_min",
                     "n_methods")
 
+#: Final columns per threshold (``vt1_final_time_s``, ...) and the consensus column each
+#: holds unless a reviewer overrode the threshold (:mod:`cpet_nb.batch.review`); with
+#: ``vt1_source`` / ``vt2_source`` (:data:`FINAL_SOURCES`) saying which it is.
+FINAL_FIELDS: dict[str, str] = {"final_time_s": "consensus_time_s",
+                                "final_vo2_ml_min": "consensus_vo2_ml_min",
+                                "final_hr_bpm": "consensus_hr_bpm",
+                                "final_load_w": "consensus_load_w"}
+#: What ``vt1_source`` / ``vt2_source`` hold besides a method's name (``vslope``,
+#: ``equivalents``, ...: a reviewer chose that method's estimate): ``consensus`` (no
+#: override, or a reviewer accepted the consensus), ``model`` (a reviewer chose the model's
+#: estimate), ``expert`` (a reviewer set the time). None when there is no consensus.
+FINAL_SOURCES = ("consensus", "model", "expert")
+
 #: Estimates with their own columns (``vt1_<name>_time_s``, ``vt1_<name>_vo2_ml_min``,
 #: ``vt2_...``): every shipped model but the CNN, whose thresholds are the ``vt1_*`` and
 #: ``vt2_*`` columns, then the ensemble. Every table has them all, NaN for models not chosen,
@@ -44,6 +57,7 @@ RESULT_COLUMNS: tuple[str, ...] = (
     *(f"vt1_{f}" for f in THRESHOLD_FIELDS), "vt1_pct_vo2peak",
     *(f"vt2_{f}" for f in THRESHOLD_FIELDS), "vt2_pct_vo2peak",
     *(f"vt1_{f}" for f in CONSENSUS_FIELDS), *(f"vt2_{f}" for f in CONSENSUS_FIELDS),
+    *(f"{vt}_{f}" for vt in ("vt1", "vt2") for f in (*FINAL_FIELDS, "source")),
     *(f"{key}_{f}" for key in CLASSICAL_METHODS for f in ("time_s", "vo2_ml_min")),
     *(f"{vt}_{name}_{f}" for name in MODEL_COLUMN_NAMES for vt in ("vt1", "vt2")
       for f in MODEL_COLUMN_FIELDS),
@@ -54,7 +68,7 @@ RESULT_COLUMNS: tuple[str, ...] = (
 #: Columns of the results table that hold text; ``n_findings`` is an integer, the rest are
 #: floats (NaN where unknown).
 TEXT_COLUMNS = frozenset({"file", "status", "format", "sampling", "findings", "model_version",
-                          "source_sha256"})
+                          "source_sha256", "vt1_source", "vt2_source"})
 #: Columns holding true/false, or missing for a file that was not analysed.
 BOOL_COLUMNS = frozenset(REVIEW_FLAGS)
 
@@ -187,6 +201,10 @@ class FileResult:
             row[f"{label}_spread_s"] = agreed.spread_time_s if agreed else math.nan
             row[f"{label}_spread_ml_min"] = agreed.spread_vo2_ml_min if agreed else math.nan
             row[f"{label}_n_methods"] = agreed.n_methods if agreed else math.nan
+            for final, machine in FINAL_FIELDS.items():
+                row[f"{label}_{final}"] = row[f"{label}_{machine}"]
+            row[f"{label}_source"] = ("consensus" if agreed and math.isfinite(agreed.time_s)
+                                      else None)
         for key in CLASSICAL_METHODS:
             estimate = self.classical.get(key)
             row[f"{key}_time_s"] = estimate.time_s if estimate else math.nan
@@ -242,6 +260,21 @@ def _curves_dict(curves: DomainCurves | None) -> dict[str, list[float]] | None:
 def results_table(results: list[FileResult]) -> pd.DataFrame:
     """The results table: one row per result, columns :data:`RESULT_COLUMNS`."""
     return results_frame([r.to_row() for r in results])
+
+
+def consensus_as_final(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with its final columns (:data:`FINAL_FIELDS`) set from the consensus and
+    ``vt1_source`` / ``vt2_source`` to ``consensus`` where there is one: the machine's final
+    values, before any override (e.g. for rows a store wrote before final columns existed).
+    """
+    table = table.copy()
+    for label in ("vt1", "vt2"):
+        for final, machine in FINAL_FIELDS.items():
+            table[f"{label}_{final}"] = table[f"{label}_{machine}"]
+        agreed = table[f"{label}_consensus_time_s"].notna()
+        table[f"{label}_source"] = pd.Series(
+            ["consensus" if a else None for a in agreed], index=table.index, dtype=object)
+    return table
 
 
 def results_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:

@@ -148,7 +148,7 @@ def test_results_table_labels_model_and_consensus_apart_with_units(stored):
     table = tables(page)["results"]
     groups, headers, body = table[0], table[1], table[2:]
     assert groups == ["Test", "Peak values", "VT1: model (Oxynet)", "VT1: consensus",
-                      "VT2: model (Oxynet)", "VT2: consensus"]
+                      "VT2: model (Oxynet)", "VT2: consensus", "VT1: final", "VT2: final"]
     assert headers[3:5] == ["VO2peak (mL/min)", "VO2peak (mL/kg/min)"]
     first = stored.results.iloc[0]  # data_test.csv: the VT1 3131 vs 3326 mL/min
     vt1 = {"model": number(first["vt1_vo2_ml_min"], "mL/min"),

@@ -31,9 +31,11 @@ from typing import Any
 
 import pandas as pd
 
+from ..findings import Finding, Severity
 from ..model import DEFAULT_MODEL, bundled_model_version
 from ..settings import Settings
 from .driver import Driver, finish
+from .review import Override, OverrideRefused, OverrideRequest, apply_overrides, review_queue
 from .staging import NoCPETFiles, Upload, stage_inputs, stage_participants
 from .store import SETTLED_STATES, Store
 
@@ -148,6 +150,69 @@ class Batch:
         """Domain curves of one file (by index or name) and model (default the CNN; or
         ``"ensemble"``), for plots."""
         return self.store.curves(self.job_id, file, model)
+
+    def override(self, file: int | str, *, vt1_time_s: float | None = None,
+                 vt2_time_s: float | None = None, vt1_method: str | None = None,
+                 vt2_method: str | None = None, note: str | None = None,
+                 reviewer: str | None = None) -> list[Override]:
+        """Store a reviewer's decision on VT1 and/or VT2 of one test, and return it with the
+        values recomputed at the new time (:mod:`cpet_nb.batch.review`).
+
+        The machine's values are kept; the results' final columns (``vt1_final_time_s``,
+        ..., ``vt1_source``) show the newest decision, here and in every job with the same
+        file content and analysis key. Both thresholds are stored, or neither.
+
+        Parameters
+        ----------
+        file : int or str
+            The input (its index, its name as :meth:`results` shows it, or its file name
+            when that is unique in the job).
+        vt1_time_s, vt2_time_s : float, optional
+            The time the reviewer sets (s from the start of the recording; snapped to the
+            1 s grid). VO2, HR and load there are recomputed as for automatic thresholds.
+        vt1_method, vt2_method : str, optional
+            Instead of a time: ``"consensus"`` accepts the consensus; ``"model"``, a model
+            (``"cnn"``, ...) or a classical method (``"vslope"``, ``"equivalents"``,
+            ``"peto2"``, ``"petco2"``) picks that estimate.
+        note : str, optional
+            Why (kept with each threshold's decision).
+        reviewer : str, optional
+            Who decides (default: the operating-system user, e.g. the Jupyter server's).
+
+        Returns
+        -------
+        list of Override
+            One per threshold decided, as stored.
+
+        Raises
+        ------
+        OverrideRefused
+            A ``ValueError`` listing a finding per bad request (unknown file, time outside
+            the test, unknown method, ...); nothing was stored.
+
+        Examples
+        --------
+        >>> batch.override("test01.csv", vt1_time_s=412, note="V-slope break")  # doctest: +SKIP
+        """
+        requests = [OverrideRequest(file, vt, time_s, method, note, reviewer)
+                    for vt, time_s, method in (("vt1", vt1_time_s, vt1_method),
+                                               ("vt2", vt2_time_s, vt2_method))
+                    if time_s is not None or method is not None]
+        if not requests:
+            raise OverrideRefused([Finding(
+                "override-bad-request", Severity.ERROR, "nothing to override: give "
+                "vt1_time_s, vt2_time_s, vt1_method or vt2_method", file=str(file))])
+        return apply_overrides(self.store, self.job_id, requests)
+
+    def overrides(self) -> pd.DataFrame:
+        """The audit table of the reviewers' decisions that apply to this job's tests, oldest
+        first, ``current`` marking those in force (:meth:`Store.overrides`)."""
+        return self.store.overrides(self.job_id)
+
+    def review_queue(self) -> pd.DataFrame:
+        """The analysed tests in review order, flagged ones first
+        (:func:`cpet_nb.batch.review.review_queue`)."""
+        return review_queue(self.results())
 
     def subscribe(self, callback: Callable[[Progress], None]) -> None:
         """Call ``callback(progress)`` after each partition is stored and when the job ends.

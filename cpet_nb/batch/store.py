@@ -16,17 +16,26 @@ Design
   other models could be chosen), every other model's and the ensemble's in ``model_curves``
   (a table an older store gains when it is opened).
 
+- Reviewers' threshold overrides (:mod:`cpet_nb.batch.review`) are an append-only audit
+  table, ``overrides``: a row is never updated or deleted (triggers refuse it, and deleting a
+  job keeps them). The newest row per file content (sha256), analysis key and threshold is
+  the current override; :meth:`Store.results` shows it in the final columns
+  (``vt1_final_time_s``, ``vt1_source``, ...) of every job with that content and key,
+  while the machine's values in ``results`` stay as they were computed.
+
 Tables: ``jobs`` (one row per batch: settings, model, counts, owner process and its start
 time, the user who submitted it when one is known, e.g. through the Jupyter server
 extension), ``files`` (one row per input: name, path, content hash, size, device, state,
 findings, error, timings), ``results``/``curves`` (one row per input with a result) and
-``model_curves`` (one row per analysed file and model other than the CNN).
+``model_curves`` (one row per analysed file and model other than the CNN) and ``overrides``
+(one row per reviewer's decision: :data:`OVERRIDE_COLUMNS`).
 """
 
 from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import secrets
 import shutil
@@ -47,7 +56,7 @@ import psutil
 
 from ..model import DEFAULT_MODEL
 from ..model.domains import DomainCurves
-from ..result import RESULT_COLUMNS, FileResult, results_frame
+from ..result import RESULT_COLUMNS, FileResult, consensus_as_final, results_frame
 
 BUSY_TIMEOUT_S = 60.0
 #: File in a job's upload folder naming the process that is staging it (until the job is
@@ -61,6 +70,53 @@ SETTLED_STATES = ("skipped", "refused")
 FILE_STATES = ("pending", "done", "reused", "cancelled", *SETTLED_STATES)
 #: Result statuses (:attr:`cpet_nb.FileResult.status`).
 RESULT_STATUSES = ("ok", "warning", "error", "skipped")
+
+#: Columns of the ``overrides`` table after its id, in order (:meth:`Store.add_overrides`).
+OVERRIDE_COLUMNS: tuple[str, ...] = (
+    "job_id", "file", "sha256", "analysis_key", "threshold", "source", "time_s",
+    "vo2_ml_min", "hr_bpm", "load_w", "reviewer", "created_at", "note", "previous_time_s",
+    "previous_vo2_ml_min", "previous_source")
+#: The values an override sets, in the results' final columns (``vt1_final_<value>``).
+OVERRIDE_VALUES = ("time_s", "vo2_ml_min", "hr_bpm", "load_w")
+
+_OVERRIDES_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS overrides (
+        override_id INTEGER PRIMARY KEY AUTOINCREMENT,
+        job_id TEXT NOT NULL,
+        file TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        analysis_key TEXT NOT NULL,
+        threshold TEXT NOT NULL CHECK (threshold IN ('vt1', 'vt2')),
+        source TEXT NOT NULL,
+        time_s REAL,
+        vo2_ml_min REAL,
+        hr_bpm REAL,
+        load_w REAL,
+        reviewer TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        note TEXT,
+        previous_time_s REAL,
+        previous_vo2_ml_min REAL,
+        previous_source TEXT
+    )""",
+    "CREATE INDEX IF NOT EXISTS overrides_by_test ON overrides (sha256, analysis_key, threshold)",
+    """CREATE TRIGGER IF NOT EXISTS overrides_never_updated BEFORE UPDATE ON overrides
+       BEGIN SELECT RAISE(ABORT, 'overrides are append-only: add a new one'); END""",
+    """CREATE TRIGGER IF NOT EXISTS overrides_never_deleted BEFORE DELETE ON overrides
+       BEGIN SELECT RAISE(ABORT, 'overrides are append-only: add a new one'); END""",
+)
+
+#: The current override of each threshold of each stored result of a job: the newest row for
+#: the file's content and the result's analysis key.
+_CURRENT_OVERRIDES = f"""
+SELECT r.idx, o.threshold, o.source, {", ".join(f"o.{v}" for v in OVERRIDE_VALUES)}
+FROM results r
+JOIN files f ON f.job_id = r.job_id AND f.idx = r.idx
+JOIN overrides o ON o.sha256 = f.sha256 AND o.analysis_key = r.analysis_key
+WHERE r.job_id = ? AND o.override_id = (
+    SELECT MAX(n.override_id) FROM overrides n
+    WHERE n.sha256 = o.sha256 AND n.analysis_key = o.analysis_key AND n.threshold = o.threshold)
+"""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -269,6 +325,8 @@ class Store:
             db.execute("CREATE INDEX IF NOT EXISTS results_by_hash "
                        "ON results (source_sha256, analysis_key)")
             _add_job_user(db)
+            for statement in _OVERRIDES_SCHEMA:  # a store made before overrides gains them
+                db.execute(statement)
 
     # -- jobs ----------------------------------------------------------------------------
 
@@ -538,13 +596,70 @@ class Store:
         (e.g. the files a progress notice names: a display need not read the whole table
         again)."""
         column_list = ", ".join(_quote(c) for c in RESULT_COLUMNS)
-        query = f"SELECT {column_list} FROM results WHERE job_id = ?"
+        query = f"SELECT idx, {column_list} FROM results WHERE job_id = ?"
         if files is not None:
             query += " AND file IN (SELECT value FROM json_each(?))"
         rows = self.connection().execute(
             query + " ORDER BY idx",
-            (job_id,) if files is None else (job_id, json.dumps(list(files))))
-        return results_frame([dict(zip(RESULT_COLUMNS, row, strict=True)) for row in rows])
+            (job_id,) if files is None else (job_id, json.dumps(list(files)))).fetchall()
+        table = results_frame([dict(zip(RESULT_COLUMNS, row[1:], strict=True)) for row in rows])
+        table.index = pd.Index([row[0] for row in rows], name="idx")
+        table = self._with_overrides(job_id, consensus_as_final(table))
+        return table.reset_index(drop=True)
+
+    def _with_overrides(self, job_id: str, table: pd.DataFrame) -> pd.DataFrame:
+        """``table`` (indexed by input) with the current overrides in its final columns."""
+        for idx, threshold, source, *values in self.connection().execute(
+                _CURRENT_OVERRIDES, (job_id,)):
+            if idx in table.index:
+                table.loc[idx, f"{threshold}_source"] = source
+                for name, value in zip(OVERRIDE_VALUES, values, strict=True):
+                    table.loc[idx, f"{threshold}_final_{name}"] = (
+                        math.nan if value is None else value)
+        return table
+
+    # -- overrides -----------------------------------------------------------------------
+
+    def add_overrides(self, overrides: Sequence[Mapping[str, Any]]) -> list[int]:
+        """Append reviewers' overrides (mappings with :data:`OVERRIDE_COLUMNS`) in one
+        transaction; return their ids. Rows are only ever added: the newest for a file's
+        content, analysis key and threshold is the current one."""
+        columns = ", ".join(OVERRIDE_COLUMNS)
+        ids = []
+        with self.transaction() as db:
+            for override in overrides:
+                cursor = db.execute(
+                    f"INSERT INTO overrides ({columns}) VALUES "
+                    f"({', '.join('?' for _ in OVERRIDE_COLUMNS)})",
+                    tuple(_sql_value(override[c]) for c in OVERRIDE_COLUMNS))
+                ids.append(cursor.lastrowid)
+        return ids
+
+    def overrides(self, job_id: str | None = None) -> pd.DataFrame:
+        """The audit table of overrides, oldest first (``override_id`` and
+        :data:`OVERRIDE_COLUMNS`; ``current`` says which rows are in force): every override
+        in the store, or, for ``job_id``, those that apply to its results (same file content
+        and analysis key, whichever job they were made in), with ``file`` as this job names
+        the input."""
+        current = ("override_id = (SELECT MAX(n.override_id) FROM overrides n WHERE "
+                   "n.sha256 = o.sha256 AND n.analysis_key = o.analysis_key AND "
+                   "n.threshold = o.threshold) AS current")
+        others = ", ".join(f"o.{c}" for c in OVERRIDE_COLUMNS if c != "file")
+        if job_id is None:
+            query = f"SELECT o.override_id, o.file, {others}, {current} FROM overrides o"
+            params: tuple[str, ...] = ()
+        else:
+            query = (f"SELECT o.override_id, f.name AS file, {others}, {current} "
+                     "FROM overrides o JOIN files f ON f.sha256 = o.sha256 "
+                     "JOIN results r ON r.job_id = f.job_id AND r.idx = f.idx "
+                     "AND r.analysis_key = o.analysis_key WHERE f.job_id = ?")
+            params = (job_id,)
+        table = pd.read_sql_query(query + " ORDER BY o.override_id", self.connection(),
+                                  params=params)
+        table["current"] = table["current"].astype(bool)
+        for column in (*OVERRIDE_VALUES, "previous_time_s", "previous_vo2_ml_min"):
+            table[column] = table[column].astype("float64")  # NULL (NaN stored) reads as None
+        return table[["override_id", *OVERRIDE_COLUMNS, "current"]]
 
     def curves(self, job_id: str, file: int | str, model: str = DEFAULT_MODEL
                ) -> DomainCurves | None:

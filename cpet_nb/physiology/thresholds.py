@@ -308,6 +308,35 @@ def _vo2_at(bins: pd.DataFrame, time_s: float) -> float:
     return float(np.interp(time_s, known["t"], known["VO2"]))
 
 
+def vo2_at(source: CPETRecord | pd.DataFrame, time_s: float,
+           prep: Preparation | None = None) -> float:
+    """VO2 at ``time_s`` as every classical method gives it at its breakpoint: the binned
+    exercise VO2 (:func:`exercise_bins`) interpolated at that time.
+
+    Parameters
+    ----------
+    source : CPETRecord or pandas.DataFrame
+        A record, or its canonical data.
+    time_s : float
+        Time from the start of the recording (s).
+    prep : Preparation, optional
+        Bin width and start skipped; defaults to :class:`Preparation()`, as the methods.
+
+    Returns
+    -------
+    float
+        VO2 (mL/min); NaN without VO2, or outside the bins (before the first bin's time,
+        in the rest and the skipped start of exercise, or after the last one's): there is
+        nothing to interpolate between, and no value is extrapolated.
+    """
+    if "VO2" not in _data(source) or not math.isfinite(time_s):
+        return math.nan
+    bins = exercise_bins(source, prep).dropna(subset=["VO2"])
+    if bins.empty or not bins["t"].iloc[0] <= time_s <= bins["t"].iloc[-1]:
+        return math.nan
+    return _vo2_at(bins, time_s)
+
+
 def _time_at(bins: pd.DataFrame, column: str, value: float) -> float:
     """First bin time at which the running maximum of ``column`` reaches ``value``."""
     reached = np.maximum.accumulate(bins[column].to_numpy()) >= value

@@ -1,11 +1,11 @@
 """What each column of the results table holds, for a person reading a report.
 
 :func:`describe` gives a column's label, unit, who made the value (the Oxynet *model*, the
-*consensus*, a classical *method*, a *measure* of the breath data, a *review* flag or the
-*file*) and how, with the reference. The reports label every value by it, so that the
-model's and the consensus thresholds are never shown unlabelled side by side, and the
-per-test report lists every measure with its method. ``docs/measures.md`` says the same in
-prose.
+*consensus*, the *final* value after expert review, a classical *method*, a *measure* of the
+breath data, a *review* flag or the *file*) and how, with the reference. The reports label
+every value by it, so that the model's and the consensus thresholds are never shown
+unlabelled side by side, and the per-test report lists every measure with its method.
+``docs/measures.md`` says the same in prose.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from ..physiology.slopes import AVERAGE_S
 from ..physiology.thresholds import CLASSICAL_METHODS, Preparation
 
 #: Who made a value: the sources of :attr:`Column.source`.
-SOURCES = ("file", "review", "model", "consensus", "method", "measure")
+SOURCES = ("file", "review", "model", "consensus", "final", "method", "measure")
 #: What a value is: :attr:`Column.kind`.
 KINDS = ("number", "count", "flag", "text")
 #: Columns that hold text.
 TEXT = frozenset({"file", "status", "format", "sampling", "findings", "model_version",
-                  "source_sha256"})
+                  "source_sha256", "vt1_source", "vt2_source"})
 #: Columns that count (whole numbers).
 COUNTS = frozenset({"n_findings", "vt1_n_methods", "vt2_n_methods"})
 #: Columns that hold yes or no (1 or 0 in the measures, true or false in the review flags),
@@ -132,6 +132,24 @@ _CONSENSUS_FIELDS = {
                       "agreement of two experienced physicians, Kaczmarek et al. 2019) raises "
                       "review_vt_spread."),
     "n_methods": ("estimates", "How many estimates (model and methods) the consensus rests on."),
+}
+
+_OVERRIDE = ("the consensus, unless a reviewer overrode the threshold (cpet_nb.batch.review; "
+             "docs/review.md): then the reviewer's value")
+#: Label and method of each final column (``vt1_final_time_s``, ..., ``vt1_source``).
+_FINAL_FIELDS = {
+    "final_time_s": ("final time", f"Final time: {_OVERRIDE}, a time set by the reviewer "
+                     "snapped to the 1 s grid, or the time of the estimate they picked."),
+    "final_vo2_ml_min": ("final VO2", f"Final VO2: {_OVERRIDE}; at a time set by the "
+                         "reviewer, the binned exercise VO2 interpolated there, as the "
+                         "classical methods give it at their breakpoints."),
+    "final_hr_bpm": ("final HR", f"Final HR: {_OVERRIDE}; mean HR over ±10 s around the final "
+                     "time, as at the consensus."),
+    "final_load_w": ("final work rate", f"Final work rate: {_OVERRIDE}; the work rate at the "
+                     "final time, as at the consensus."),
+    "source": ("source", "Who made the final values: consensus (no override, or a reviewer "
+               "accepted it), expert (a reviewer set the time), model or a method's name (a "
+               "reviewer picked that estimate)."),
 }
 
 # -- the classical methods ----------------------------------------------------------------
@@ -254,6 +272,8 @@ def describe(name: str) -> Column:
     'VT1 V-slope time (s)'
     >>> describe("vo2_plateau_ml_min").kind, describe("vo2_plateau_ml_min").unit
     ('flag', '')
+    >>> describe("vt2_final_hr_bpm").header, describe("vt1_source").kind
+    ('VT2 final HR (1/min)', 'text')
     """
     column = _described(name)
     if name in TEXT or name in COUNTS or name in FLAGS or column.source == "review":
@@ -277,6 +297,9 @@ def _described(name: str) -> Column:
         if rest in _CONSENSUS_FIELDS:
             what, how = _CONSENSUS_FIELDS[rest]
             return Column(name, f"{vt} consensus {what}", unit, "consensus", how)
+        if rest in _FINAL_FIELDS:
+            what, how = _FINAL_FIELDS[rest]
+            return Column(name, f"{vt} {what}", unit, "final", how)
         method = next((key for key in CLASSICAL_METHODS if name.startswith(f"{key}_")), None)
         if method is not None:
             what = "time" if name.endswith("_time_s") else "VO2"

@@ -45,6 +45,8 @@ CSS = """
 .cpet .cpet-consensus {color: #1d6b3a}
 .cpet th.cpet-consensus {background: #e2f2e6}
 .cpet th.cpet-method {background: #f4ecf7}
+.cpet .cpet-final {color: #8a4b08}
+.cpet th.cpet-final {background: #fbeedd}
 .cpet .cpet-scroll {max-height: 26em; overflow: auto; border: 1px solid #d0d0d0;
   display: inline-block; max-width: 100%}
 .cpet .cpet-scroll table.cpet-table {margin: 0}

@@ -52,6 +52,8 @@ class JobData:
         The results table (:meth:`Store.results`), one row per input with a stored result.
     settings : Settings
         The settings the job ran with.
+    overrides : pandas.DataFrame
+        The reviewers' overrides that apply to the job's tests (:meth:`Store.overrides`).
     """
 
     store: Store
@@ -60,6 +62,7 @@ class JobData:
     files: pd.DataFrame
     results: pd.DataFrame
     settings: Settings
+    overrides: pd.DataFrame
 
     @property
     def analysed(self) -> pd.DataFrame:
@@ -108,7 +111,7 @@ def load_job(store: str | os.PathLike | Store, job_id: str) -> JobData:
     job_id = resolve_job_id(store, job_id)
     job = store.job(job_id)
     return JobData(store, job_id, job, store.files(job_id), store.results(job_id),
-                   Settings.from_dict(job["settings"]))
+                   Settings.from_dict(job["settings"]), store.overrides(job_id))
 
 
 def open_store(store: str | os.PathLike | Store) -> Store:

@@ -29,7 +29,8 @@ from .testdata import TestData, raised
 
 #: Titles of the groups of :func:`measures_html`, by source.
 SOURCE_TITLES = {"file": "The file", "review": "Review flags", "model": "Model (Oxynet)",
-                 "consensus": "Consensus", "method": "Classical methods",
+                 "consensus": "Consensus", "final": "Final (after expert review)",
+                 "method": "Classical methods",
                  "measure": "Peak values, effort criteria, slopes"}
 #: Columns shown elsewhere in a test's report (the findings have a table of their own).
 NOT_MEASURES = frozenset({"findings", "file"})

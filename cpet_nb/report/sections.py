@@ -5,7 +5,8 @@ job, what the inputs came to), :func:`inputs_html` (every input with its state),
 :func:`quality_html` (tests to review and why, findings by code, inputs not analysed),
 :func:`cohort_html` (outcomes, distributions of the main measures), :func:`results_html`
 (the results table, units in the headers, model and consensus values apart, the full table
-as a CSV inside the page) and :func:`tests_html` (what the per-test part holds). The
+as a CSV inside the page), :func:`review_html` (the reviewers' overrides: who, when, what
+changed, why) and :func:`tests_html` (what the per-test part holds). The
 processing statement is :mod:`.statement`. No Bokeh here: the notebook shows the figures of
 :mod:`.plots` between these sections.
 """
@@ -37,8 +38,9 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("quality", "2 Quality"),
     ("cohort", "3 Cohort summary"),
     ("results", "4 Results table"),
-    ("tests", "5 Tests one by one"),
-    ("methods", "6 Processing statement"),
+    ("review", "5 Expert review"),
+    ("tests", "6 Tests one by one"),
+    ("methods", "7 Processing statement"),
 )
 #: Review flags that single out a test (the spread flag is raised for most tests at the
 #: default limit: docs/accuracy.md), in the order the quality section sorts by.
@@ -53,6 +55,8 @@ RESULTS_GROUPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("VT2: model (Oxynet)", "cpet-model", ("vt2_time_s", "vt2_vo2_ml_min", "vt2_pct_vo2peak")),
     ("VT2: consensus", "cpet-consensus", ("vt2_consensus_time_s", "vt2_consensus_vo2_ml_min",
                                           "vt2_consensus_pct_vo2peak", "vt2_spread_ml_min")),
+    ("VT1: final", "cpet-final", ("vt1_final_time_s", "vt1_final_vo2_ml_min", "vt1_source")),
+    ("VT2: final", "cpet-final", ("vt2_final_time_s", "vt2_final_vo2_ml_min", "vt2_source")),
 )
 #: Most names listed inline (e.g. the inputs as given) before "and N more".
 NAMES_SHOWN = 10
@@ -96,7 +100,8 @@ def header_html(data: JobData, title: str = "", now: datetime | None = None) -> 
              "</span> the weighted median of the model and the classical methods (V-slope, "
              "ventilatory equivalents, end-tidal pressures). The two can differ by hundreds of "
              "mL/min on the same test; the spread says by how much the estimates disagree. "
-             "Section 6 states how every value was made.</p>")
+             "Final values are the consensus unless a reviewer overrode them (section 5 says "
+             "who, when and why). Section 7 states how every value was made.</p>")
     contents = "<p>Contents: " + " · ".join(f'<a href="#{a}">{h.esc(t)}</a>'
                                            for a, t in SECTIONS) + "</p>"
     return h.section(h.style() + f"<h1>{h.esc(title)}</h1>" + unfinished + h.facts(facts)
@@ -222,7 +227,7 @@ def _flagged_table(flagged: pd.DataFrame, flags: dict[str, pd.Series]) -> str:
 
 def _css(column: str) -> str:
     source = describe(column).source
-    return f"cpet-{source}" if source in ("model", "consensus", "method") else ""
+    return f"cpet-{source}" if source in ("model", "consensus", "final", "method") else ""
 
 
 def _findings_table(results: pd.DataFrame) -> str:
@@ -311,17 +316,56 @@ def results_html(data: JobData) -> str:
                      for c in columns if describe(c).method)
     body = (heading("results")
             + f"<p>One row per input with a result. Save {link}. Blue columns are the "
-              "model's, green ones the consensus; – is a value that could not be computed "
-              "(the findings say why).</p>"
+              "model's, green ones the consensus, orange ones the final values (the "
+              "consensus, or a reviewer's override: the source says which); – is a value "
+              "that could not be computed (the findings say why).</p>"
             + h.scroll(h.table(rows, headers, text_columns=(0, 1, 2), header_classes=kinds,
                                group_row=groups, name="results", compact=True))
             + f"<details><summary>What each column is</summary><dl>{legend}</dl></details>")
     return h.section(body)
 
 
+def review_html(data: JobData) -> str:
+    """The reviewers' overrides of this job's thresholds, oldest first: test, threshold,
+    reviewer, when, what changed (previous → new time and VO2, with their sources), note,
+    and whether a later override replaced it. The machine's values stay in the results."""
+    overrides = data.overrides
+    body = heading("review")
+    if overrides.empty:
+        return h.section(body + "<p>No threshold was overridden: every final value is the "
+                                "consensus.</p>")
+    current = overrides[overrides["current"]]
+    names = dict(zip(data.results["file"], short_names(data.results["file"]).names,
+                     strict=True))
+    rows = [[h.esc(names.get(o["file"], o["file"])), h.esc(o["threshold"].upper()),
+             h.esc(o["reviewer"]), _when(o["created_at"]),
+             f"{_change(o, 'time_s', 's')}<br>{_change(o, 'vo2_ml_min', 'mL/min')}",
+             f"{h.esc(o['previous_source'] or 'none')} → {h.esc(o['source'])}",
+             h.esc(o["note"] or ""), "yes" if o["current"] else "no (replaced)"]
+            for _, o in overrides.iterrows()]
+    lead = (f"<p><b>{len(current)} threshold(s) of "
+            f"{current['file'].nunique()} test(s) overridden</b> by "
+            f"{h.esc(', '.join(sorted(current['reviewer'].unique())))}, in "
+            f"{len(overrides)} decision(s). The results table's final columns show the "
+            "decisions in force; the machine's values (model, consensus, methods) are kept "
+            "as computed. A decision follows the file's content and analysis key: it also "
+            "applies to a resumed job or a later job of the same file and settings.</p>")
+    table = h.table(rows, ["test", "threshold", "reviewer", "when", "previous → new",
+                           "source", "note", "in force"],
+                    text_columns=(0, 1, 2, 3, 5, 6, 7), wrap_columns=(6,), name="overrides")
+    return h.section(body + lead + h.scroll(table))
+
+
+def _change(override: pd.Series, value: str, unit: str) -> str:
+    """``"404.5 → 400 s"``: the previous and new value of an override."""
+    return (f"{h.number(override[f'previous_{value}'], unit)} → "
+            f"{h.number(override[value], unit)} {h.esc(unit)}")
+
+
 #: Headers inside a threshold's group of the results table, by the column's ending.
 GROUP_HEADERS = (("_pct_vo2peak", "% VO2peak"), ("_spread_ml_min", "spread (mL/min)"),
-                 ("_vo2_ml_min", "VO2 (mL/min)"), ("_time_s", "time (s)"))
+                 ("_vo2_ml_min", "VO2 (mL/min)"), ("_time_s", "time (s)"),
+                 ("_source", "source"))
 
 
 def _short_header(column: str) -> str:

@@ -221,7 +221,7 @@ def checklist(data: JobData) -> list[ChecklistItem]:
 
 
 def statement_html(data: JobData) -> str:
-    """Section 6: the processing statement, the averaging choices, the settings and the
+    """Section 7: the processing statement, the averaging choices, the settings and the
     checklist."""
     items = checklist(data)
     checklist_rows = [[h.esc(i.item), h.esc(i.asks), h.esc(i.answer), h.esc(STATUSES[i.status])]

@@ -726,7 +726,8 @@ def save_html(layout: Any, path: str | os.PathLike, title: str) -> Path:
 
 
 def review_table(table: pd.DataFrame, width: int = 1040):
-    """The tests flagged for review first, with why (a Bokeh ``DataTable`` under a heading).
+    """The tests flagged for review, most uncertain first, with why (a Bokeh ``DataTable``
+    under a heading).
 
     Parameters
     ----------
@@ -734,19 +735,23 @@ def review_table(table: pd.DataFrame, width: int = 1040):
         A results table (:func:`cpet_nb.results_table` or ``Batch.results()``).
     """
     flagged = table[table["review"].fillna(False).astype(bool)].copy()
+    uncertainty = flagged[["vt1_uncertainty_ml_min", "vt2_uncertainty_ml_min"]].max(axis=1)
+    flagged = flagged.loc[uncertainty.sort_values(ascending=False, kind="stable").index]
     flagged["why"] = [", ".join(f.removeprefix("review_") for f in REVIEW_REASONS
                                 if raised(row[f])) for _, row in flagged.iterrows()]
     shown = {"file": "file", "status": "status", "why": "why",
-             "vt1_consensus_vo2_ml_min": "VT1 VO2 (mL/min)", "vt1_spread_ml_min": "spread",
-             "vt2_consensus_vo2_ml_min": "VT2 VO2 (mL/min)", "vt2_spread_ml_min": "spread "}
+             "vt1_consensus_vo2_ml_min": "VT1 VO2 (mL/min)",
+             "vt1_uncertainty_ml_min": "uncertainty",
+             "vt2_consensus_vo2_ml_min": "VT2 VO2 (mL/min)",
+             "vt2_uncertainty_ml_min": "uncertainty "}
     flagged["file"] = [Path(name).name for name in flagged["file"]]
     source = ColumnDataSource({c: flagged[c].round(0) if flagged[c].dtype.kind == "f"
                                else flagged[c].astype(str) for c in shown})
     heading = Div(text=f"<h3>{len(flagged)} of {len(table)} tests need review</h3>"
-                  "<p>Flags: threshold estimates spread more than two experts would "
-                  "(vt_spread), a threshold no method found (vt_missing), VT2 not after VT1 "
-                  "(vt_order), the model's domains look swapped (model_swap), a failed "
-                  "effort criterion (effort). Tests that could not be analysed are listed "
+                  "<p>Flags: a threshold's uncertainty above the review limit "
+                  "(uncertainty), a threshold no method found (vt_missing), VT2 not after VT1 "
+                  "(vt_order), the model's domains look swapped (model_swap), the effort "
+                  "convention not met (effort). Tests that could not be analysed are listed "
                   "with their findings in the results table.</p>", width=width)
     columns = [TableColumn(field=c, title=t) for c, t in shown.items()]
     return column(heading, DataTable(source=source, columns=columns, width=width,

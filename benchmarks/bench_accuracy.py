@@ -1,7 +1,7 @@
 """Accuracy of the classical thresholds, pyoxynet's models, their ensembles and the consensus.
 
     python benchmarks/bench_accuracy.py [--csv per_test.csv] [--option NAME=VALUE ...]
-                                        [--weight KEY=VALUE ...]
+                                        [--weight KEY=VALUE ...] [--fit-uncertainty]
 
 Reference: the per-second ``domain`` labels (-1/0/1 = moderate/heavy/severe) of pyoxynet's
 bundled tests (:func:`cpet_nb.datasets.pyoxynet_tests`). VT1 is the time of the first row
@@ -24,6 +24,16 @@ Models: every shipped model alone (:data:`cpet_nb.model.MODEL_NAMES`), the ensem
 voting in the CNN's place (what ``cpet_nb.analyze(..., models=[...])`` does) or with each of
 its models voting as a method of its own (:data:`VOTES`). The variant is chosen on the odd
 half by :func:`criterion`; the held-out figures of every variant are printed beside it.
+
+Review: a test has a large error when its consensus VO2 misses a label by more than
+:data:`LARGE_ERROR_ML_MIN` at VT1 or VT2. For the default review limit
+(:data:`~cpet_nb.physiology.uncertainty.REVIEW_UNCERTAINTY_ML_MIN`) and a sweep of it, each
+half's share of tests flagged (every review reason counts), share of large errors flagged,
+and the likelihood ratio: the large-error rate among flagged tests over that among the
+others. ``--fit-uncertainty`` prints the coefficients of
+:data:`cpet_nb.physiology.uncertainty.COEFFICIENTS` fitted on the odd half (non-negative
+least squares of each threshold's consensus VO2 error, less its gap and edge terms, on a
+constant, the breath noise, the method disagreement and the model's indecision).
 """
 
 from __future__ import annotations
@@ -36,6 +46,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.optimize import nnls
 
 import cpet_nb
 from cpet_nb.model import DEFAULT_MODEL, MODEL_NAMES, get_model
@@ -43,20 +54,30 @@ from cpet_nb.model.pipeline import ensemble_estimate, model_estimate, model_inpu
 from cpet_nb.model.smoothing import optimal_filter
 from cpet_nb.physiology.consensus import (
     DEFAULT_WEIGHTS,
-    MAX_SPREAD_VO2_ML_MIN,
     REVIEW_REASONS,
     consensus,
     review_flags,
     threshold_consensus,
 )
+from cpet_nb.physiology.exercise import exercise_span_s
 from cpet_nb.physiology.thresholds import classical_thresholds
+from cpet_nb.physiology.uncertainty import (
+    REVIEW_UNCERTAINTY_ML_MIN,
+    consensus_uncertainty,
+)
 
 #: Least duration (s) of a labelled domain for its start to count as a threshold.
 MIN_DOMAIN_S = 5
 #: Smoothing of VO2 at a label, as for the model's values (s²).
 LABEL_SMOOTHING_S2 = 100.0
-#: Spread limits (mL/min) whose review rate and yield are shown besides the default.
-SPREAD_SWEEP_ML_MIN = (MAX_SPREAD_VO2_ML_MIN, 300.0, 500.0, 800.0)
+#: A consensus VO2 error above this (mL/min) at VT1 or VT2 is a large error.
+LARGE_ERROR_ML_MIN = 300.0
+#: Review limits (mL/min) whose flag rate and yield are shown beside the default.
+UNCERTAINTY_SWEEP_ML_MIN = (150.0, 200.0, 230.0, 240.0, REVIEW_UNCERTAINTY_ML_MIN, 260.0,
+                            275.0, 300.0)
+#: Components of the uncertainty, as the per-test table names them (``vt1_u_noise``, ...).
+UNCERTAINTY_PARTS = ("noise_ml_min", "disagreement_ml_min", "model_ml_min", "gap_ml_min",
+                     "edge_ml_min")
 #: The ensembles tried, declared before looking at any result: pyoxynet's documented CNNs,
 #: every CNN-type model, every model.
 ENSEMBLES: dict[str, tuple[str, ...]] = {
@@ -126,9 +147,11 @@ def evaluate(path: Path, options: dict[str, float], weights: dict[str, float] | 
     if options or weights is not None:
         classical = classical_thresholds(record, **options)
         agreed = threshold_consensus(classical, result.vt1, result.vt2, weights=weights)
-        flags = review_flags(agreed["vt1"], agreed["vt2"], model_findings=result.findings)
+        uncertainty = consensus_uncertainty(record.data, agreed, classical, result.vt1,
+                                            result.vt2, result.curves,
+                                            exercise_span_s(record.data))
     else:
-        classical, agreed, flags = result.classical, result.consensus, result.review
+        classical, agreed, uncertainty = result.classical, result.consensus, result.uncertainty
     row: dict[str, object] = {"file": path.name, "number": test_number(path),
                               **reference(record)}
     estimates = {**classical, "vt1_model": result.vt1, "vt2_model": result.vt2,
@@ -140,11 +163,20 @@ def evaluate(path: Path, options: dict[str, float], weights: dict[str, float] | 
     for label in ("vt1", "vt2"):
         row[f"{label}_spread_vo2"] = agreed[label].spread_vo2_ml_min
         row[f"{label}_n_methods"] = agreed[label].n_methods
-    row.update(flags)
-    for spread in SPREAD_SWEEP_ML_MIN:
-        row[f"review_at_{spread:.0f}"] = review_flags(
-            agreed["vt1"], agreed["vt2"], model_findings=result.findings,
-            max_spread_vo2_ml_min=spread)["review"]
+        row[f"{label}_uncertainty"] = uncertainty[label].ml_min
+        row[f"{label}_uncertainty_s"] = uncertainty[label].s
+        for part in UNCERTAINTY_PARTS:
+            row[f"{label}_u_{part.removesuffix('_ml_min')}"] = getattr(uncertainty[label], part)
+
+    def flags(limit: float) -> dict[str, bool]:
+        return review_flags(agreed["vt1"], agreed["vt2"],
+                            uncertainty_ml_min={k: u.ml_min for k, u in uncertainty.items()},
+                            max_uncertainty_ml_min=limit, model_findings=result.findings,
+                            effort={"effort_met": result.measures["effort_met"]})
+
+    row.update(flags(REVIEW_UNCERTAINTY_ML_MIN))
+    for limit in UNCERTAINTY_SWEEP_ML_MIN:
+        row[f"review_at_{limit:.0f}"] = flags(limit)["review"]
     row["model_findings"] = ",".join(f.code for f in result.findings)
     return row
 
@@ -214,23 +246,37 @@ def is_model_variant(method: str) -> bool:
 
 
 def large_errors(rows: pd.DataFrame) -> np.ndarray:
-    """Tests whose consensus VO2 misses a label by more than 161 mL/min (VT1 or VT2)."""
+    """Tests whose consensus VO2 misses a label by more than :data:`LARGE_ERROR_ML_MIN`
+    (VT1 or VT2)."""
     large = np.zeros(len(rows), dtype=bool)
     for label in ("vt1", "vt2"):
         err = (rows[f"{label}_consensus_vo2"] - rows[f"ref_{label}_vo2"]).abs()
-        large |= (err > MAX_SPREAD_VO2_ML_MIN).to_numpy()
+        large |= (err > LARGE_ERROR_ML_MIN).to_numpy()
     return large
 
 
 def flag_yield(flagged: np.ndarray, large: np.ndarray) -> str:
-    """Review rate, share of large errors flagged, and large-error rates with/without a flag."""
-    def share(part: np.ndarray, whole: np.ndarray) -> str:
-        return f"{part.sum() / whole.sum():.0%}" if whole.any() else "n/a"
+    """Share flagged, share of large errors flagged, large-error rates with and without a
+    flag, and their ratio (the likelihood ratio)."""
+    def rate(part: np.ndarray, whole: np.ndarray) -> float:
+        return part.sum() / whole.sum() if whole.any() else math.nan
 
-    return (f"review rate {flagged.mean():.0%}; large errors flagged "
-            f"{share(flagged & large, large)}; large-error rate among flagged "
-            f"{share(flagged & large, flagged)}, "
-            f"among unflagged {share(~flagged & large, ~flagged)}")
+    with_flag, without = rate(flagged & large, flagged), rate(~flagged & large, ~flagged)
+    return (f"flagged {flagged.mean():.0%}; large errors caught "
+            f"{rate(flagged & large, large):.0%}; large-error rate flagged {with_flag:.0%}, "
+            f"not flagged {without:.0%}; ratio {with_flag / without:.2f}")
+
+
+def ranking(rows: pd.DataFrame) -> str:
+    """Spearman rank correlation of uncertainty and consensus VO2 error, per threshold and per
+    test (the larger of VT1's and VT2's)."""
+    errors = pd.DataFrame({label: (rows[f"{label}_consensus_vo2"]
+                                   - rows[f"ref_{label}_vo2"]).abs() for label in ("vt1", "vt2")})
+    uncertainty = pd.DataFrame({label: rows[f"{label}_uncertainty"] for label in ("vt1", "vt2")})
+    pairs = {label.upper(): (uncertainty[label], errors[label]) for label in ("vt1", "vt2")}
+    pairs["test"] = (uncertainty.max(axis=1), errors.max(axis=1))
+    return "rank correlation of uncertainty and consensus error: " + ", ".join(
+        f"{name} {u.corr(e, method='spearman'):+.2f}" for name, (u, e) in pairs.items())
 
 
 def report(rows: pd.DataFrame, title: str) -> None:
@@ -250,14 +296,29 @@ def report(rows: pd.DataFrame, title: str) -> None:
             f"{r.threshold} {r.method} {r.mean_abs_s:.0f} s / {r.mean_abs_ml_min:.0f} mL/min"
             for r in table.itertuples()))
     large = large_errors(rows)
-    print(f"tests with a consensus VO2 error > {MAX_SPREAD_VO2_ML_MIN:.0f} mL/min at VT1 or VT2: "
+    print(f"tests with a consensus VO2 error > {LARGE_ERROR_ML_MIN:.0f} mL/min at VT1 or VT2: "
           f"{large.sum()} of {len(rows)}")
-    for spread in SPREAD_SWEEP_ML_MIN:
-        default = " (default)" if spread == MAX_SPREAD_VO2_ML_MIN else ""
-        flagged = rows[f"review_at_{spread:.0f}"].to_numpy(dtype=bool)
-        print(f"  spread limit {spread:.0f} mL/min{default}: {flag_yield(flagged, large)}")
+    for limit in UNCERTAINTY_SWEEP_ML_MIN:
+        default = " (default)" if limit == REVIEW_UNCERTAINTY_ML_MIN else ""
+        flagged = rows[f"review_at_{limit:.0f}"].to_numpy(dtype=bool)
+        print(f"  review limit {limit:.0f} mL/min{default}: {flag_yield(flagged, large)}")
     print("  rate of each flag (default limit): " + ", ".join(
         f"{flag} {rows[flag].mean():.0%}" for flag in REVIEW_REASONS))
+    print("  " + ranking(rows))
+
+
+def fit_uncertainty(tuning: pd.DataFrame) -> None:
+    """Coefficients of :data:`cpet_nb.physiology.uncertainty.COEFFICIENTS` fitted on the
+    tuning half (module docstring)."""
+    for label in ("vt1", "vt2"):
+        parts = [f"{label}_u_{p}" for p in ("noise", "disagreement", "model")]
+        error = (tuning[f"{label}_consensus_vo2"] - tuning[f"ref_{label}_vo2"]).abs()
+        target = error - tuning[f"{label}_u_gap"] - tuning[f"{label}_u_edge"]
+        usable = target.notna() & tuning[parts].notna().all(axis=1)
+        design = np.column_stack([np.ones(usable.sum()), tuning.loc[usable, parts]])
+        coef, _ = nnls(design, target[usable].to_numpy(dtype=float))
+        print(f"{label}: Coefficients(base_ml_min={coef[0]:.1f}, noise={coef[1]:.2f}, "
+              f"disagreement={coef[2]:.2f}, model={coef[3]:.2f})  ({usable.sum()} tests)")
 
 
 def main() -> None:
@@ -267,9 +328,12 @@ def main() -> None:
                         help="a classical_thresholds keyword, e.g. vt1_min_vo2_fraction=0.4")
     parser.add_argument("--weight", action="append", default=[], metavar="KEY=VALUE",
                         help="a consensus weight over the defaults, e.g. vt2_vslope=1")
+    parser.add_argument("--fit-uncertainty", action="store_true",
+                        help="print the uncertainty coefficients fitted on the odd half")
     args = parser.parse_args()
     options = dict(_assignment(text) for text in args.option)
-    weights = {**DEFAULT_WEIGHTS, **dict(_assignment(text) for text in args.weight)}
+    weights = ({**DEFAULT_WEIGHTS, **dict(_assignment(text) for text in args.weight)}
+               if args.weight else None)
     start = time.perf_counter()
     rows = pd.DataFrame([evaluate(p, options, weights)
                          for p in cpet_nb.datasets.pyoxynet_tests()])
@@ -285,6 +349,9 @@ def main() -> None:
     report(rows[~odd], "held-out: even-numbered files")
     report(rows[odd], "tuning: odd-numbered files")
     choose_vote(rows[odd], rows[~odd])
+    if args.fit_uncertainty:
+        print("\n## uncertainty coefficients fitted on the tuning half")
+        fit_uncertainty(rows[odd])
     print(f"\n{time.perf_counter() - start:.0f} s")
     if args.csv:
         rows.to_csv(args.csv, index=False)

@@ -21,9 +21,12 @@ from .model.pipeline import (
     model_input,
 )
 from .physiology.consensus import review_flags, threshold_consensus
+from .physiology.effort import effort_measures
+from .physiology.exercise import exercise_span_s
 from .physiology.measures import peak_measures
 from .physiology.slopes import slope_measures
 from .physiology.thresholds import classical_thresholds
+from .physiology.uncertainty import consensus_uncertainty
 from .physiology.validate import check_protocol, screen_breaths, screen_values, threshold_blockers
 from .record import CPETRecord, length_problem, mean_around, recorded_at
 from .result import FileResult
@@ -196,6 +199,7 @@ def analyze_record(record: CPETRecord, *, file: str | None = None,
                         duration_s=record.duration_s,
                         model_version="+".join(m.info.version for m in loaded.values()))
     result.measures = peak_measures(record, **settings.peak_options())
+    result.measures |= effort_measures(result.measures, settings.effort_convention)
     findings += check_protocol(record)
     blockers = threshold_blockers(record)
     findings = fold_repeats(findings, blockers)
@@ -245,22 +249,26 @@ def _add_models(result: FileResult, record: CPETRecord, loaded: dict[str, Oxynet
 
 def _add_consensus(result: FileResult, record: CPETRecord, settings: Settings,
                    findings: list[Finding], vote: ModelEstimate | None) -> None:
-    """Classical thresholds, their consensus with the model's ``vote``, the values there and
-    the review flags; a method without an estimate adds an info finding with its reason."""
+    """Classical thresholds, their consensus with the model's ``vote``, the values there, their
+    uncertainty and the review flags; a method without an estimate adds an info finding with
+    its reason."""
     result.classical = classical_thresholds(record)
     findings += [Finding("vt-method-no-estimate", Severity.INFO, f"{key}: {e.reason}",
                          file=result.file)
                  for key, e in result.classical.items() if not e.found]
-    result.consensus = threshold_consensus(result.classical, vote.vt1 if vote else None,
-                                           vote.vt2 if vote else None)
+    model_vt1, model_vt2 = (vote.vt1, vote.vt2) if vote else (None, None)
+    result.consensus = threshold_consensus(result.classical, model_vt1, model_vt2)
     for label, agreed in result.consensus.items():
         result.consensus_values |= {f"{label}_{name}": value
                                     for name, value in hr_load_at(record, agreed.time_s).items()}
-    effort = {"rer": result.measures["rer_criterion_met"],
-              "hr": result.measures["hr_criterion_met"]}
-    result.review = review_flags(result.consensus["vt1"], result.consensus["vt2"],
-                                 model_findings=findings, effort=effort,
-                                 max_spread_vo2_ml_min=settings.review_spread_ml_min)
+    result.uncertainty = consensus_uncertainty(record.data, result.consensus, result.classical,
+                                               model_vt1, model_vt2, vote.curves if vote else None,
+                                               exercise_span_s(record.data))
+    result.review = review_flags(
+        result.consensus["vt1"], result.consensus["vt2"],
+        uncertainty_ml_min={k: u.ml_min for k, u in result.uncertainty.items()},
+        max_uncertainty_ml_min=settings.review_uncertainty_ml_min, model_findings=findings,
+        effort={"effort_met": result.measures["effort_met"]})
 
 
 def analyze_isolated(source: str | os.PathLike | CPETRecord, **kwargs) -> FileResult:

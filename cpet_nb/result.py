@@ -13,18 +13,21 @@ from .model import DEFAULT_MODEL, MODEL_NAMES
 from .model.domains import DomainCurves
 from .model.pipeline import ENSEMBLE, ModelEstimate, Threshold
 from .physiology.consensus import REVIEW_FLAGS, REVIEW_REASONS, Consensus
+from .physiology.effort import EFFORT_MEASURES
 from .physiology.measures import PEAK_MEASURES
 from .physiology.slopes import SLOPE_MEASURES
 from .physiology.thresholds import CLASSICAL_METHODS, ThresholdEstimate
+from .physiology.uncertainty import Uncertainty
 from .record import Metadata, json_number
 
 THRESHOLD_FIELDS = tuple(Threshold.__dataclass_fields__)
 
 #: Consensus columns per threshold (``vt1_consensus_time_s``, ...): the consensus, the values
-#: there, and how far the methods behind it spread.
+#: there, its uncertainty (:mod:`cpet_nb.physiology.uncertainty`) and how far the methods
+#: behind it spread.
 CONSENSUS_FIELDS = ("consensus_time_s", "consensus_vo2_ml_min", "consensus_pct_vo2peak",
-                    "consensus_hr_bpm", "consensus_load_w", "spread_s", "spread_ml_min",
-                    "n_methods")
+                    "consensus_hr_bpm", "consensus_load_w", "uncertainty_ml_min",
+                    "uncertainty_s", "spread_s", "spread_ml_min", "n_methods")
 
 #: Final columns per threshold (``vt1_final_time_s``, ...) and the consensus column each
 #: holds unless a reviewer overrode the threshold (:mod:`cpet_nb.batch.review`); with
@@ -61,7 +64,7 @@ RESULT_COLUMNS: tuple[str, ...] = (
     *(f"{key}_{f}" for key in CLASSICAL_METHODS for f in ("time_s", "vo2_ml_min")),
     *(f"{vt}_{name}_{f}" for name in MODEL_COLUMN_NAMES for vt in ("vt1", "vt2")
       for f in MODEL_COLUMN_FIELDS),
-    *PEAK_MEASURES, "weight_kg",
+    *PEAK_MEASURES, *EFFORT_MEASURES, "weight_kg",
     *SLOPE_MEASURES,
     "n_findings", "findings", "model_version", "source_sha256",
 )
@@ -96,11 +99,15 @@ class FileResult:
         (:func:`cpet_nb.physiology.consensus.threshold_consensus`).
     consensus_values : dict of str to float
         HR (1/min) and load (W) at each consensus threshold (``vt1_hr_bpm``, ...).
+    uncertainty : dict of str to Uncertainty
+        ``"vt1"`` and ``"vt2"``: the uncertainty of each consensus threshold
+        (:func:`cpet_nb.physiology.uncertainty.consensus_uncertainty`).
     review : dict of str to bool
         The review flags (:data:`cpet_nb.physiology.consensus.REVIEW_FLAGS`); empty when not
         analysed.
     measures : dict of str to float
-        Peak values, effort criteria (:func:`cpet_nb.physiology.measures.peak_measures`), slopes and
+        Peak values, effort criteria (:func:`cpet_nb.physiology.measures.peak_measures`) and
+        their verdict (:func:`cpet_nb.physiology.effort.effort_met`), slopes and
         efficiency (:func:`cpet_nb.physiology.slopes.slope_measures`), units in the keys; NaN where
         unknown.
     findings : list of Finding
@@ -123,6 +130,7 @@ class FileResult:
     classical: dict[str, ThresholdEstimate] = field(default_factory=dict)
     consensus: dict[str, Consensus] = field(default_factory=dict)
     consensus_values: dict[str, float] = field(default_factory=dict)
+    uncertainty: dict[str, Uncertainty] = field(default_factory=dict)
     review: dict[str, bool] = field(default_factory=dict)
     measures: dict[str, float] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
@@ -198,6 +206,9 @@ class FileResult:
                                                                          math.nan)
             row[f"{label}_consensus_load_w"] = self.consensus_values.get(f"{label}_load_w",
                                                                          math.nan)
+            uncertainty = self.uncertainty.get(label)
+            row[f"{label}_uncertainty_ml_min"] = uncertainty.ml_min if uncertainty else math.nan
+            row[f"{label}_uncertainty_s"] = uncertainty.s if uncertainty else math.nan
             row[f"{label}_spread_s"] = agreed.spread_time_s if agreed else math.nan
             row[f"{label}_spread_ml_min"] = agreed.spread_vo2_ml_min if agreed else math.nan
             row[f"{label}_n_methods"] = agreed.n_methods if agreed else math.nan
@@ -215,7 +226,7 @@ class FileResult:
                 vt = getattr(estimate, label) if estimate else None
                 for f in MODEL_COLUMN_FIELDS:
                     row[f"{label}_{name}_{f}"] = getattr(vt, f) if vt else math.nan
-        for name in PEAK_MEASURES + SLOPE_MEASURES:
+        for name in PEAK_MEASURES + EFFORT_MEASURES + SLOPE_MEASURES:
             row[name] = self.measures.get(name, math.nan)
         row["weight_kg"] = weight if weight else math.nan
         shown = [f for f in self.findings  # a skipped input's row says why, even if it is info
@@ -239,6 +250,8 @@ class FileResult:
             "consensus": {k: {f: json_number(v) if isinstance(v, float) else v
                               for f, v in c.__dict__.items()}
                           for k, c in self.consensus.items()},
+            "uncertainty": {k: {f: json_number(v) for f, v in u.__dict__.items()}
+                            for k, u in self.uncertainty.items()},
             "review": dict(self.review),
             "measures": {k: json_number(v) for k, v in self.measures.items()},
             "duration_s": json_number(self.duration_s),

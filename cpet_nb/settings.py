@@ -37,8 +37,9 @@ from .io.end_tidal import PB_RANGE_MMHG
 from .io.exports import CSV_DIALECTS
 from .model import DEFAULT_MODEL, MODEL_NAMES
 from .physiology.averaging import METHODS
-from .physiology.consensus import MAX_SPREAD_VO2_ML_MIN
+from .physiology.effort import EFFORT_CONVENTIONS
 from .physiology.measures import HR_MAX_FORMULAS, PEAK_WITHIN, VO2PEAK_WINDOW_S
+from .physiology.uncertainty import REVIEW_UNCERTAINTY_ML_MIN
 
 ENV_PREFIX = "CPET_NB_"
 CONFIG_ENV = "CPET_NB_CONFIG"
@@ -107,6 +108,31 @@ class Option:
                 return ("positive" if self.low == 0 else f"above {self.low:g}") + unit
             return ("0 or more" if self.low == 0 else f"at least {self.low:g}") + unit
         return self.kind.__name__ + unit
+
+    def json_schema(self) -> dict[str, Any]:
+        """The JSON Schema (OpenAPI 3.0) of a valid value, e.g. for the server's document.
+
+        >>> Settings.options()["rer_criterion"].json_schema()["maximum"]
+        1.5
+        """
+        if self.kind is list:
+            schema: dict[str, Any] = {"type": "array", "minItems": 1, "uniqueItems": True,
+                                      "items": {"type": "string", "enum": list(self.choices)}}
+        else:
+            schema = {"type": {float: "number", int: "integer", bool: "boolean", str: "string",
+                               dict: "object"}[self.kind]}
+        if self.choices is not None and self.kind is str:
+            schema["enum"] = list(self.choices)
+        if self.low is not None:
+            schema["minimum"] = self.low
+            if self.low_open:
+                schema["exclusiveMinimum"] = True
+        if self.high is not None:
+            schema["maximum"] = self.high
+        if self.optional:
+            schema["nullable"] = True
+        unit = f" ({self.unit})" if self.unit else ""
+        return schema | {"description": self.help + unit}
 
     def check(self, name: str, value: Any) -> None:
         """Raise ``ValueError`` naming ``name`` unless ``value`` is valid."""
@@ -222,11 +248,18 @@ class Settings:
         90.0, kind=float, low=50.0, high=100.0, unit="%", analysis=True, group="analysis",
         help="Maximal-effort criterion: HRpeak at or above this share of the age-predicted "
              "maximum.")
-    review_spread_ml_min: float = _setting(
-        MAX_SPREAD_VO2_ML_MIN, kind=float, low=0.0, low_open=True, unit="mL/min",
+    effort_convention: str = _setting(
+        EFFORT_CONVENTIONS[0], kind=str, choices=EFFORT_CONVENTIONS, analysis=True,
+        group="analysis",
+        help="Which criteria make a maximal effort (effort_met, review_effort): a VO2 plateau "
+             "or else both RER and HR criteria (Howley et al. 1995), both secondary criteria, "
+             "the plateau alone, or off (docs/measures.md).")
+    review_uncertainty_ml_min: float = _setting(
+        REVIEW_UNCERTAINTY_ML_MIN, kind=float, low=0.0, low_open=True, unit="mL/min",
         analysis=True, group="analysis",
-        help="Flag a test for review when its threshold estimates spread over more than this "
-             "(161: the 95 % limits of agreement between two experts).")
+        help="Flag a test for review when the uncertainty of its VT1 or VT2 is above this "
+             "(chosen on the odd half of pyoxynet's labelled tests to flag at most 35 % of them; "
+             "docs/accuracy.md).")
     barometric_pressure_mmhg: float | None = _setting(
         None, kind=float, optional=True, low=PB_RANGE_MMHG[0], high=PB_RANGE_MMHG[1],
         unit="mmHg", analysis=True, group="analysis",

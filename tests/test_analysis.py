@@ -116,11 +116,12 @@ def test_vo2peak_is_the_highest_30_s_average_on_a_1_s_interpolation():
 
 
 def test_every_measure_reaches_the_results_table(bundled_results):
+    from cpet_nb.physiology.effort import EFFORT_MEASURES
     from cpet_nb.physiology.measures import PEAK_MEASURES
     from cpet_nb.physiology.slopes import SLOPE_MEASURES
 
     result = bundled_results["ramp_real_test_1.csv"]
-    assert tuple(result.measures) == PEAK_MEASURES + SLOPE_MEASURES
+    assert tuple(result.measures) == PEAK_MEASURES + EFFORT_MEASURES + SLOPE_MEASURES
     row = result.to_row()
     assert row["vt1_pct_vo2peak"] == pytest.approx(
         100 * result.vt1.vo2_ml_min / result.vo2peak_ml_min)

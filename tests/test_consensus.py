@@ -90,15 +90,18 @@ def test_threshold_consensus_groups_by_threshold_and_adds_the_model():
 
 
 def test_review_flags_when_all_is_well():
-    flags = review_flags(agreed(300, 2000), agreed(500, 3000), effort={"rer": True, "hr": NAN})
+    flags = review_flags(agreed(300, 2000), agreed(500, 3000), effort={"effort_met": 1.0},
+                         uncertainty_ml_min={"vt1": 100.0, "vt2": 120.0},
+                         max_uncertainty_ml_min=150.0)
     assert list(flags) == list(REVIEW_FLAGS)
     assert not any(flags.values())
 
 
 @pytest.mark.parametrize("flag, vt1, vt2, kwargs", [
-    ("review_vt_spread", agreed(300, 2000, spread_vo2=162), agreed(500, 3000), {}),
-    ("review_vt_spread", agreed(300, 2000), agreed(500, 3000, spread_vo2=120),
-     {"max_spread_vo2_ml_min": 100}),
+    ("review_uncertainty", agreed(300, 2000), agreed(500, 3000),
+     {"uncertainty_ml_min": {"vt1": 251.0, "vt2": 100.0}, "max_uncertainty_ml_min": 250.0}),
+    ("review_uncertainty", agreed(300, 2000), agreed(500, 3000),
+     {"uncertainty_ml_min": {"vt1": 100.0, "vt2": NAN}, "max_uncertainty_ml_min": 250.0}),
     ("review_vt_missing", agreed(NAN, NAN, spread_vo2=NAN, n=0), agreed(500, 3000), {}),
     ("review_vt_order", agreed(500, 2000), agreed(500, 3000), {}),
     ("review_vt_order", agreed(300, 3000), agreed(500, 2900), {}),
@@ -106,7 +109,7 @@ def test_review_flags_when_all_is_well():
     ("review_model_swap", agreed(300, 2000), agreed(500, 3000), {"model_findings": [
         Finding("domain-mapping-ambiguous", Severity.WARNING, "same output at both ends")]}),
     ("review_effort", agreed(300, 2000), agreed(500, 3000),
-     {"effort": {"rer": False, "hr": True}}),
+     {"effort": {"effort_met": 0.0}}),
 ])
 def test_each_review_flag(flag, vt1, vt2, kwargs):
     flags = review_flags(vt1, vt2, **kwargs)
@@ -114,8 +117,9 @@ def test_each_review_flag(flag, vt1, vt2, kwargs):
     assert [name for name, raised in flags.items() if raised] == [flag, "review"]
 
 
-def test_unknown_is_not_a_failure_and_spread_at_the_limit_passes():
-    flags = review_flags(agreed(300, 2000, spread_vo2=161), agreed(500, 3000, spread_vo2=NAN),
-                         model_findings=["vt1-not-found"],
+def test_unknown_is_not_a_failure_and_uncertainty_at_the_limit_passes():
+    flags = review_flags(agreed(300, 2000, spread_vo2=900), agreed(500, 3000, spread_vo2=NAN),
+                         uncertainty_ml_min={"vt1": 250.0, "vt2": 250.0},
+                         max_uncertainty_ml_min=250.0, model_findings=["vt1-not-found"],
                          effort={"rer": NAN, "hr": None, "plateau": np.float64("nan")})
     assert not flags["review"]

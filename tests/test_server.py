@@ -25,7 +25,7 @@ from conftest import distinct_copies
 import cpet_nb
 import cpet_nb.report
 from cpet_nb.batch.store import Store
-from cpet_nb.settings import tomllib
+from cpet_nb.settings import Settings, tomllib
 
 pytest.importorskip("jupyter_server")
 pytest.importorskip("python_multipart")
@@ -35,7 +35,7 @@ from jupyter_process import JupyterServer  # noqa: E402
 from cpet_nb.io.exports import TABLE_FORMATS  # noqa: E402
 from cpet_nb.server.errors import ERRORS  # noqa: E402
 from cpet_nb.server.handlers import ROUTES  # noqa: E402
-from cpet_nb.server.service import MEDIA_TYPES  # noqa: E402
+from cpet_nb.server.service import MEDIA_TYPES, REQUEST_SETTINGS  # noqa: E402
 from cpet_nb.server.uploads import MultipartIntake, UploadLimits  # noqa: E402
 
 pytestmark = pytest.mark.server
@@ -544,6 +544,8 @@ def test_the_served_openapi_document_is_the_file_and_covers_every_route(server):
     assert set(document["paths"]) == {_openapi_path(r) for r, _ in ROUTES}
     codes = document["components"]["schemas"]["Error"]["properties"]["code"]["enum"]
     assert codes == list(ERRORS)
+    settings = document["components"]["schemas"]["RequestSettings"]["properties"]
+    assert settings == {n: Settings.options()[n].json_schema() for n in REQUEST_SETTINGS}
     formats = document["paths"]["/batches/{job_id}/results"]["get"]["parameters"][0]
     assert formats["schema"]["enum"] == list(MEDIA_TYPES)
     assert {f".{name}" for name in MEDIA_TYPES} == set(TABLE_FORMATS)

@@ -10,10 +10,13 @@ tuning half it made the consensus worse).
 
 Review flags (:func:`review_flags`) are booleans named for the results table:
 
-``review_vt_spread``
-    the estimates behind VT1 or VT2 spread over more than ``max_spread_vo2_ml_min``
-    (default 161 mL/min: the 95 % limits of agreement of VO2 at the anaerobic threshold
-    between two experienced physicians reading 1,056 tests, Kaczmarek et al. 2019);
+``review_uncertainty``
+    the uncertainty of VT1 or VT2 (:mod:`cpet_nb.physiology.uncertainty`: breath noise,
+    method disagreement, the model's sharpness, gaps, edges) is above
+    ``max_uncertainty_ml_min`` (default
+    :data:`~cpet_nb.physiology.uncertainty.REVIEW_UNCERTAINTY_ML_MIN`, chosen on the
+    odd-numbered labelled tests to flag at most 35 % of them), or could not be computed for
+    a threshold that has a consensus;
 ``review_vt_missing``
     no method gave VT1 or VT2;
 ``review_vt_order``
@@ -22,13 +25,15 @@ Review flags (:func:`review_flags`) are booleans named for the results table:
     the model's heavy and severe outputs look swapped or ambiguous (finding ``vt-order`` or
     ``domain-mapping-ambiguous``);
 ``review_effort``
-    an effort criterion given by the caller failed (unknown, NaN or None, is not a failure);
+    the effort convention given by the caller failed
+    (:func:`cpet_nb.physiology.effort.effort_met`; unknown, NaN or None, is not a failure);
 ``review``
-    any of the above.
+    any of the above. Tests not flagged are ranked by their uncertainty: a reviewer works
+    down the list (``docs/accuracy.md`` has how often large errors are caught).
 
-Read ``review_vt_spread`` at the default limit as "the methods disagree more than two experts
-would", which is the usual case: on the held-out half of pyoxynet's tests it is raised for
-91 % of them, and the spread hardly predicts the consensus error (``docs/accuracy.md``).
+The spread of the estimates (max - min, ``spread_vo2_ml_min``) is still reported, but no
+longer flags a test: it exceeded the ±161 mL/min within which two experts agree (Kaczmarek
+et al. 2019) on 91 % of the held-out tests and hardly predicted the consensus error.
 
 References
 ----------
@@ -54,14 +59,11 @@ DEFAULT_WEIGHTS: dict[str, float] = {
     "vt2_equivalents": 1.0, "vt2_petco2": 1.0, "vt2_vslope": 0.0, "vt2_model": 2.0,
 }
 
-#: Default largest spread of VO2 estimates before review (mL/min).
-MAX_SPREAD_VO2_ML_MIN = 161.0
-
 #: Model finding codes that mean its domain mapping is not to be trusted.
 MODEL_SWAP_CODES = frozenset({"vt-order", "domain-mapping-ambiguous"})
 
 #: The reasons a test is flagged, in table order; ``review`` is raised by any of them.
-REVIEW_REASONS: tuple[str, ...] = ("review_vt_spread", "review_vt_missing", "review_vt_order",
+REVIEW_REASONS: tuple[str, ...] = ("review_uncertainty", "review_vt_missing", "review_vt_order",
                                    "review_model_swap", "review_effort")
 #: The review flags (the reasons, then ``review``), as :func:`review_flags` returns them.
 REVIEW_FLAGS: tuple[str, ...] = (*REVIEW_REASONS, "review")
@@ -187,21 +189,26 @@ def threshold_consensus(classical: Mapping[str, Estimate], model_vt1: Estimate |
 
 
 def review_flags(vt1: Consensus, vt2: Consensus, *,
+                 uncertainty_ml_min: Mapping[str, float] | None = None,
+                 max_uncertainty_ml_min: float = math.inf,
                  model_findings: Iterable[Finding | str] = (),
-                 effort: Mapping[str, bool | float | None] | None = None,
-                 max_spread_vo2_ml_min: float = MAX_SPREAD_VO2_ML_MIN) -> dict[str, bool]:
+                 effort: Mapping[str, bool | float | None] | None = None) -> dict[str, bool]:
     """Whether a test needs a human look, and why (see the module docstring).
 
     Parameters
     ----------
     vt1, vt2 : Consensus
+    uncertainty_ml_min : mapping of str to float, optional
+        ``{"vt1": ..., "vt2": ...}``: each threshold's uncertainty (mL/min,
+        :class:`~cpet_nb.physiology.uncertainty.Uncertainty`); NaN where it could not be
+        computed. Without it, ``review_uncertainty`` is False.
+    max_uncertainty_ml_min : float
+        Largest acceptable uncertainty (mL/min).
     model_findings : iterable of Finding or str
         The model result's findings (or their codes).
     effort : mapping of str to bool, optional
-        Effort criteria computed elsewhere (e.g. ``{"rer": True, "hr": nan}``): ``False``
-        fails, ``True`` passes, NaN or None is unknown.
-    max_spread_vo2_ml_min : float
-        Largest acceptable spread of VO2 estimates (mL/min).
+        Effort verdicts computed elsewhere (e.g. ``{"effort_met": 0.0}``): ``False`` fails,
+        ``True`` passes, NaN or None is unknown.
 
     Returns
     -------
@@ -209,8 +216,11 @@ def review_flags(vt1: Consensus, vt2: Consensus, *,
         Keys :data:`REVIEW_FLAGS`.
     """
     codes = {f.code if isinstance(f, Finding) else str(f) for f in model_findings}
+    agreed = {"vt1": vt1, "vt2": vt2}
     flags = {
-        "review_vt_spread": any(c.spread_vo2_ml_min > max_spread_vo2_ml_min for c in (vt1, vt2)),
+        "review_uncertainty": any(
+            _finite(agreed[label].time_s) and not value <= max_uncertainty_ml_min
+            for label, value in (uncertainty_ml_min or {}).items()),
         "review_vt_missing": vt1.n_methods == 0 or vt2.n_methods == 0,
         "review_vt_order": vt2.time_s <= vt1.time_s or vt2.vo2_ml_min <= vt1.vo2_ml_min,
         "review_model_swap": bool(codes & MODEL_SWAP_CODES),

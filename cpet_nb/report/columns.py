@@ -30,7 +30,7 @@ COUNTS = frozenset({"n_findings", "vt1_n_methods", "vt2_n_methods"})
 #: whatever unit their names end in (``vo2_plateau_ml_min`` is the flag of a plateau
 #: judged in mL/min).
 FLAGS = frozenset({"vo2_plateau_ml_min", "vo2_plateau_ml_kg_min", "rer_criterion_met",
-                   "hr_criterion_met"})
+                   "hr_criterion_met", "effort_met"})
 
 #: Units by the ending of a column name, longest first (``_ml_min`` after ``_ml_kg_min``).
 UNIT_SUFFIXES: tuple[tuple[str, str], ...] = (
@@ -125,12 +125,19 @@ _CONSENSUS_FIELDS = {
     "consensus_pct_vo2peak": ("VO2", "Consensus VO2 as a share of VO2peak."),
     "consensus_hr_bpm": ("HR", "Mean HR over ±10 s around the consensus time."),
     "consensus_load_w": ("work rate", "Work rate at the consensus time."),
+    "uncertainty_ml_min": ("VO2 uncertainty", "Expected absolute error of the consensus VO2: "
+                           "a constant plus breath noise, method disagreement and the model's "
+                           "indecision at its crossing, weighted as fitted on half of "
+                           "pyoxynet's labelled tests, plus gaps and edges of exercise "
+                           "(cpet_nb.physiology.uncertainty); above review_uncertainty_ml_min "
+                           "it raises review_uncertainty."),
+    "uncertainty_s": ("time uncertainty", "The VO2 uncertainty over the rate at which VO2 "
+                      "rises about the threshold; missing where it does not rise."),
     "spread_s": ("time spread", "Largest minus smallest time of the estimates behind the "
                  "consensus."),
     "spread_ml_min": ("VO2 spread", "Largest minus smallest VO2 of the estimates behind the "
-                      "consensus; over review_spread_ml_min (161 mL/min, the 95 % limits of "
-                      "agreement of two experienced physicians, Kaczmarek et al. 2019) raises "
-                      "review_vt_spread."),
+                      "consensus (two experienced physicians agree within ±161 mL/min, "
+                      "Kaczmarek et al. 2019)."),
     "n_methods": ("estimates", "How many estimates (model and methods) the consensus rests on."),
 }
 
@@ -194,16 +201,16 @@ OTHER: dict[str, tuple[str, str, str]] = {
                       "Lite."),
     "source_sha256": ("sha256", "file", "Content hash of the file analysed."),
     "review": ("review", "review", "Any review flag raised: a person should look at this test."),
-    "review_vt_spread": ("estimates disagree", "review", "The estimates behind VT1 or VT2 "
-                         "spread over more than review_spread_ml_min (Kaczmarek et al. 2019)."),
+    "review_uncertainty": ("uncertain threshold", "review", "The uncertainty of VT1 or VT2 is "
+                           "above review_uncertainty_ml_min, or could not be computed."),
     "review_vt_missing": ("threshold missing", "review", "No method estimated VT1 or VT2."),
     "review_vt_order": ("VT2 not after VT1", "review", "The consensus VT2 is not after, or not "
                         "above in VO2, the consensus VT1."),
     "review_model_swap": ("model domains swapped", "review", "The model's heavy and severe "
                           "outputs look swapped or ambiguous (vt-order, "
                           "domain-mapping-ambiguous)."),
-    "review_effort": ("effort criterion failed", "review", "RERpeak or HRpeak below its "
-                      "maximal-effort criterion (unknown is not a failure)."),
+    "review_effort": ("effort criteria not met", "review", "The effort convention "
+                      "(effort_convention) is not met (unknown is not a failure)."),
     "vo2peak_ml_min": ("VO2peak", "measure", f"VO2: {_PEAK}."),
     "vo2peak_ml_kg_min": ("VO2peak", "measure", "VO2peak per kg of body mass (only with a "
                           "known body mass)."),
@@ -232,6 +239,10 @@ OTHER: dict[str, tuple[str, str, str]] = {
     "hr_pct_predicted": ("HRpeak", "measure", "HRpeak as a share of the predicted maximum."),
     "hr_criterion_met": ("HR criterion met", "measure", "1 when HRpeak is at least "
                          "hr_criterion_pct (default 90 %) of the predicted maximum, else 0."),
+    "effort_met": ("effort criteria met", "measure", "1 when the effort convention is met "
+                   "(effort_convention; default a VO2 plateau or else both the RER and HR "
+                   "criteria, Howley et al. 1995, Midgley et al. 2007), 0 when not, missing "
+                   "when the known criteria cannot decide."),
     "ve_vco2_slope": ("VE/VCO2 slope", "measure", "VE (L/min) on VCO2 (L/min) over the whole "
                       f"exercise, {AVERAGE_S:g} s bins (Arena et al. 2004)."),
     "ve_vco2_slope_to_vt2": ("VE/VCO2 slope to VT2", "measure", "The same up to the consensus "

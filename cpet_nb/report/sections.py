@@ -175,20 +175,18 @@ def _first_problem(findings: list[dict[str, Any]], error: str | None,
 
 
 def quality_html(data: JobData) -> str:
-    """The tests to review first (specific flags before disagreement alone), with why; the
+    """The tests to review first (specific flags first, then by uncertainty), with why; the
     findings by code; the inputs that were not analysed."""
     analysed = data.analysed
     flags = {f: _flag_column(analysed, f) for f in REVIEW_REASONS}
     flagged = analysed[pd.concat(flags.values(), axis=1).any(axis=1)] if len(analysed) else analysed
     counts = [[h.esc(describe(f).label), h.esc(describe(f).method), str(int(flags[f].sum()))]
               for f in REVIEW_REASONS]
-    spread_limit = data.settings.review_spread_ml_min
+    limit = data.settings.review_uncertainty_ml_min
     lead = (f"<p><b>{len(flagged)} of {len(analysed)} analysed tests are flagged for review."
-            f"</b> Tests with a specific flag come first. At a spread limit of "
-            f"{spread_limit:g} mL/min (the 95 % limits of agreement of two experienced "
-            "physicians) most tests are flagged only because the estimates disagree, which "
-            "is usual: look first at the tests flagged for order, swapped model domains, a "
-            "missing threshold or a failed effort criterion.</p>")
+            f"</b> Tests with a specific flag come first, then the others by the larger "
+            f"uncertainty of their VT1 and VT2 (flagged above {limit:g} mL/min): work down "
+            "the list.</p>")
     body = (heading("quality") + lead
             + h.table(counts, ["review flag", "raised when", "tests"], text_columns=(0, 1),
                       wrap_columns=(1,), name="review-flags")
@@ -207,14 +205,15 @@ def _flagged_table(flagged: pd.DataFrame, flags: dict[str, pd.Series]) -> str:
     if flagged.empty:
         return "<p>No test is flagged for review.</p>"
     specific = sum(flags[f][flagged.index].astype(int) for f in SPECIFIC_FLAGS)
-    order = flagged.assign(_specific=specific).sort_values("_specific", ascending=False,
-                                                           kind="stable")
+    uncertainty = flagged[["vt1_uncertainty_ml_min", "vt2_uncertainty_ml_min"]].max(axis=1)
+    order = flagged.assign(_specific=specific, _uncertainty=uncertainty).sort_values(
+        ["_specific", "_uncertainty"], ascending=False, kind="stable", na_position="first")
     names = short_names(order["file"]).names
-    shown = ("vt1_vo2_ml_min", "vt1_consensus_vo2_ml_min", "vt1_spread_ml_min",
-             "vt2_vo2_ml_min", "vt2_consensus_vo2_ml_min", "vt2_spread_ml_min")
+    shown = ("vt1_vo2_ml_min", "vt1_consensus_vo2_ml_min", "vt1_uncertainty_ml_min",
+             "vt2_vo2_ml_min", "vt2_consensus_vo2_ml_min", "vt2_uncertainty_ml_min")
     rows = []
     for (index, row), name in zip(order.iterrows(), names, strict=True):
-        why = [describe(f).label for f in (*SPECIFIC_FLAGS, "review_vt_spread")
+        why = [describe(f).label for f in (*SPECIFIC_FLAGS, "review_uncertainty")
                if flags[f][index]]
         rows.append([h.esc(name), h.esc(row["status"]),
                      f"<span class='cpet-flag'>{h.esc(', '.join(why))}</span>",

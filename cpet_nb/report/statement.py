@@ -147,13 +147,14 @@ def statement_text(data: JobData) -> str:
         f"end-tidal methods (Beaver et al. 1986; Wasserman et al. 2005) on {prep.bin_s:g} s "
         f"bins of the exercise after its first {prep.skip_start_s:g} s, and combined into a "
         f"consensus by a weighted median (VT2: model weight {DEFAULT_WEIGHTS['vt2_model']:g}). "
-        f"Tests were flagged for review when the estimates of a threshold spread over more "
-        f"than {s.review_spread_ml_min:g} mL/min (Kaczmarek et al. 2019), when a threshold "
+        f"Tests were flagged for review when the uncertainty of a threshold (from breath "
+        f"noise, method disagreement and the model's indecision, calibrated on pyoxynet's "
+        f"labelled tests) was above {s.review_uncertainty_ml_min:g} mL/min, when a threshold "
         "was missing or VT2 did not follow VT1, when the model's domains looked swapped, or "
-        f"when an effort criterion failed: RERpeak at least {s.rer_criterion:g}, HRpeak at "
-        f"least {s.hr_criterion_pct:g} % of the age-predicted maximum ({intercept:g} − "
-        f"{age_term}, {formula.capitalize()}). A VO2 plateau was a rise of less than 150 "
-        "mL/min over the last 30 s of exercise (Taylor et al. 1955).")
+        f"when the effort convention ({s.effort_convention}) was not met: RERpeak at least "
+        f"{s.rer_criterion:g}, HRpeak at least {s.hr_criterion_pct:g} % of the age-predicted "
+        f"maximum ({intercept:g} − {age_term}, {formula.capitalize()}), a VO2 plateau a rise "
+        "of less than 150 mL/min over the last 30 s of exercise (Taylor et al. 1955).")
 
 
 def checklist(data: JobData) -> list[ChecklistItem]:
@@ -206,7 +207,8 @@ def checklist(data: JobData) -> list[ChecklistItem]:
         ChecklistItem("Maximal effort", "the criteria used to accept a maximal effort",
                       f"RERpeak ≥ {s.rer_criterion:g}: {effort['rer_criterion_met']}; HRpeak ≥ "
                       f"{s.hr_criterion_pct:g} % of predicted: {effort['hr_criterion_met']}; "
-                      f"VO2 plateau: {effort['vo2_plateau_ml_min']}. Reported, never used to "
+                      f"VO2 plateau: {effort['vo2_plateau_ml_min']}; convention "
+                      f"{s.effort_convention}: {effort['effort_met']}. Reported, never used to "
                       "exclude a test.", "reported"),
         ChecklistItem("Exercise protocol", "ergometer, protocol, increments",
                       f"{cycle} tests record a work rate (cycle ergometer), {treadmill} a speed "
@@ -313,7 +315,7 @@ def _tests_with(data: JobData, codes: tuple[str, ...]) -> int:
 def _effort_counts(analysed: pd.DataFrame) -> dict[str, str]:
     """``"120 met, 15 not met, 4 unknown"`` per effort-criterion column."""
     out = {}
-    for column in ("rer_criterion_met", "hr_criterion_met", "vo2_plateau_ml_min"):
+    for column in ("rer_criterion_met", "hr_criterion_met", "vo2_plateau_ml_min", "effort_met"):
         values = pd.to_numeric(analysed[column], errors="coerce")
         out[column] = (f"{int((values == 1).sum())} met, {int((values == 0).sum())} not met, "
                        f"{int(values.isna().sum())} unknown")

@@ -1,5 +1,5 @@
-"""The panel in a real browser: ``notebooks/quickstart.ipynb`` in JupyterLab and in Voila,
-driven by headless Chromium through Playwright (Debian's ``/usr/bin/chromium``; no browser
+"""The panel in a real browser: ``notebooks/quickstart.ipynb`` in JupyterLab 4, Notebook 7
+and Voila, driven by headless Chromium through Playwright (Debian's ``/usr/bin/chromium``; no browser
 download). Two sample exports are uploaded through the page's file input, the batch runs,
 and the page must show every row, Bokeh canvases, the plots of a selected row, and no error
 text or console error. Screenshots go to the test's folder and ``/tmp/panel-shots/``.
@@ -194,16 +194,28 @@ def _open(browser, url: str):
     return page, console
 
 
-def test_quickstart_in_jupyterlab(playwright_chromium, workspace, bundled_tests, tmp_path):
+#: The Jupyter front ends that open a notebook: (command, app class, notebook URL path).
+FRONT_ENDS = {"lab": ("lab", "LabApp", "lab/tree"),
+              "notebook7": ("notebook", "JupyterNotebookApp", "notebooks")}
+
+
+@pytest.mark.parametrize("front_end", list(FRONT_ENDS))
+def test_quickstart_in_jupyterlab_and_notebook7(playwright_chromium, workspace, bundled_tests,
+                                                tmp_path, front_end):
+    """The same notebook, run cell by cell, in JupyterLab 4 and in Notebook 7 (built on
+    JupyterLab's components: the same commands run its cells)."""
+    command, app, url_path = FRONT_ENDS[front_end]
+    if front_end == "notebook7":
+        pytest.importorskip("notebook", reason="notebook 7 is not installed (cpet-nb[jupyter])")
     folder, env = workspace
     port, token = _free_port(), secrets.token_hex(16)
-    argv = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root",
+    argv = [sys.executable, "-m", "jupyter", command, "--no-browser", "--allow-root",
             "--ServerApp.ip=127.0.0.1", f"--port={port}", f"--IdentityProvider.token={token}",
-            "--LabApp.expose_app_in_browser=True", f"--ServerApp.root_dir={folder}"]
+            f"--{app}.expose_app_in_browser=True", f"--ServerApp.root_dir={folder}"]
     base = f"http://127.0.0.1:{port}"
     with _server(argv, folder, env, f"{base}/api/status?token={token}"):
         page, console = _open(playwright_chromium,
-                              f"{base}/lab/tree/{NOTEBOOK.name}?token={token}")
+                              f"{base}/{url_path}/{NOTEBOOK.name}?token={token}")
         page.wait_for_function("window.jupyterapp !== undefined", timeout=STEP_MS)
         page.evaluate("""async () => {
             const app = window.jupyterapp;
@@ -217,7 +229,7 @@ def test_quickstart_in_jupyterlab(playwright_chromium, workspace, bundled_tests,
             await app.commands.execute('notebook:run-all-cells');
         }""")
         try:
-            _use_the_panel(page, _samples(bundled_tests), tmp_path / "shots", "lab")
+            _use_the_panel(page, _samples(bundled_tests), tmp_path / "shots", front_end)
         finally:
             print("\n".join(console))
         errors = [m for m in console if m.startswith(("error", "pageerror"))]

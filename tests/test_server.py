@@ -24,7 +24,7 @@ from conftest import distinct_copies
 
 import cpet_nb
 import cpet_nb.report
-from cpet_nb.batch.store import Store
+from cpet_nb.batch.store import RESULT_STATUSES, Store
 from cpet_nb.settings import Settings, tomllib
 
 pytest.importorskip("jupyter_server")
@@ -546,6 +546,8 @@ def test_the_served_openapi_document_is_the_file_and_covers_every_route(server):
     assert codes == list(ERRORS)
     settings = document["components"]["schemas"]["RequestSettings"]["properties"]
     assert settings == {n: Settings.options()[n].json_schema() for n in REQUEST_SETTINGS}
+    file_status = document["components"]["schemas"]["FileRow"]["properties"]["status"]
+    assert file_status["enum"] == [*RESULT_STATUSES, None]
     formats = document["paths"]["/batches/{job_id}/results"]["get"]["parameters"][0]
     assert formats["schema"]["enum"] == list(MEDIA_TYPES)
     assert {f".{name}" for name in MEDIA_TYPES} == set(TABLE_FORMATS)
@@ -554,6 +556,39 @@ def test_the_served_openapi_document_is_the_file_and_covers_every_route(server):
 def test_the_docs_list_every_error_code():
     text = (REPO / "docs" / "server.md").read_text()
     assert [code for code in ERRORS if f"`{code}`" not in text] == []
+
+
+# -- status under many pollers ----------------------------------------------------------
+
+
+def test_status_polls_between_store_reads_are_answered_from_memory(tmp_path, bundled_tests):
+    """GET /batches/{id} answers from the status last read when it is under
+    STATUS_MAX_AGE_S old (no thread, no SQLite), only to the job's owner; older, it reads
+    the store again, and a cancel or the job's end forgets it."""
+    from cpet_nb.batch.store import FileEntry
+    from cpet_nb.server.config import CpetNb
+    from cpet_nb.server.service import STATUS_MAX_AGE_S, BatchService
+
+    service = BatchService(CpetNb(store=str(tmp_path / "jobs.sqlite")), tmp_path)
+    now = [100.0]
+    service.clock = lambda: now[0]
+    job = service.store.new_job_id()
+    entry = FileEntry(0, "a.csv", str(bundled_tests[0]), "sha-a", 1)
+    service.store.create_job(job, [entry], settings={}, analysis_key="k", model_version="m",
+                             inputs={"given": []}, user="alice")
+    assert service.recent_status("alice", job) is None  # never read
+    first = service.status("alice", job)
+    assert first["state"] == "running" and first["files"][0]["state"] == "pending"
+    assert service.recent_status("alice", job) == first
+    assert service.recent_status("bob", job) is None  # not bob's: the store decides (404)
+    service.store.finish_job(job, "cancelled")
+    now[0] += STATUS_MAX_AGE_S / 2
+    assert service.recent_status("alice", job)["state"] == "running"  # still the last read
+    now[0] += STATUS_MAX_AGE_S
+    assert service.recent_status("alice", job) is None  # too old: read again
+    assert service.status("alice", job)["state"] == "cancelled"
+    with pytest.raises(Exception, match="no job"):
+        service.status("bob", job)
 
 
 # -- the multipart intake, chunk by chunk -----------------------------------------------

@@ -233,7 +233,8 @@ class BatchHandler(ApiHandler):
 
     @web.authenticated
     async def get(self, job_id: str) -> None:
-        status = await self.blocking(self.service.status, self.user, job_id)
+        status = (self.service.recent_status(self.user, job_id)
+                  or await self.blocking(self.service.status, self.user, job_id))
         status["links"] = self.links(job_id)
         self.reply(status)
 

@@ -48,6 +48,9 @@ MEDIA_TYPES = {
 #: Settings a request may give: those of the analysis group (limits, workers and what is
 #: kept are the server's).
 REQUEST_SETTINGS = tuple(n for n, o in Settings.options().items() if o.group == "analysis")
+#: A job's status is read from the store at most this often (s); requests in between are
+#: answered from memory on the event loop (many clients poll; the store is the truth).
+STATUS_MAX_AGE_S = 0.25
 #: The store's integrity check is repeated at most this often (s): it reads the whole file.
 INTEGRITY_EVERY_S = 60.0
 #: Why new batches are refused, by the names in ``GET /health``'s ``refusing``.
@@ -103,6 +106,9 @@ class BatchService:
         self._lock = threading.Lock()
         self._client: Any = None
         self._integrity: tuple[float, str] = (-math.inf, "")
+        self._owners: dict[str, str] = {}  # job -> user, once read (a job's owner is fixed)
+        self._statuses: dict[str, tuple[float, dict[str, Any]]] = {}  # job -> (when, status)
+        self.clock = time.monotonic
 
     # -- submissions -----------------------------------------------------------------------
 
@@ -209,6 +215,7 @@ class BatchService:
     def _ended(self, job_id: str, settings: Settings) -> None:
         with self._lock:
             self._batches.pop(job_id, None)
+            self._statuses.pop(job_id, None)  # the next poll reads the final state
         if not settings.keep_uploads:
             shutil.rmtree(self.store.upload_dir(job_id), ignore_errors=True)
 
@@ -246,8 +253,24 @@ class BatchService:
                  "n_cancelled": int(r.n_cancelled)} for r in table.itertuples()]
 
     def status(self, user: str, job_id: str) -> dict[str, Any]:
-        """The job's state, counts, fraction done, ETA and per-file states."""
-        return self._status(self._batch(user, job_id))
+        """The job's state, counts, fraction done, ETA and per-file states, read from the
+        store (and kept for :meth:`recent_status`)."""
+        now = self.clock()
+        status = self._status(self._batch(user, job_id))
+        with self._lock:
+            self._statuses[job_id] = (now, status)
+        return dict(status)
+
+    def recent_status(self, user: str, job_id: str) -> dict[str, Any] | None:
+        """The job's status as last read, when it is at most :data:`STATUS_MAX_AGE_S` old
+        and the job is known to be ``user``'s; else None (then :meth:`status` reads it).
+        Touches no file: safe on the event loop."""
+        with self._lock:
+            cached = self._statuses.get(job_id)
+            owner = self._owners.get(job_id)
+        if cached is None or owner != user or self.clock() - cached[0] > STATUS_MAX_AGE_S:
+            return None
+        return dict(cached[1])
 
     def results(self, user: str, job_id: str, format: str) -> Export:
         """The job's results table so far, as ``format`` (json, csv, xlsx or parquet)."""
@@ -280,6 +303,8 @@ class BatchService:
                                                f"{self.store.job(job_id)['owner']}, not by "
                                                "this server", state=state)
         running.cancel()
+        with self._lock:
+            self._statuses.pop(job_id, None)
         return self._status(running)
 
     def _batch(self, user: str, job_id: str) -> Batch:
@@ -290,6 +315,7 @@ class BatchService:
         if owner is None or owner != user:
             raise ApiError("unknown-job", f"no job {job_id!r}", field="job_id")
         with self._lock:
+            self._owners[job_id] = owner
             return self._batches.get(job_id) or Batch(self.store, job_id)
 
     def _status(self, batch: Batch) -> dict[str, Any]:

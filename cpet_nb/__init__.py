@@ -16,6 +16,7 @@ The public API::
 
 from typing import Any as _Any
 
+from . import _optional  # noqa: F401 - first: keeps a pyarrow that cannot work out
 from ._version import __version__
 from .analysis import analyze, analyze_record
 from .batch import Batch, Progress, Upload, jobs, resume, submit

@@ -21,7 +21,7 @@ PACKAGE = Path(cpet_nb.__file__).parent
 #: Rank of each part of the package: a module may import only parts of lower or equal rank
 #: (equal: within its own part, or the base); parts of equal rank never import each other.
 RANKS = {
-    "_version": 0, "_checks": 0, "findings": 0, "record": 0, "grid": 0,
+    "_version": 0, "_optional": 0, "_checks": 0, "findings": 0, "record": 0, "grid": 0,
     "io": 1, "model": 1, "physiology": 1,
     "settings": 2,
     "result": 3, "analysis": 4,

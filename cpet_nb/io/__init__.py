@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..findings import CPETError
 from ..record import CPETRecord
+from ._excel import clear_sheet_cache
 from ._files import file_problem, open_regular
 from .generic import ColumnMapping, read_mapped
 from .registry import SNIFF_BYTES, Reader, detect_reader, reader_by_name, readers
@@ -42,7 +43,10 @@ def detect_format(path: str | os.PathLike, max_file_bytes: int = DEFAULT_MAX_FIL
         ``unsupported-format``.
     """
     path = Path(path)
-    return detect_reader(path, _checked_head(path, max_file_bytes))
+    try:
+        return detect_reader(path, _checked_head(path, max_file_bytes))
+    finally:
+        clear_sheet_cache()
 
 
 def read(path: str | os.PathLike, *, format: str | None = None,
@@ -91,3 +95,5 @@ def read(path: str | os.PathLike, *, format: str | None = None,
         return reader.read(path)
     except CPETError as exc:
         raise CPETError(exc.finding.with_file(str(path))) from None
+    finally:
+        clear_sheet_cache()  # a workbook's sheets, parsed once for detection and reading

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import zipfile
+from contextlib import suppress
 from functools import lru_cache
 from itertools import islice
 from pathlib import Path
@@ -139,23 +140,67 @@ def read_sheet(path: Path, sheet: str | int = 0, nrows: int | None = None) -> pd
                                 file=str(path))) from None
 
 
+def sheet_cells(path: Path, sheet: str | int = 0) -> pd.DataFrame:
+    """All cells of one sheet (as :func:`read_sheet` gives them), parsed once per version of
+    the file (path, size, modification time) and shared by every Excel reader's ``sniff``
+    and the ``read`` of the reader that claims the file.
+
+    calamine parses a whole sheet even when only its first rows are asked for, so the
+    detection's rows and the reader's table come from one parse (:func:`clear_sheet_cache`
+    lets the sheets go once the file is read).
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy, which the caller may modify.
+
+    Raises
+    ------
+    CPETError
+        ``unreadable``, as :func:`read_sheet`.
+    """
+    parsed = _cached_sheet(path, sheet)
+    if isinstance(parsed, CPETError):
+        raise CPETError(parsed.finding)
+    return parsed.copy()
+
+
 def sniff_rows(path: Path, sheet: str | int = 0) -> pd.DataFrame | None:
     """The first :data:`SNIFF_ROWS` rows of a sheet, for content detection (None if unreadable).
 
-    Every Excel reader's ``sniff`` looks at the same workbook: the rows are read once per
-    version of the file (path, size, modification time) and shared. Callers slice, never
-    modify, the frame.
+    From the sheet :func:`sheet_cells` parses once; callers slice, never modify, the frame.
     """
+    parsed = _cached_sheet(path, sheet)
+    return None if isinstance(parsed, CPETError) else parsed.iloc[:SNIFF_ROWS]
+
+
+def clear_sheet_cache() -> None:
+    """Forget the sheets parsed for :func:`sheet_cells` and :func:`sniff_rows`."""
+    _parse_sheet.cache_clear()
+
+
+def _cached_sheet(path: Path, sheet: str | int) -> pd.DataFrame | CPETError:
+    """The sheet (named, or by position: the same sheet is one entry) from the cache."""
     try:
         stat = os.stat(path)
     except OSError:
-        return None
-    return _sniff_rows(str(path), stat.st_size, stat.st_mtime_ns, sheet)
+        return _sheet_or_error(Path(path), sheet)  # gone: read_sheet's own finding
+    if isinstance(sheet, int):
+        with suppress(CPETError):  # a damaged workbook: read_sheet's finding says so
+            names = sheet_names(path)
+            sheet = names[sheet] if 0 <= sheet < len(names) else sheet
+    return _parse_sheet(str(path), stat.st_size, stat.st_mtime_ns, sheet)
 
 
-@lru_cache(maxsize=32)
-def _sniff_rows(path: str, size: int, mtime_ns: int, sheet: str | int) -> pd.DataFrame | None:
+@lru_cache(maxsize=8)
+def _parse_sheet(path: str, size: int, mtime_ns: int, sheet: str | int
+                 ) -> pd.DataFrame | CPETError:
+    return _sheet_or_error(Path(path), sheet)
+
+
+def _sheet_or_error(path: Path, sheet: str | int) -> pd.DataFrame | CPETError:
+    """The sheet, or the error that refused it (kept, so that it is not parsed again)."""
     try:
-        return read_sheet(Path(path), sheet, nrows=SNIFF_ROWS)
-    except CPETError:
-        return None
+        return read_sheet(path, sheet)
+    except CPETError as exc:
+        return exc

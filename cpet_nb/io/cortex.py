@@ -99,7 +99,7 @@ from defusedxml.ElementTree import ParseError, fromstring
 
 from ..findings import CPETError, Finding, Severity
 from ..record import CANONICAL_UNITS, CPETRecord, Metadata
-from ._excel import is_workbook, read_sheet, sheet_names, sniff_rows
+from ._excel import is_workbook, sheet_cells, sheet_names, sniff_rows
 from ._tabular import build_record, source_metadata
 from .parsing import UNIT_FACTORS, parse_number, parse_number_with_unit, parse_time_s, to_canonical
 
@@ -223,7 +223,7 @@ class CortexExcelReader:
         metadata = source_metadata(path, Path(path).read_bytes(), self.name, device=DEVICE)
         names = sheet_names(path)
         for sheet in names:
-            grid = read_sheet(path, sheet)
+            grid = sheet_cells(path, sheet)
             header = _find_header(grid)
             if header is not None:
                 metadata.extra["sheet"] = str(sheet)

@@ -119,7 +119,7 @@ import pandas as pd
 
 from ..findings import CPETError, Finding, Severity
 from ..record import CANONICAL_UNITS, CPETRecord, Metadata
-from ._excel import is_workbook, read_sheet, sheet_names, sniff_rows
+from ._excel import is_workbook, sheet_cells, sheet_names, sniff_rows
 from ._sniff import head_lines
 from ._tabular import (
     build_record,
@@ -209,7 +209,7 @@ class _CosmedReader:
         metadata = source_metadata(path, data, self.name, device=self.device)
         first_sheet = sheet_names(path)[0]  # an 'unreadable' finding if the file is damaged
         metadata.extra["sheet"] = first_sheet
-        return _record_from_grid(read_sheet(path, first_sheet), metadata, file)
+        return _record_from_grid(sheet_cells(path, first_sheet), metadata, file)
 
 
 def _record_from_grid(sheet: pd.DataFrame, metadata: Metadata, file: str) -> CPETRecord:

@@ -133,7 +133,7 @@ import pandas as pd
 
 from ..findings import CPETError, Finding, Severity
 from ..record import CANONICAL_UNITS, CPETRecord, Metadata
-from ._excel import is_workbook, read_sheet, sniff_rows
+from ._excel import is_workbook, sheet_cells, sniff_rows
 from ._sniff import head_lines
 from ._tabular import build_record, load_text, phases_at, positive_number, source_metadata
 from .parsing import UNIT_FACTORS, parse_number, parse_number_with_unit, parse_time_s, to_canonical
@@ -218,7 +218,7 @@ class ParvoXLSXReader:
         file = str(path)
         data = Path(path).read_bytes()
         metadata = source_metadata(path, data, self.name)
-        return _record(read_sheet(path, 0), None, metadata, file)
+        return _record(sheet_cells(path, 0), None, metadata, file)
 
 
 READERS = (ParvoCSVReader(), ParvoXLSXReader())

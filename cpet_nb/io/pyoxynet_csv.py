@@ -50,16 +50,20 @@ class PyoxynetCSVReader:
     def read(self, path: Path) -> CPETRecord:
         file = str(path)
         text, metadata = load_text(path, self.name)
-        header = read_csv_text(text, file, nrows=0).columns
+        header: dict[str, None] = {}  # every column name as pandas gives it, in file order
+
+        def wanted(column: str) -> bool:
+            header[column] = None
+            return column in COLUMNS or column in SUBJECT_COLUMNS
+
+        raw = read_csv_text(text, file, usecols=wanted)  # one parse, only the columns used
         findings = [
             Finding("unknown-column", Severity.INFO, "column not used by cpet_nb", file=file,
                     column=str(c))
             for c in header if c not in COLUMNS and c not in IGNORED
         ]
-        wanted = [c for c in header if c in COLUMNS or c in SUBJECT_COLUMNS]
-        raw = read_csv_text(text, file, usecols=wanted)
         present = {src: dst for src, dst in COLUMNS.items() if src in raw.columns}
-        frame = raw[list(present)].rename(columns=present)
+        frame = raw[list(present)].set_axis(list(present.values()), axis="columns")
         metadata.device = "unknown (pyoxynet CSV)"
         metadata.weight_kg = _constant(raw, "weight")
         metadata.height_cm = _height_cm(_constant(raw, "height"))
@@ -72,7 +76,8 @@ def _constant(raw: pd.DataFrame, column: str) -> float | None:
     """A subject value repeated on every row, or None when absent or inconsistent."""
     if column not in raw:
         return None
-    values = pd.to_numeric(raw[column], errors="coerce").dropna().unique()
+    values = pd.to_numeric(raw[column], errors="coerce").to_numpy(dtype=float)
+    values = np.unique(values[~np.isnan(values)])
     return float(values[0]) if len(values) == 1 else None
 
 

@@ -1,6 +1,6 @@
 """The panel in a real browser: ``notebooks/quickstart.ipynb`` in JupyterLab 4, Notebook 7
-and Voila, driven by headless Chromium through Playwright (Debian's ``/usr/bin/chromium``; no browser
-download). Two sample exports are uploaded through the page's file input, the batch runs,
+and Voila, driven by headless Chromium through Playwright (Debian's ``/usr/bin/chromium``;
+no browser download). Two sample exports are uploaded through the page's file input, the batch runs,
 and the page must show every row, Bokeh canvases, the plots of a selected row, and no error
 text or console error. Screenshots go to the test's folder and ``/tmp/panel-shots/``.
 
@@ -188,12 +188,17 @@ def _open(browser, url: str):
     console: list[str] = []
     page.route("**/*", lambda route: _offline(route, console))
     page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
-    page.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
+    page.on("pageerror", lambda e: console.append(f"pageerror: {e} {e.stack or ''}"))
     page.on("requestfailed", lambda r: console.append(f"requestfailed: {r.url}"))
     page.goto(url, timeout=STEP_MS)
     return page, console
 
 
+#: Notebook 7.6's own page throws this while loading its settings, with an empty notebook and
+#: every lab extension disabled too (seen with notebook 7.6.5 and jupyterlab 4.6.6): not the
+#: panel's. Only this error, raised in Notebook's core bundle, is let through.
+NOTEBOOK7_OWN_ERROR = re.compile(r"^pageerror: Cannot read properties of undefined \(reading "
+                                 r"'schema'\).*/static/notebook/notebook_core\.", re.S)
 #: The Jupyter front ends that open a notebook: (command, app class, notebook URL path).
 FRONT_ENDS = {"lab": ("lab", "LabApp", "lab/tree"),
               "notebook7": ("notebook", "JupyterNotebookApp", "notebooks")}
@@ -232,7 +237,8 @@ def test_quickstart_in_jupyterlab_and_notebook7(playwright_chromium, workspace, 
             _use_the_panel(page, _samples(bundled_tests), tmp_path / "shots", front_end)
         finally:
             print("\n".join(console))
-        errors = [m for m in console if m.startswith(("error", "pageerror"))]
+        errors = [m for m in console if m.startswith(("error", "pageerror"))
+                  and not (front_end == "notebook7" and NOTEBOOK7_OWN_ERROR.match(m))]
         assert errors == [], console
 
 

@@ -24,7 +24,7 @@ def test_plots(batch: Batch, file: str) -> BokehModel:
     """The plots of one stored test, as a widget: its summary, the domain probabilities with
     VT1/VT2 (model and consensus) and the Wasserman-style panels of the channels it has
     (:func:`cpet_nb.report.plots.test_figures`)."""
-    return BokehModel(test_layout(batch, file))
+    return fitted(test_layout(batch, file))
 
 
 def test_layout(batch: Batch, file: str) -> Any:
@@ -38,7 +38,23 @@ def batch_plots(table: pd.DataFrame) -> tuple[BokehModel, Callable[[pd.DataFrame
     code; :func:`cpet_nb.report.plots.batch_figures`) and ``update(new_rows)``, which
     streams newly stored results rows into them."""
     figures = batch_figures(table)
-    return BokehModel(figures.layout), figures.stream
+    return fitted(figures.layout), figures.stream
+
+
+def fitted(layout: Any, min_width_px: int = 240) -> BokehModel:
+    """``layout`` in a widget as wide as the notebook's cell: every part of it stretches to
+    the width there is (a sidebar open or not) and no part gets narrower than
+    ``min_width_px`` or its declared width, whichever is less; heights stay as declared.
+    Saved pages and reports keep their fixed widths."""
+    from bokeh.models import LayoutDOM
+
+    for part in layout.select({"type": LayoutDOM}):
+        if part.width is not None:
+            part.min_width = min(part.width, min_width_px)
+        part.sizing_mode = "stretch_width"
+    widget = BokehModel(layout)
+    widget.layout.width = "100%"  # in a flex box too (a Box gives its child its content width)
+    return widget
 
 
 def save_test_page(batch: Batch, file: str, path: str | os.PathLike) -> Path:

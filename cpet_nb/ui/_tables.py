@@ -102,7 +102,8 @@ class FrameTable:
         self.table = DataTable(source=self.source, view=self.view,
                                columns=list(self._columns.values()), width=width,
                                height=self._height(0), index_position=None, sortable=True,
-                               selectable=True, fit_columns=False)
+                               selectable=True, fit_columns=False,
+                               sizing_mode="stretch_width")  # columns scroll beyond the cell
         self.widget = BokehModel(self.table)
 
     def set_rows(self, frame: pd.DataFrame) -> None:

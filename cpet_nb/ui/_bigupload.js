@@ -67,6 +67,7 @@ function render({ model, el }) {
   input.style.display = "none";
   const button = document.createElement("button");
   button.className = "jupyter-widgets jupyter-button widget-button";
+  button.style.width = "auto"; // ipywidgets' buttons are narrower than the label
   button.textContent = model.get("description");
   const bar = document.createElement("progress");
   bar.className = "cpet-big-upload-progress";

@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 $(BIN)/cpet-nb: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[plot,test,jupyter]"
+	$(BIN)/python -m pip install --quiet -e ".[plot,test,jupyter,browser]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null  # papermill, nbval
 	touch $@
 

@@ -11,6 +11,7 @@ or Voila.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import secrets
@@ -166,6 +167,10 @@ def _use_the_panel(page, files: list[Path], shots: Path, name: str) -> None:
         assert marker not in text
 
 
+#: Notebook 7's JupyterLab extension, when installed, throws in Voila's page ("The getter
+#: for the shared module is not a function", @jupyterlab/docregistry); Voila need not load it
+#: (docs/panel.md says so).
+VOILA_OPTIONS = ['--VoilaConfiguration.extension_denylist=["@jupyter-notebook/lab-extension"]']
 #: Requested by Voila's own page template (not by the panel); served empty, as offline.
 VOILA_TEMPLATE_CDN = "https://cdn.jsdelivr.net/npm/@fortawesome/fontawesome-free@"
 
@@ -222,17 +227,7 @@ def test_quickstart_in_jupyterlab_and_notebook7(playwright_chromium, workspace, 
         page, console = _open(playwright_chromium,
                               f"{base}/{url_path}/{NOTEBOOK.name}?token={token}")
         page.wait_for_function("window.jupyterapp !== undefined", timeout=STEP_MS)
-        page.evaluate("""async () => {
-            const app = window.jupyterapp;
-            await app.restored;
-            const deadline = Date.now() + 120000;
-            while (!(app.shell.currentWidget && app.shell.currentWidget.sessionContext)) {
-                if (Date.now() > deadline) throw new Error('no notebook');
-                await new Promise(r => setTimeout(r, 200));
-            }
-            await app.shell.currentWidget.sessionContext.ready;
-            await app.commands.execute('notebook:run-all-cells');
-        }""")
+        page.evaluate(LAB_RUN_ALL_CELLS)
         try:
             _use_the_panel(page, _samples(bundled_tests), tmp_path / "shots", front_end)
         finally:
@@ -246,7 +241,7 @@ def test_quickstart_in_voila(playwright_chromium, workspace, bundled_tests, tmp_
     folder, env = workspace
     port, token = _free_port(), secrets.token_hex(16)
     argv = [sys.executable, "-m", "voila", NOTEBOOK.name, "--no-browser", f"--port={port}",
-            "--Voila.ip=127.0.0.1", f"--token={token}"]
+            "--Voila.ip=127.0.0.1", f"--token={token}", *VOILA_OPTIONS]
     base = f"http://127.0.0.1:{port}"
     with _server(argv, folder, env, f"{base}/"):
         page, console = _open(playwright_chromium, f"{base}/?token={token}")
@@ -254,3 +249,89 @@ def test_quickstart_in_voila(playwright_chromium, workspace, bundled_tests, tmp_
         assert "import cpet_nb" not in page.locator("body").inner_text()  # code hidden
         errors = [m for m in console if m.startswith(("error", "pageerror"))]
         assert errors == [], [m for m in console if m.startswith(("error", "request"))]
+
+
+#: In a JupyterLab page: wait for the notebook's kernel, then run all its cells.
+LAB_RUN_ALL_CELLS = """async () => {
+    const app = window.jupyterapp;
+    await app.restored;
+    const deadline = Date.now() + 120000;
+    while (!(app.shell.currentWidget && app.shell.currentWidget.sessionContext)) {
+        if (Date.now() > deadline) throw new Error('no notebook');
+        await new Promise(r => setTimeout(r, 200));
+    }
+    await app.shell.currentWidget.sessionContext.ready;
+    await app.commands.execute('notebook:run-all-cells');
+}"""
+#: One FileUpload selection travels in one websocket message of at most this (bytes).
+WEBSOCKET_LIMIT_BYTES = 10 * 2**20
+#: The browser's upload speed in the test (bytes/s): slow enough to see the progress.
+UPLOAD_BYTES_PER_S = 3_000_000
+
+
+def test_a_large_selection_uploads_through_the_server_extension(playwright_chromium, workspace,
+                                                                bundled_tests, tmp_path):
+    """A selection over the websocket limit, chosen with *Upload large selection*, streams
+    to the server extension (enabled in this server's config, as installing the package
+    does) with the bytes and files sent shown, and ends in the intake table."""
+    folder, env = workspace
+    store = tmp_path / "server-store" / "jobs.sqlite"
+    config = Path(env["JUPYTER_CONFIG_DIR"])
+    config.mkdir(parents=True, exist_ok=True)
+    (config / "jupyter_server_config.json").write_text(json.dumps(
+        {"ServerApp": {"jpserver_extensions": {"cpet_nb.server": True}},
+         "CpetNb": {"store": str(store)}}))
+    selection, total = [], 0
+    for path in sorted(bundled_tests, key=lambda p: p.stat().st_size, reverse=True):
+        if total > WEBSOCKET_LIMIT_BYTES * 1.05:
+            break
+        selection.append(path)
+        total += path.stat().st_size
+    port, token = _free_port(), secrets.token_hex(16)
+    argv = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root",
+            "--ServerApp.ip=127.0.0.1", f"--port={port}", f"--IdentityProvider.token={token}",
+            "--LabApp.expose_app_in_browser=True", f"--ServerApp.root_dir={folder}"]
+    base, shots = f"http://127.0.0.1:{port}", tmp_path / "shots"
+    with _server(argv, folder, env, f"{base}/api/status?token={token}"):
+        page, console = _open(playwright_chromium,
+                              f"{base}/lab/tree/{NOTEBOOK.name}?token={token}")
+        page.wait_for_function("window.jupyterapp !== undefined", timeout=STEP_MS)
+        page.evaluate(LAB_RUN_ALL_CELLS)
+        try:
+            button = page.locator(".cpet-big-upload button")
+            button.wait_for(timeout=STEP_MS)
+            assert button.is_enabled(), page.locator(".cpet-big-upload").inner_text()
+            network = page.context.new_cdp_session(page)
+            network.send("Network.enable")
+            network.send("Network.emulateNetworkConditions", {
+                "offline": False, "latency": 0, "downloadThroughput": -1,
+                "uploadThroughput": UPLOAD_BYTES_PER_S})
+            with page.expect_file_chooser(timeout=STEP_MS) as chooser:
+                button.click()
+            chooser.value.set_files([str(p) for p in selection])
+            status = page.locator(".cpet-big-upload-status")
+            status.get_by_text(re.compile(r"MB sent · file \d+ of " + str(len(selection)))
+                               ).wait_for(timeout=STEP_MS)
+            page.wait_for_function("""() => {
+                const bar = document.querySelector('.cpet-big-upload-progress');
+                return bar.value > 0 && bar.value < bar.max;
+            }""", timeout=STEP_MS)
+            _shoot(page, shots, "big-upload-1-sending")
+            status.get_by_text(f"✓ {len(selection)} files").wait_for(timeout=STEP_MS)
+            network.send("Network.emulateNetworkConditions", {
+                "offline": False, "latency": 0, "downloadThroughput": -1,
+                "uploadThroughput": -1})
+            page.locator(".cpet-intake-status").get_by_text(
+                f"{len(selection)} input(s): {len(selection)} ready").wait_for(timeout=STEP_MS)
+            _shoot(page, shots, "big-upload-2-intake")
+        finally:
+            print("\n".join(console))
+        staged = list((store.parent / (store.name + ".staged")).glob("*/*"))
+        assert sorted(p.name for p in staged) == sorted(p.name for p in selection)
+        first = page.locator(".cpet-files .slick-row").first.locator(".slick-cell").first
+        assert first.inner_text().startswith(str(store.parent))  # the staged folder's files
+        text = page.locator("body").inner_text()
+        for marker in ("Traceback", "Error", "could not", "refused", "interrupted"):
+            assert marker not in text
+        errors = [m for m in console if m.startswith(("error", "pageerror"))]
+        assert errors == [], console

@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 import zipfile
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -278,6 +279,49 @@ def test_without_a_loop_nothing_changes_until_apply_pending(tmp_path):
     assert panel.export_status.value == "from a thread"
 
 
+# -- selections staged on the server (the big-upload button) --------------------------------
+
+
+def staged_upload(folder, paths) -> dict:
+    """The server's record of a staged upload (``POST /uploads``) of ``paths`` in
+    ``folder``, as the browser sets it on the big-upload widget."""
+    return {"upload_id": "ab" * 16, "folder": str(folder),
+            "created_at": "2026-12-01T10:00:00+00:00", "expires_at": "2026-12-02T10:00:00+00:00",
+            "files": [{"name": p.name, "size_bytes": p.stat().st_size} for p in paths],
+            "total_bytes": sum(p.stat().st_size for p in paths)}
+
+
+def test_a_selection_staged_on_the_server_is_read_as_a_folder(tmp_path, bundled_tests,
+                                                              notes):
+    folder = tmp_path / "server" / "jobs.sqlite.staged" / ("ab" * 16)
+    folder.parent.mkdir(parents=True)
+    paths = distinct_copies(bundled_tests, folder, 2)
+    paths.append(folder / notes.name)
+    paths[-1].write_bytes(notes.read_bytes())
+    panel = Panel(tmp_path / "jobs.sqlite")
+    panel.big_upload.set_state({"staged": staged_upload(folder, paths)})  # the browser's
+    assert panel.inputs == [str(folder)]
+    drive(panel, lambda: len(panel.intake) == 3)
+    assert panel.intake["input"].tolist() == [str(p) for p in paths]
+    assert panel.intake["state"].tolist() == ["ready", "ready", "skipped"]
+    assert panel.files.frame["input"].tolist() == [str(p) for p in paths]
+    assert "3 input(s): 2 ready, 1 skipped" in panel.intake_status.value
+
+
+def test_the_big_upload_widget_reads_the_extensions_page_entry():
+    """The widget looks for the key the server extension writes into the page config, and
+    its front-end module is shipped with the package."""
+    from cpet_nb.server.handlers import PAGE_CONFIG_KEY
+    from cpet_nb.settings import tomllib
+    from cpet_nb.ui._bigupload import BigUpload
+
+    widget = BigUpload()
+    assert widget.config_key == PAGE_CONFIG_KEY
+    assert "export default" in widget._esm
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    assert "*.js" in project["tool"]["setuptools"]["package-data"]["cpet_nb.ui"]
+
+
 # -- on a real local cluster -----------------------------------------------------------------
 
 
@@ -317,6 +361,23 @@ def test_a_small_batch_runs_from_the_panel(tmp_path, bundled_tests, notes, embed
     pd.testing.assert_frame_equal(panel._results.reset_index(drop=True), batch.results())
     assert not panel.run_button.disabled and panel.cancel_button.disabled
     assert [job for _, job in panel.jobs.options] == [batch.job_id]
+
+
+@pytest.mark.slow
+def test_a_batch_runs_on_a_selection_staged_on_the_server(tmp_path, bundled_tests,
+                                                         embedded_cluster):
+    folder = tmp_path / "server" / "jobs.sqlite.staged" / ("cd" * 16)
+    folder.parent.mkdir(parents=True)
+    paths = distinct_copies(bundled_tests, folder, 3, start=500)
+    panel = Panel(tmp_path / "jobs.sqlite", workers=1)
+    panel.big_upload.set_state({"staged": staged_upload(folder, paths)})
+    drive(panel, lambda: len(panel.intake) == 3)
+    panel.run_button.click()
+    drive(panel, lambda: "job <b>done</b>" in panel.status.value
+          and len(panel.results.frame) == 3)
+    assert panel.results.frame["file"].tolist() == [str(p) for p in paths]
+    assert panel.results.shown["status"].tolist() == ["ok"] * 3
+    assert all(p.is_file() for p in paths)  # read in place: the server removes them
 
 
 @pytest.mark.slow

@@ -24,6 +24,7 @@ from conftest import distinct_copies
 
 import cpet_nb
 import cpet_nb.report
+from cpet_nb.batch import preview_inputs
 from cpet_nb.batch.store import RESULT_STATUSES, Store
 from cpet_nb.settings import Settings, tomllib
 
@@ -144,7 +145,8 @@ def test_the_extension_is_enabled_by_its_installed_config_file(tmp_path):
 ENDPOINTS = [("get", "/batches"), ("post", "/batches"), ("get", "/batches/x"),
              ("get", "/batches/x/results"), ("post", "/batches/x/cancel"),
              ("get", "/batches/x/report"), ("post", "/batches/x/report"), ("get", "/health"),
-             ("get", "/openapi.json"), ("get", "/no-such-endpoint")]
+             ("get", "/openapi.json"), ("get", "/no-such-endpoint"), ("get", "/uploads"),
+             ("post", "/uploads"), ("get", "/uploads/x"), ("delete", "/uploads/x")]
 
 
 @pytest.mark.parametrize("method,path", ENDPOINTS)
@@ -323,6 +325,159 @@ def test_a_shared_store_keeps_each_users_jobs_apart(server, second_server, alice
     assert job_id in [j["job_id"] for j in listed]
     error(second_server.session("bob").get(f"{second_server.api}/batches/{job_id}"), 404,
           "unknown-job")
+
+
+# -- staged uploads (the panel's big selections) ------------------------------------------
+
+
+def staged_area(server) -> Path:
+    return server.store.with_name(server.store.name + ".staged")
+
+
+def test_a_staged_upload_keeps_its_files_for_its_owner_until_deleted(server, bundled_tests):
+    owner, other = server.session("bob"), server.session("dave")
+    first, second = bundled_tests[5].read_bytes(), bundled_tests[6].read_bytes()
+    files = [("files", ("visit/a.csv", first)), ("files", ("..\\A.csv", second)),
+             ("files", ("notes.txt", b"not a CPET export"))]
+    reply = owner.post(f"{server.api}/uploads", files=files)
+    assert reply.status_code == 201, reply.text
+    staged = reply.json()
+    upload_id, folder = staged["upload_id"], Path(staged["folder"])
+    assert reply.headers["Location"] == f"/cpet-nb/api/v1/uploads/{upload_id}"
+    assert folder.parent == staged_area(server)
+    assert staged["files"] == [{"name": "a.csv", "size_bytes": len(first)},
+                               {"name": "A (2).csv", "size_bytes": len(second)},
+                               {"name": "notes.txt", "size_bytes": 17}]
+    assert staged["total_bytes"] == len(first) + len(second) + 17
+    assert sorted(p.name for p in folder.iterdir()) == ["A (2).csv", "a.csv", "notes.txt"]
+    assert (folder / "A (2).csv").read_bytes() == second
+    assert folder.stat().st_mode & 0o077 == 0  # private to the server's account
+    assert staged["expires_at"] > staged["created_at"]
+    assert owner.get(reply.headers["Location"].replace("/cpet-nb/api/v1", server.api,
+                                                       1)).json() == staged
+    assert upload_id in [u["upload_id"] for u in owner.get(f"{server.api}/uploads").json()[
+        "uploads"]]
+    # the kernel's view: the folder is an ordinary path input
+    preview = preview_inputs([folder])
+    assert preview["state"].tolist() == ["ready", "ready", "skipped"]
+    # another user neither sees, reads nor removes it
+    assert upload_id not in [u["upload_id"] for u in other.get(f"{server.api}/uploads").json()[
+        "uploads"]]
+    error(other.get(f"{server.api}/uploads/{upload_id}"), 404, "unknown-upload")
+    error(other.delete(f"{server.api}/uploads/{upload_id}"), 404, "unknown-upload")
+    assert (folder / "a.csv").read_bytes() == first
+    for wrong in ("0" * 32, "%2E%2E", "x" * 40):  # %2E%2E: ".." once decoded
+        error(owner.get(f"{server.api}/uploads/{wrong}"), 404, "unknown-upload")
+    removed = owner.delete(f"{server.api}/uploads/{upload_id}")
+    assert removed.status_code == 204 and removed.content == b""
+    assert not folder.exists() and not (folder.parent / f"{upload_id}.json").exists()
+    error(owner.get(f"{server.api}/uploads/{upload_id}"), 404, "unknown-upload")
+    incoming = server.store.with_name(server.store.name + ".incoming")
+    assert list(incoming.iterdir()) == []  # the request's own folder is gone
+
+
+def test_a_browser_stages_an_upload_with_its_login_cookie_and_xsrf_header(server):
+    browser = requests.Session()  # as the panel's upload widget does (XMLHttpRequest)
+    assert browser.get(f"{server.url}/api/status?token=erin-token").ok
+    browser.get(f"{server.url}/login")
+    files = [("files", ("a.csv", b"time,VO2\n"))]
+    error(browser.post(f"{server.api}/uploads", files=files), 403, "xsrf-failed")
+    reply = browser.post(f"{server.api}/uploads", files=files,
+                         headers={"X-XSRFToken": browser.cookies["_xsrf"]})
+    assert reply.status_code == 201, reply.text
+    url = f"{server.api}/uploads/{reply.json()['upload_id']}"
+    error(browser.delete(url), 403, "xsrf-failed")
+    assert browser.delete(url, headers={"X-XSRFToken": browser.cookies["_xsrf"]}).ok
+
+
+def test_staging_refuses_what_batches_refuse(server):
+    session = server.session("bob")
+    url = f"{server.api}/uploads"
+    before = session.get(url).json()["uploads"]
+    body = error(session.post(url, files=[("files", ("a.csv", b"x" * 6_000_000))]), 413,
+                 "body-too-large")
+    assert body["limit"]["name"] == "max_body_mb"
+    body = error(session.post(url, files=[("files", ("big.csv", b"x" * 2_500_000))]), 413,
+                 "upload-too-large")
+    assert body["file"] == "big.csv" and body["limit"]["name"] == "max_file_mb"
+    error(session.post(url, files=[("files", (f"{i}.csv", b"x")) for i in range(11)]), 413,
+          "too-many-files")
+    reply = session.post(url, files=[("files", ("a.csv", b"x"))], data={"settings": "{}"})
+    assert error(reply, 400, "unknown-field")["field"] == "settings"  # files only
+    error(session.post(url, json={"paths": ["study"]}), 415, "unsupported-media-type")
+    from urllib3 import encode_multipart_formdata
+
+    empty, content_type = encode_multipart_formdata([])
+    error(session.post(url, data=empty, headers={"Content-Type": content_type}), 422,
+          "no-analysable-file")
+    assert session.get(url).json()["uploads"] == before  # nothing was staged
+    incoming = server.store.with_name(server.store.name + ".incoming")
+    deadline = time.monotonic() + 10  # request folders are removed after the answer
+    while list(incoming.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert list(incoming.iterdir()) == []
+
+
+def test_staging_is_refused_when_resources_are_short(second_server):
+    reply = second_server.session("alice").post(f"{second_server.api}/uploads",
+                                                files=[("files", ("a.csv", b"x"))])
+    assert error(reply, 503, "insufficient-resources")["refusing"] == ["disk"]
+
+
+def test_staged_uploads_expire(tmp_path):
+    """The hourly clean-up removes staged uploads (folder and record) once
+    ``upload_expiry_hours`` old; an expired upload is unknown at once, cleaned or not."""
+    from cpet_nb.server.config import CpetNb
+    from cpet_nb.server.service import BatchService
+    from cpet_nb.server.uploads import ReceivedFile
+
+    service = BatchService(CpetNb(store=str(tmp_path / "jobs.sqlite"),
+                                  upload_expiry_hours=1.0), tmp_path)
+    received = []
+    for name in ("a.csv", "b.csv"):
+        path = service.upload_folder() / "0"
+        path.write_bytes(b"x")
+        received.append(ReceivedFile(name, path, 1))
+    old, fresh = (service.stage_uploads("ann", [f]) for f in received)
+    assert {u["upload_id"] for u in service.uploads("ann")} == {old["upload_id"],
+                                                                fresh["upload_id"]}
+    assert service.uploads("bob") == []
+    two_hours_ago = time.time() - 7200
+    for path in (Path(old["folder"]), service.staged / f"{old['upload_id']}.json"):
+        os.utime(path, (two_hours_ago, two_hours_ago))
+    service.cleanup()
+    assert not Path(old["folder"]).exists()
+    assert sorted(p.name for p in service.staged.iterdir()) == sorted(
+        [fresh["upload_id"], f"{fresh['upload_id']}.json"])
+    assert [u["upload_id"] for u in service.uploads("ann")] == [fresh["upload_id"]]
+    record = json.loads((service.staged / f"{fresh['upload_id']}.json").read_text())
+    record["expires_at"] = "2000-01-01T00:00:00+00:00"
+    (service.staged / f"{fresh['upload_id']}.json").write_text(json.dumps(record))
+    from cpet_nb.server.errors import ApiError
+
+    with pytest.raises(ApiError) as refused:
+        service.upload("ann", fresh["upload_id"])
+    assert refused.value.code == "unknown-upload"
+    for pool in (service.pool, service.upload_pool, service.report_pool):
+        pool.shutdown()
+
+
+def test_jupyterlab_pages_say_where_the_upload_endpoint_is():
+    """The page config of JupyterLab and Notebook 7 pages carries the uploads URL and the
+    limits (how the panel's upload widget finds the API); an earlier hook still runs."""
+    from types import SimpleNamespace
+
+    from cpet_nb.server.handlers import PAGE_CONFIG_KEY, add_page_config
+
+    service = SimpleNamespace(limits=UploadLimits(5_000_000, 2_000_000, 10))
+    settings = {"base_url": "/user/ann/",
+                "page_config_hook": lambda handler, config: config | {"hubUser": "ann"}}
+    add_page_config(settings, service)
+    config = settings["page_config_hook"](None, {"baseUrl": "/user/ann/"})
+    assert config["hubUser"] == "ann" and config["baseUrl"] == "/user/ann/"
+    assert config[PAGE_CONFIG_KEY] == {"uploads": "/user/ann/cpet-nb/api/v1/uploads",
+                                       "max_body_bytes": 5_000_000,
+                                       "max_file_bytes": 2_000_000, "max_files": 10}
 
 
 # -- errors ------------------------------------------------------------------------------

@@ -1,9 +1,11 @@
 """The Jupyter server extension: the batch HTTP API (upload, status, results, cancel,
-report, health) inside a running Jupyter server, under ``<base_url>/cpet-nb/api/v1/``.
-Imports jupyter_server; needs ``cpet-nb[jupyter]``. Installing the package enables it
-(``jupyter_server_config.d/cpet_nb.json``); see ``docs/server.md``.
+report, health, staged uploads) inside a running Jupyter server, under
+``<base_url>/cpet-nb/api/v1/``. Imports jupyter_server; needs ``cpet-nb[jupyter]``.
+Installing the package enables it (``jupyter_server_config.d/cpet_nb.json``); see
+``docs/server.md``.
 
-- :mod:`.handlers`: the tornado handlers and their routes;
+- :mod:`.handlers`: the tornado handlers and their routes, and the entry the API adds to
+  JupyterLab's page config (how the panel's upload widget finds it);
 - :mod:`.service`: what they do, off the event loop (the Python batch API underneath);
 - :mod:`.uploads`: multipart bodies streamed to disk under limits;
 - :mod:`.paths`: server-side inputs confined to the server's root;
@@ -29,7 +31,7 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     from tornado.ioloop import PeriodicCallback
 
     from .config import CpetNb
-    from .handlers import API_PREFIX, SERVICE_KEY, handlers
+    from .handlers import API_PREFIX, SERVICE_KEY, add_page_config, handlers
     from .service import BatchService
 
     config = CpetNb(parent=serverapp)
@@ -37,6 +39,7 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     web_app = serverapp.web_app
     web_app.settings[SERVICE_KEY] = service
     web_app.add_handlers(".*$", handlers(web_app.settings["base_url"]))
+    add_page_config(web_app.settings, service)
     service.pool.submit(service.cleanup)
     PeriodicCallback(lambda: service.pool.submit(service.cleanup), CLEANUP_EVERY_MS).start()
     serverapp.log.info("cpet_nb: batch API at %s%s/ (job store %s)",

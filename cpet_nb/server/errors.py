@@ -25,6 +25,8 @@ ERRORS: dict[str, tuple[int, str]] = {
     "xsrf-failed": (403, "a cookie-authenticated POST without a matching X-XSRFToken header"),
     "forbidden": (403, "the authorizer does not allow this action"),
     "unknown-job": (404, "no job with this id belongs to the caller"),
+    "unknown-upload": (404, "no staged upload with this id belongs to the caller (or it "
+                            "has expired)"),
     "not-found": (404, "no such endpoint"),
     "report-not-made": (404, "the job has no report yet (POST makes one)"),
     "method-not-allowed": (405, "the endpoint does not take this HTTP method"),

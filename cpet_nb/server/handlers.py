@@ -25,7 +25,7 @@ from tornado import web
 
 from .errors import ApiError
 from .service import BatchService
-from .uploads import JsonIntake, MultipartIntake
+from .uploads import FORM_FIELDS, STAGING_FIELDS, JsonIntake, MultipartIntake
 
 #: Where the API lives, under the server's base URL.
 API_PREFIX = "cpet-nb/api/v1"
@@ -37,6 +37,9 @@ OPENAPI_FILE = Path(__file__).with_name("openapi.json")
 #: Bytes past the body limit that a chunked upload may still send (read, not kept) before
 #: the connection is closed: up to there the client gets the JSON 413.
 DISCARD_BYTES = 64 * 1_000_000
+#: Key of the API's entry in the page config of JupyterLab and Notebook 7 pages (their
+#: ``jupyter-config-data`` element): how the panel's upload widget finds the API.
+PAGE_CONFIG_KEY = "cpetNb"
 #: Jupyter's identity providers that know one person only (a token or a password): every
 #: request they authenticate is the server's user, ``CpetNb.single_user``.
 SINGLE_USER_PROVIDERS = (IdentityProvider, PasswordIdentityProvider)
@@ -111,6 +114,10 @@ class ApiHandler(APIHandler):
         return {"self": job, "results": job + "/results", "cancel": job + "/cancel",
                 "report": job + "/report"}
 
+    def upload_links(self, upload_id: str) -> dict[str, str]:
+        """URLs of a staged upload's endpoint."""
+        return {"self": url_path_join(self.base_url, API_PREFIX, "uploads", upload_id)}
+
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
         if isinstance(exc, ApiError):
@@ -129,10 +136,10 @@ class ApiHandler(APIHandler):
         self.finish(json.dumps(error.to_dict()))
 
 
-@web.stream_request_body
-class BatchesHandler(ApiHandler):
-    """``GET /batches``: the caller's jobs. ``POST /batches``: a new batch, from a
-    multipart upload (streamed to disk) or a JSON list of server-side paths.
+class StreamedPostHandler(ApiHandler):
+    """Base of the endpoints that take a streamed upload: a POST is admitted (rate,
+    resources, size) and its body taken in as it arrives -- a multipart body written to a
+    private folder, a JSON body (where :attr:`takes_json`) kept in memory.
 
     A POST refused before its body is read (authentication, limits, media type) is
     answered once the body has been read and dropped, up to :data:`DISCARD_BYTES`: a server
@@ -140,6 +147,10 @@ class BatchesHandler(ApiHandler):
     client may then never see the answer.
     """
 
+    #: Whether a JSON body is taken (else only multipart, and JSON is 415).
+    takes_json = True
+    #: The multipart form fields taken (:class:`~cpet_nb.server.uploads.MultipartIntake`).
+    form_fields: tuple[str, ...] = FORM_FIELDS
     _intake: MultipartIntake | JsonIntake | None = None
     _refusal: ApiError | None = None
 
@@ -156,9 +167,14 @@ class BatchesHandler(ApiHandler):
             self.request.connection.set_max_body_size(DISCARD_BYTES)
             self._intake, self._refusal = None, refusal
 
+    def admit(self) -> None:
+        """(thread pool) Refuse early what the POST would refuse for resources or running
+        batches; raises :class:`ApiError`."""
+        self.service.admit(self.user)
+
     async def _take_body(self) -> None:
-        """Admit the submission (rate, resources, running batches, size) and choose how to
-        take its body."""
+        """Admit the submission (rate, :meth:`admit`, size) and choose how to take its
+        body."""
         service = self.service
         retry = service.rate.admit(self.user)
         if retry is not None:
@@ -167,7 +183,7 @@ class BatchesHandler(ApiHandler):
                            limit={"name": "submissions_per_minute",
                                   "value": service.config.submissions_per_minute,
                                   "unit": "submissions"})
-        await self.blocking(service.admit, self.user)
+        await self.blocking(self.admit)
         length = self.request.headers.get("Content-Length")
         if length is not None and length.isdigit() and int(length) > \
                 service.limits.max_body_bytes:
@@ -179,13 +195,14 @@ class BatchesHandler(ApiHandler):
         kind = self.request.headers.get("Content-Type", "")
         if kind.lower().startswith("multipart/form-data"):
             folder = await self.blocking(service.upload_folder)
-            self._intake = MultipartIntake(kind, folder, service.limits)
-        elif kind.lower().split(";")[0].strip() == "application/json":
+            self._intake = MultipartIntake(kind, folder, service.limits, self.form_fields)
+        elif self.takes_json and kind.lower().split(";")[0].strip() == "application/json":
             self._intake = JsonIntake(int(service.config.max_json_kb * 1000))
         else:
+            wanted = "multipart/form-data or application/json" if self.takes_json else \
+                "multipart/form-data"
             raise ApiError("unsupported-media-type", f"Content-Type {kind or 'missing'}: send "
-                                                     "multipart/form-data or application/json",
-                           field="Content-Type")
+                                                     f"{wanted}", field="Content-Type")
 
     async def data_received(self, chunk: bytes) -> None:
         intake = self._intake
@@ -195,24 +212,13 @@ class BatchesHandler(ApiHandler):
         elif intake is not None:
             intake.feed(chunk)
 
-    @web.authenticated
-    async def get(self) -> None:
-        self.reply({"jobs": await self.blocking(self.service.jobs, self.user)})
-
-    @web.authenticated
-    async def post(self) -> None:
-        intake, service = self._intake, self.service
+    async def received(self) -> MultipartIntake | JsonIntake:
+        """The intake of an admitted POST whose body has been read (the refusal, if it was
+        refused)."""
         if self._refusal is not None:
             raise self._refusal
-        if isinstance(intake, MultipartIntake):
-            files, fields = await self.blocking(intake.finish)
-            status = await self.blocking(service.submit_uploads, self.user, files, fields)
-        else:
-            assert intake is not None
-            status = await self.blocking(service.submit_paths, self.user, intake.finish())
-        status["links"] = self.links(status["job_id"])
-        self.set_header("Location", status["links"]["self"])
-        self.reply(status, 202)
+        assert self._intake is not None
+        return self._intake
 
     def on_finish(self) -> None:
         self._forget_upload()
@@ -222,10 +228,77 @@ class BatchesHandler(ApiHandler):
         super().on_connection_close()
 
     def _forget_upload(self) -> None:
-        """Remove the request's upload folder (empty once its files joined a job)."""
+        """Remove the request's upload folder (empty once its files joined a job or were
+        staged)."""
         intake, self._intake = self._intake, None
         if isinstance(intake, MultipartIntake):
             self.service.upload_pool.submit(intake.discard)
+
+
+@web.stream_request_body
+class BatchesHandler(StreamedPostHandler):
+    """``GET /batches``: the caller's jobs. ``POST /batches``: a new batch, from a
+    multipart upload (streamed to disk) or a JSON list of server-side paths."""
+
+    @web.authenticated
+    async def get(self) -> None:
+        self.reply({"jobs": await self.blocking(self.service.jobs, self.user)})
+
+    @web.authenticated
+    async def post(self) -> None:
+        intake, service = await self.received(), self.service
+        if isinstance(intake, MultipartIntake):
+            files, fields = await self.blocking(intake.finish)
+            status = await self.blocking(service.submit_uploads, self.user, files, fields)
+        else:
+            status = await self.blocking(service.submit_paths, self.user, intake.finish())
+        status["links"] = self.links(status["job_id"])
+        self.set_header("Location", status["links"]["self"])
+        self.reply(status, 202)
+
+
+@web.stream_request_body
+class UploadsHandler(StreamedPostHandler):
+    """``GET /uploads``: the caller's staged uploads. ``POST /uploads``: stage a multipart
+    upload of files (streamed to disk, under the limits and rate of ``POST /batches``) in
+    a folder of its own on the server, without starting a batch: for the panel's kernel
+    on the same machine to add as a path (``docs/server.md``)."""
+
+    takes_json = False
+    form_fields = STAGING_FIELDS
+
+    def admit(self) -> None:
+        self.service.check_resources()  # no batch starts: running batches do not count
+
+    @web.authenticated
+    async def get(self) -> None:
+        self.reply({"uploads": await self.blocking(self.service.uploads, self.user)})
+
+    @web.authenticated
+    async def post(self) -> None:
+        intake = await self.received()
+        assert isinstance(intake, MultipartIntake)
+        files, _ = await self.blocking(intake.finish)
+        record = await self.blocking(self.service.stage_uploads, self.user, files)
+        record["links"] = self.upload_links(record["upload_id"])
+        self.set_header("Location", record["links"]["self"])
+        self.reply(record, 201)
+
+
+class UploadHandler(ApiHandler):
+    """``GET /uploads/{upload_id}``: one staged upload; ``DELETE``: remove it."""
+
+    @web.authenticated
+    async def get(self, upload_id: str) -> None:
+        record = await self.blocking(self.service.upload, self.user, upload_id)
+        record["links"] = self.upload_links(upload_id)
+        self.reply(record)
+
+    @web.authenticated
+    async def delete(self, upload_id: str) -> None:
+        await self.blocking(self.service.delete_upload, self.user, upload_id)
+        self.set_status(204)
+        self.finish()
 
 
 class BatchHandler(ApiHandler):
@@ -315,8 +388,11 @@ class NotFoundHandler(ApiHandler):
 #: The API's routes, relative to ``<base_url>/cpet-nb/api/v1``; path parameters are named
 #: groups (``openapi.json`` has one path per route, ``{job_id}`` for a group).
 JOB = r"(?P<job_id>[^/]+)"
+UPLOAD = r"(?P<upload_id>[^/]+)"
 ROUTES: list[tuple[str, type[ApiHandler]]] = [
     ("/batches", BatchesHandler),
+    ("/uploads", UploadsHandler),
+    (f"/uploads/{UPLOAD}", UploadHandler),
     (f"/batches/{JOB}", BatchHandler),
     (f"/batches/{JOB}/results", ResultsHandler),
     (f"/batches/{JOB}/cancel", CancelHandler),
@@ -331,6 +407,26 @@ def handlers(base_url: str) -> list[tuple[str, type[ApiHandler]]]:
     prefix = url_path_join(base_url, API_PREFIX)
     return [(prefix + route + "/?", handler) for route, handler in ROUTES] + \
         [(prefix + "(?:/.*)?", NotFoundHandler)]
+
+
+def add_page_config(settings: dict[str, Any], service: BatchService) -> None:
+    """Make the pages of JupyterLab and Notebook 7 (through the tornado setting
+    ``page_config_hook`` that both call) carry :data:`PAGE_CONFIG_KEY`: the URL of
+    ``/uploads`` and the upload limits. A widget in the page then knows, without a request,
+    that the API is there and what it takes. An earlier hook (JupyterHub's) runs first."""
+    previous = settings.get("page_config_hook")
+    limits = service.limits
+    entry = {"uploads": url_path_join(settings["base_url"], API_PREFIX, "uploads"),
+             "max_body_bytes": limits.max_body_bytes, "max_file_bytes": limits.max_file_bytes,
+             "max_files": limits.max_files}
+
+    def hook(handler: Any, page_config: dict[str, Any]) -> dict[str, Any]:
+        if previous is not None:
+            page_config = previous(handler, page_config)
+        page_config[PAGE_CONFIG_KEY] = entry
+        return page_config
+
+    settings["page_config_hook"] = hook
 
 
 def _not_authenticated() -> ApiError:

@@ -13,13 +13,17 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
+import re
 import shutil
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +37,7 @@ from .config import MB, CpetNb
 from .errors import ApiError, limit
 from .limits import RateLimiter, Starting
 from .paths import confine
-from .uploads import ReceivedFile, UploadLimits
+from .uploads import ReceivedFile, UploadLimits, unique_names
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +64,9 @@ REFUSALS = {"disk": "too little free disk space", "memory": "too little availabl
 #: on the server; the findings say what went wrong).
 FILE_FIELDS = ("idx", "name", "state", "status", "size_bytes", "sha256", "device",
                "elapsed_s", "reused_from")
+#: What an upload id looks like (:meth:`BatchService.stage_uploads`): checked before it
+#: names a file.
+UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
 
 
 @dataclass(frozen=True)
@@ -94,6 +101,7 @@ class BatchService:
         self.store = Store(config.store)
         self.incoming = self.store.path.with_name(self.store.path.name + ".incoming")
         self.reports = self.store.path.with_name(self.store.path.name + ".reports")
+        self.staged = self.store.path.with_name(self.store.path.name + ".staged")
         self.pool = ThreadPoolExecutor(config.executor_threads, "cpet_nb-api")
         self.upload_pool = ThreadPoolExecutor(config.executor_threads, "cpet_nb-upload")
         self.report_pool = ThreadPoolExecutor(1, "cpet_nb-report")
@@ -126,7 +134,7 @@ class BatchService:
         ApiError
             ``insufficient-resources`` or ``too-many-batches``.
         """
-        self._check_resources()
+        self.check_resources()
         running = self._running(user)
         if running >= self.config.max_running_batches:
             raise self._too_many(running)
@@ -164,7 +172,7 @@ class BatchService:
 
     def _submit(self, user: str, inputs: Sequence[Path | Upload], settings: Settings,
                 given: Sequence[str]) -> dict[str, Any]:
-        self._check_resources()
+        self.check_resources()
         with self._starting.reserve(user, lambda: self._running(user),
                                     self.config.max_running_batches) as admitted:
             if not admitted:
@@ -241,6 +249,85 @@ class BatchService:
                 self._client = get_client(None, self.config.cluster_max_workers,
                                           adapt_minimum=self.config.cluster_min_workers)
             return self._client
+
+    # -- staged uploads ------------------------------------------------------------------
+
+    def stage_uploads(self, user: str, files: Sequence[ReceivedFile]) -> dict[str, Any]:
+        """Keep uploaded files, under their sanitised names (made distinct), in a private
+        folder of their own, ``<store>.staged/<upload_id>/``, for a program on this machine
+        to give as a path: the panel's kernel adds it to its inputs. A record beside the
+        folder (``<upload_id>.json``) says whose it is. The files stay until
+        :meth:`delete_upload`, or :meth:`cleanup` once ``upload_expiry_hours`` old.
+
+        Returns
+        -------
+        dict
+            The upload's record (:meth:`upload`).
+
+        Raises
+        ------
+        ApiError
+            ``no-analysable-file`` for a request without a file part.
+        """
+        if not files:
+            raise ApiError("no-analysable-file", "the request has no file part", field="files")
+        upload_id = uuid.uuid4().hex
+        self.staged.mkdir(mode=0o700, parents=True, exist_ok=True)
+        folder = self.staged / upload_id
+        folder.mkdir(mode=0o700)
+        names = unique_names([f.name for f in files])
+        for file, name in zip(files, names, strict=True):
+            os.replace(file.path, folder / name)  # a rename: incoming/ is beside staged/
+        created_s = time.time()
+        record = {"upload_id": upload_id, "user": user, "folder": str(folder),
+                  "created_at": _utc(created_s),
+                  "expires_at": _utc(created_s + self.config.upload_expiry_hours * 3600),
+                  "files": [{"name": n, "size_bytes": f.size_bytes}
+                            for f, n in zip(files, names, strict=True)],
+                  "total_bytes": sum(f.size_bytes for f in files)}
+        sidecar = self._upload_record_path(upload_id)
+        sidecar.with_suffix(".tmp").write_text(json.dumps(record))
+        os.replace(sidecar.with_suffix(".tmp"), sidecar)
+        return _public_upload(record)
+
+    def uploads(self, user: str) -> list[dict[str, Any]]:
+        """The user's staged uploads that have not expired, newest first."""
+        found = []
+        for sidecar in self.staged.glob("*.json") if self.staged.is_dir() else []:
+            try:
+                found.append(self._upload_record(user, sidecar.stem))
+            except ApiError:  # another user's, expired or half written
+                continue
+        return sorted((_public_upload(r) for r in found), key=lambda r: r["created_at"],
+                      reverse=True)
+
+    def upload(self, user: str, upload_id: str) -> dict[str, Any]:
+        """One staged upload of the user: its id, folder, files (name, size), total size,
+        and when it was made and expires."""
+        return _public_upload(self._upload_record(user, upload_id))
+
+    def delete_upload(self, user: str, upload_id: str) -> None:
+        """Remove one staged upload of the user (its folder and record)."""
+        self._upload_record(user, upload_id)
+        shutil.rmtree(self.staged / upload_id, ignore_errors=True)
+        self._upload_record_path(upload_id).unlink(missing_ok=True)
+
+    def _upload_record(self, user: str, upload_id: str) -> dict[str, Any]:
+        """The record of the user's upload ``upload_id``, refused exactly as an unknown one
+        when it is another user's or has expired."""
+        unknown = ApiError("unknown-upload", f"no upload {upload_id!r}", field="upload_id")
+        if not UPLOAD_ID.fullmatch(upload_id):
+            raise unknown
+        try:
+            record = json.loads(self._upload_record_path(upload_id).read_text())
+        except (OSError, ValueError):
+            raise unknown from None
+        if record.get("user") != user or record["expires_at"] <= _utc(time.time()):
+            raise unknown
+        return record
+
+    def _upload_record_path(self, upload_id: str) -> Path:
+        return self.staged / f"{upload_id}.json"
 
     # -- jobs ----------------------------------------------------------------------------
 
@@ -396,10 +483,12 @@ class BatchService:
             ("store", found["store"] != "ok")) if short]
         return found
 
-    def _check_resources(self) -> None:
+    def check_resources(self) -> None:
+        """Raise ``insufficient-resources`` while new work is refused (disk, memory,
+        store)."""
         refusing = self._resources()["refusing"]
         if refusing:
-            raise ApiError("insufficient-resources", "new batches are refused: "
+            raise ApiError("insufficient-resources", "new batches and uploads are refused: "
                            + "; ".join(REFUSALS[r] for r in refusing), refusing=refusing)
 
     def _integrity_check(self) -> str:
@@ -422,14 +511,18 @@ class BatchService:
                 "max_workers": self.config.cluster_max_workers or None}
 
     def cleanup(self) -> None:
-        """Remove upload folders of requests that never became jobs (older than
-        ``upload_expiry_hours``) and, when the server's settings set ``job_expiry_days``,
-        expired jobs with their uploads and reports."""
+        """Remove upload folders of requests that never became jobs and staged uploads
+        (with their records), once older than ``upload_expiry_hours``, and, when the
+        server's settings set ``job_expiry_days``, expired jobs with their uploads and
+        reports."""
         cutoff = time.time() - self.config.upload_expiry_hours * 3600
-        if self.incoming.is_dir():
-            for folder in self.incoming.iterdir():
-                if folder.stat().st_mtime < cutoff:
-                    shutil.rmtree(folder, ignore_errors=True)
+        for area in (self.incoming, self.staged):
+            for path in area.iterdir() if area.is_dir() else []:
+                if path.stat().st_mtime < cutoff:
+                    if path.is_dir():
+                        shutil.rmtree(path, ignore_errors=True)
+                    else:
+                        path.unlink(missing_ok=True)
         days = Settings.load(self.config.settings_file or None).job_expiry_days
         if days is not None:
             for job_id in self.store.cleanup(days):
@@ -457,6 +550,17 @@ def make_report_file(job_id: str, store: Store, out: Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     report_maker()(job_id, store.path, out=out)  # the report's kernel opens the store itself
     return out
+
+
+def _utc(seconds: float) -> str:
+    """A time (s since the epoch) as the store writes times: ISO 8601, UTC, to the
+    second."""
+    return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="seconds")
+
+
+def _public_upload(record: Mapping[str, Any]) -> dict[str, Any]:
+    """An upload's record as answered (without its owner: only the owner sees it)."""
+    return {k: v for k, v in record.items() if k != "user"}
 
 
 def _json_object(text: str, field: str) -> dict[str, Any]:

@@ -30,6 +30,8 @@ from .errors import ApiError, limit
 
 #: Form fields (parts without a file name) that ``POST /batches`` takes, and their limit.
 FORM_FIELDS = ("settings",)
+#: ... and those that ``POST /uploads`` takes (files only).
+STAGING_FIELDS: tuple[str, ...] = ()
 MAX_FIELD_BYTES = 64 * 1024
 #: Longest kept file name (characters; the ending is kept).
 MAX_NAME_CHARS = 200
@@ -55,6 +57,28 @@ def safe_name(name: str, fallback: str) -> str:
         keep = dot + ending if dot and len(ending) <= 16 else ""
         cleaned = cleaned[:MAX_NAME_CHARS - len(keep)] + keep
     return cleaned or fallback
+
+
+def unique_names(names: list[str]) -> list[str]:
+    """``names`` made distinct (case-insensitively, for file systems that fold case) by a
+    counter before the ending of the second and later ones.
+
+    >>> unique_names(["a.csv", "b.csv", "A.csv", "a.csv", "a (2).csv"])
+    ['a.csv', 'b.csv', 'A (2).csv', 'a (3).csv', 'a (2) (2).csv']
+    """
+    taken: set[str] = set()
+    unique = []
+    for name in names:
+        stem, dot, ending = name.rpartition(".")
+        if not dot or not stem:
+            stem, dot, ending = name, "", ""
+        candidate, n = name, 1
+        while candidate.casefold() in taken:
+            n += 1
+            candidate = f"{stem} ({n}){dot}{ending}"
+        taken.add(candidate.casefold())
+        unique.append(candidate)
+    return unique
 
 
 @dataclass(frozen=True)
@@ -107,9 +131,12 @@ class MultipartIntake:
     folder : pathlib.Path
         An empty private folder for the files (removed again on error).
     limits : UploadLimits
+    fields : tuple of str
+        The form fields (parts without a file name) taken; any other is ``unknown-field``.
     """
 
-    def __init__(self, content_type: str, folder: Path, limits: UploadLimits) -> None:
+    def __init__(self, content_type: str, folder: Path, limits: UploadLimits,
+                 fields: tuple[str, ...] = FORM_FIELDS) -> None:
         _, options = parse_options_header(content_type)
         boundary = options.get(b"boundary")
         if not boundary:
@@ -117,6 +144,7 @@ class MultipartIntake:
                            field="Content-Type")
         self.folder = folder
         self.limits = limits
+        self.form_fields = fields
         self.files: list[ReceivedFile] = []
         self.fields: dict[str, str] = {}
         self.error: ApiError | None = None
@@ -205,10 +233,11 @@ class MultipartIntake:
                                                   "form-data with a name", field="body")
         part.name = options[b"name"].decode("utf-8", "replace")
         if b"filename" not in options:
-            if part.name not in FORM_FIELDS:
+            if part.name not in self.form_fields:
                 raise ApiError("unknown-field", f"unknown form field {part.name!r} (fields: "
-                                                f"{', '.join(FORM_FIELDS)}; files in any "
-                                                "part with a file name)", field=part.name)
+                                                f"{', '.join(self.form_fields) or 'none'}; "
+                                                "files in any part with a file name)",
+                               field=part.name)
             return
         if len(self.files) >= self.limits.max_files:
             raise ApiError("too-many-files", f"more than {self.limits.max_files} files in "

@@ -44,6 +44,7 @@ from ..physiology.consensus import REVIEW_REASONS
 from ..result import RESULT_COLUMNS, TEXT_COLUMNS
 from ..settings import Settings
 from . import _plots
+from ._bigupload import BigUpload
 from ._settings import SettingsForm
 from ._tables import FrameTable, Rows, column_title
 
@@ -161,6 +162,8 @@ class Panel:
         self.upload = w.FileUpload(description="Upload files / ZIP", multiple=True,
                                    layout=w.Layout(width="auto", flex="0 0 auto"))
         self.upload.observe(self._on_upload, "value")
+        self.big_upload = BigUpload()
+        self.big_upload.observe(self._on_big_upload, "staged")
         self.path = w.Text(placeholder="folder, file, ZIP or glob on the server, e.g. "
                                        "/data/lab/2026-*/", layout=w.Layout(width="26em"))
         self.add = _button("Add", self._on_add, "Add the path (files are read, not analysed)")
@@ -172,12 +175,14 @@ class Panel:
                                 widths=FILE_WIDTHS, max_height=240)
         return w.VBox([
             _heading("1 Files"),
-            _row(self.upload, w.HTML("&nbsp;or path&nbsp;"), self.path, self.add, self.demo,
-                 self.clear),
-            w.HTML(f"<small>One upload selection travels in one message of at most "
-                   f"{UPLOAD_LIMIT_MIB} MiB; a larger one never arrives. For big batches "
-                   "put the files on the server and give their folder, ZIP or glob in the "
-                   "path field.</small>"),
+            _row(self.upload, self.big_upload, w.HTML("&nbsp;or path&nbsp;"), self.path,
+                 self.add, self.demo, self.clear),
+            w.HTML(f"<small><i>Upload files / ZIP</i> sends one selection in one message of "
+                   f"at most {UPLOAD_LIMIT_MIB} MiB; a larger one never arrives. <i>Upload "
+                   "large selection</i> streams any size to the Jupyter server (with "
+                   "progress) where its server extension is enabled. Or put the files on "
+                   "the server and give their folder, ZIP or glob in the path "
+                   "field.</small>"),
             self.intake_status, self.files.widget, self.form.widget])
 
     def _run_section(self) -> w.VBox:
@@ -335,6 +340,11 @@ class Panel:
         uploads = [Upload.from_widget(item) for item in change["new"]]
         self.upload.value = ()  # free the kernel's copy of the message
         self.add_inputs(uploads)
+
+    def _on_big_upload(self, change: dict[str, Any]) -> None:
+        """The browser staged a selection on the server: read its folder as a path."""
+        if change["new"]:
+            self.add_inputs([change["new"]["folder"]])
 
     def _on_add(self, _: Any) -> None:
         text = self.path.value.strip()

@@ -132,8 +132,9 @@ def test_picking_a_method_stores_its_estimate_and_the_tables_show_it(panel, batc
     before = batch.results()
     file = before["file"].iloc[2]
     row = choose(panel, file, "vt2")
-    methods = [m for _, m in estimates(row, "vt2", batch.settings) if m != "model"]
-    method = methods[0]
+    options = estimates(row, "vt2", batch.settings)
+    assert panel.review.method.value == options[0][1]  # the first is chosen, ready to use
+    method = next(m for _, m in options if m != "model")
     panel.review.method.value = method
     panel.review.use.click()
     stored = newest_override(batch)

@@ -211,7 +211,7 @@ PANELS: tuple[Panel, ...] = (
 #: The panels of the review figures (:func:`review_figures`): the signals the classical
 #: methods read.
 REVIEW_PANELS = ("vslope", "equivalents", "end_tidal", "ve")
-REVIEW_PANEL_WIDTH = 520
+REVIEW_PANEL_WIDTH = 420  # two side by side fit a notebook's width
 #: The decision in force, by results-table column: (threshold, the x series it is drawn on).
 FINAL_MARKERS: dict[str, tuple[str, str]] = {
     "vt1_final_time_s": ("VT1", "t"), "vt2_final_time_s": ("VT2", "t"),

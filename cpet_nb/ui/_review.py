@@ -199,6 +199,7 @@ class ReviewQueue:
             if math.isfinite(consensus) else "no consensus to accept")
         options = estimates(row, vt, self.batch.settings)
         self.method.options = options
+        self.method.index = 0 if options else None  # ipywidgets 8 leaves a new list unchosen
         self.method.disabled = self.use.disabled = not options
         self.time_s.value = _seconds(_number(row.get(f"{vt}_final_time_s")))
         self.figures.show_pick(None)
@@ -285,7 +286,7 @@ def _queue_rows(queue: pd.DataFrame) -> pd.DataFrame:
     shown = queue.copy()
     shown["flag"] = ["⚑" if f is True else "" for f in shown["review"].astype(object)]
     shown["test"] = [Path(f).name for f in shown["file"]]
-    shown["why"] = shown["reasons"].str.replace("_", " ")
+    shown["why"] = [reasons.replace("_", " ") for reasons in shown["reasons"]]
     if "uncertainty_ml_min" not in shown:
         shown["uncertainty_ml_min"] = math.nan
     return shown

@@ -1,5 +1,6 @@
 """The JupyterLab panel: intake with validation, settings, run with live progress, an
-interactive results table, plots of the selected test, exports and the report.
+interactive results table, plots of the selected test, exports, the review queue
+(:mod:`._review`) and the report.
 
 It is a thin shell over :func:`cpet_nb.submit`, :func:`cpet_nb.resume`, :func:`cpet_nb.jobs`
 and :class:`cpet_nb.Batch`, and a renderer of :meth:`cpet_nb.Batch.subscribe`, like the
@@ -92,7 +93,8 @@ _INTAKE_TEXT = {"ready": "✓ ready", "skipped": "– skipped", "error": "✗ wi
 
 
 class Panel:
-    """Intake, settings, run, results, plots and report of batches in one job store.
+    """Intake, settings, run, results, plots, review and report of batches in one job
+    store.
 
     Display it (last expression of a cell); :attr:`widget` is its root ``ipywidgets``
     widget. Reopened on a store it lists the store's jobs and shows the newest.

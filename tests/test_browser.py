@@ -335,3 +335,61 @@ def test_a_large_selection_uploads_through_the_server_extension(playwright_chrom
             assert marker not in text
         errors = [m for m in console if m.startswith(("error", "pageerror"))]
         assert errors == [], console
+
+
+def test_review_queue_stores_an_override_from_the_browser(playwright_chromium, workspace,
+                                                          bundled_tests, tmp_path):
+    """In JupyterLab: after a batch, a click in the review queue, a click on a time plot (a
+    Bokeh ``Tap`` event reaching the kernel through jupyter_bokeh) and *Set this time* store
+    an override; the queue and the results table show it, the machine's value is kept."""
+    from cpet_nb.batch.store import Store
+
+    folder, env = workspace
+    port, token = _free_port(), secrets.token_hex(16)
+    argv = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root",
+            "--ServerApp.ip=127.0.0.1", f"--port={port}", f"--IdentityProvider.token={token}",
+            "--LabApp.expose_app_in_browser=True", f"--ServerApp.root_dir={folder}"]
+    base, shots = f"http://127.0.0.1:{port}", tmp_path / "shots"
+    with _server(argv, folder, env, f"{base}/api/status?token={token}"):
+        page, console = _open(playwright_chromium,
+                              f"{base}/lab/tree/{NOTEBOOK.name}?token={token}")
+        page.wait_for_function("window.jupyterapp !== undefined", timeout=STEP_MS)
+        page.evaluate(LAB_RUN_ALL_CELLS)
+        try:
+            _use_the_panel(page, _samples(bundled_tests), shots, "review")
+            queue = page.locator(".cpet-review-queue .slick-row")
+            queue.first.wait_for(timeout=STEP_MS)
+            test = queue.first.locator(".slick-cell").nth(1).inner_text()
+            queue.first.locator(".slick-cell").nth(1).click()
+            page.locator(".cpet-review-heading").get_by_text(test).wait_for(timeout=STEP_MS)
+            plot = page.locator(".cpet-review-plots canvas").first  # the domains, over time
+            plot.wait_for(timeout=STEP_MS)
+            for _ in range(100):  # bounded: the plots are laid out after they are attached
+                plot.scroll_into_view_if_needed()
+                box = plot.bounding_box()
+                if box is not None and box["width"] > 100:
+                    break
+                time.sleep(0.2)
+            page.mouse.click(box["x"] + box["width"] * 0.55, box["y"] + box["height"] * 0.45)
+            status = page.locator(".cpet-review-status")
+            status.get_by_text(re.compile(r"VT1 at [\d,]+ s picked")).wait_for(timeout=STEP_MS)
+            _shoot(page, shots, "review-5-picked")
+            page.get_by_role("button", name="Set this time").click()
+            status.get_by_text("Stored: VT1").wait_for(timeout=STEP_MS)
+            page.locator(".cpet-review-queue .slick-row").first.get_by_text(
+                "expert").wait_for(timeout=STEP_MS)
+            page.locator(".cpet-results .slick-row").get_by_text("expert").first.wait_for(
+                timeout=STEP_MS)
+            _shoot(page, shots, "review-6-stored")
+        finally:
+            print("\n".join(console))
+        errors = [m for m in console if m.startswith(("error", "pageerror"))]
+        assert errors == [], console
+    store = Store(folder / "quickstart-jobs.sqlite")
+    (job,) = store.jobs()["job_id"]
+    (stored,) = store.overrides(job).itertuples()
+    assert (Path(stored.file).name, stored.threshold, stored.source) == (test, "vt1", "expert")
+    assert stored.time_s == int(stored.time_s)  # on the 1 s grid
+    row = store.results(job).set_index("file").loc[stored.file]
+    assert (row["vt1_final_time_s"], row["vt1_source"]) == (stored.time_s, "expert")
+    assert row["vt1_consensus_time_s"] == stored.previous_time_s  # the machine's, kept

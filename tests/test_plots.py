@@ -319,3 +319,27 @@ def test_a_real_batch_with_an_upload_plots_from_its_store(tmp_path, bundled_test
                                         plots.batch_figures(batch.results()).layout),
                            tmp_path / "job.html", "job")
     assert json.dumps("uploaded.csv")[1:-1] in page.read_text(encoding="utf-8")
+
+
+def test_review_figures_mark_the_decision_in_force_and_a_picked_time(job):
+    store, job_id = job
+    row = store.results(job_id).iloc[0]
+    figures = plots.review_figures(plots.TestData.from_store(store, job_id, 0))
+    assert _panels(figures.layout) == {"domains", *plots.REVIEW_PANELS}
+    timed = {f.name: f for f in figures.time_figures}
+    assert set(timed) == {"panel-domains", "panel-equivalents", "panel-end_tidal", "panel-ve"}
+    vt1 = f"VT1 final (consensus): {row['vt1_final_time_s']:,.0f} s"
+    for fig in timed.values():
+        assert vt1 in [item.label["value"] for item in fig.legend[0].items]
+    vslope = _named(figures.layout)["panel-vslope"]
+    assert f"VT1 final (consensus): {row['vt1_final_vo2_ml_min']:,.0f} mL/min" in [
+        item.label["value"] for item in vslope.legend[0].items]
+    figures.show_pick(400.0)
+    for fig in timed.values():
+        (pick,) = [r for r in fig.renderers if r.name == "pick"]
+        assert pick.data_source is figures.pick and pick.data_source.data["x"] == [400.0]
+    assert not [r for r in vslope.renderers if r.name == "pick"]  # not a time axis
+    no_end_tidal = plots.review_figures(plots.TestData.from_store(store, job_id, 2))
+    assert {f.name for f in no_end_tidal.time_figures} == {"panel-equivalents", "panel-ve"}
+    gone = plots.review_figures(plots.TestData.from_store(store, job_id, 3))
+    assert gone.time_figures == [] and "missing-breath-data" in _named(gone.layout, Div)

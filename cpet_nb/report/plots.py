@@ -10,6 +10,8 @@ Bokeh; this module does.
 - :func:`test_figures`: the domain probabilities with VT1 and VT2, then a Wasserman-style grid
   of the panels whose channels the test has (:data:`PANELS`), time axes linked, hover on
   every series.
+- :func:`review_figures`: what a reviewer decides from: the domain probabilities and the
+  panels the classical methods read, the decision in force marked, a time picked by a click.
 - :func:`batch_figures`: VO2peak distribution, VT1 and VT2 as % of VO2peak, findings by code;
   :meth:`BatchFigures.stream` adds results as they arrive.
 - :func:`save_html`: a standalone page with Bokeh inlined (works offline), written atomically.
@@ -66,9 +68,9 @@ from ..physiology.validate import screen_values
 from ..record import CPETRecord
 from .testdata import TestData, finding_codes, raised, split_findings
 
-__all__ = ["BatchFigures", "MAX_POINTS_PER_LINE", "PANELS", "TestData", "batch_figures",
-           "breath_series", "decimate", "domain_figure", "save_html",
-           "summary_html", "test_figures"]
+__all__ = ["BatchFigures", "MAX_POINTS_PER_LINE", "PANELS", "REVIEW_PANELS", "ReviewFigures",
+           "TestData", "batch_figures", "breath_series", "decimate", "domain_figure",
+           "review_figures", "save_html", "summary_html", "test_figures"]
 
 #: Most points drawn per series in one figure; longer series are thinned for display by
 #: :func:`decimate` (a 60-minute breath-by-breath test has about 2,000 breaths per channel).
@@ -79,8 +81,12 @@ VO2PEAK_BIN_ML_MIN = 250.0
 DOMAIN_COLOURS = {"moderate": "#2a9d8f", "heavy": "#e9a03b", "severe": "#c8553d"}
 #: Colour of each threshold's markers (the domain it opens).
 THRESHOLD_COLOURS = {"VT1": DOMAIN_COLOURS["heavy"], "VT2": DOMAIN_COLOURS["severe"]}
-#: Line style of a marker by who placed it: solid, long dashes, dots.
-MARKER_DASH = {"model": "solid", "consensus": [9, 4], "method": [2, 3]}
+#: Line style of a marker by who placed it: solid, long dashes, dots; dash-dots for the
+#: decision in force (the final columns, :func:`review_figures`).
+MARKER_DASH = {"model": "solid", "consensus": [9, 4], "method": [2, 3],
+               "final": "dashdot"}
+#: Line width of a marker by who placed it (2 px unless given).
+MARKER_WIDTH = {"consensus": 3, "final": 5}
 SEVERITY_COLOURS = {"warning": "#e9a03b", "error": "#c8553d"}
 PANEL_WIDTH, PANEL_HEIGHT = 360, 300
 TOOLS = "pan,box_zoom,wheel_zoom,reset,save"
@@ -202,6 +208,16 @@ PANELS: tuple[Panel, ...] = (
           markers=(*TIME_MARKERS, "vt1_peto2_time_s", "vt2_petco2_time_s")),
 )
 
+#: The panels of the review figures (:func:`review_figures`): the signals the classical
+#: methods read.
+REVIEW_PANELS = ("vslope", "equivalents", "end_tidal", "ve")
+REVIEW_PANEL_WIDTH = 420  # two side by side fit a notebook's width
+#: The decision in force, by results-table column: (threshold, the x series it is drawn on).
+FINAL_MARKERS: dict[str, tuple[str, str]] = {
+    "vt1_final_time_s": ("VT1", "t"), "vt2_final_time_s": ("VT2", "t"),
+    "vt1_final_vo2_ml_min": ("VT1", "VO2"), "vt2_final_vo2_ml_min": ("VT2", "VO2"),
+}
+
 # -- the breath data as drawn -------------------------------------------------------------
 
 def breath_series(record: CPETRecord) -> pd.DataFrame:
@@ -295,11 +311,27 @@ def test_figures(test: TestData, *, max_points: int = MAX_POINTS_PER_LINE):
     -------
     bokeh.models.Column
     """
+    parts, _ = _test_parts(test, PANELS, ncols=3, panel_width=PANEL_WIDTH,
+                           max_points=max_points)
+    return column(*parts)
+
+
+test_figures.__test__ = False  # a figure builder, not a pytest test, if imported into one
+
+
+def _test_parts(test: TestData, panels: Sequence[Panel], *, ncols: int, panel_width: int,
+                max_points: int) -> tuple[list, dict[str, Any]]:
+    """The summary, the domain figure and the grid of ``panels`` of one test, with a note
+    for each part that cannot be drawn (:func:`test_figures`); and the figures by key
+    (``domains`` and the panels' keys). Time axes share one range."""
     time_range = DataRange1d()
-    parts = [Div(text=summary_html(test.row), name="summary", width=3 * PANEL_WIDTH)]
+    width = ncols * panel_width
+    parts: list = [Div(text=summary_html(test.row), name="summary", width=width)]
+    figures: dict[str, Any] = {}
     if test.curves is not None:
-        parts.append(domain_figure(test, x_range=time_range, max_points=max_points,
-                                   width=3 * PANEL_WIDTH))
+        figures["domains"] = domain_figure(test, x_range=time_range, max_points=max_points,
+                                           width=width)
+        parts.append(figures["domains"])
     else:
         parts.append(_note("missing-domains", "Domain probabilities not shown: the model did "
                            "not run on this test (its findings say why)."))
@@ -307,21 +339,82 @@ def test_figures(test: TestData, *, max_points: int = MAX_POINTS_PER_LINE):
         parts.append(_note("missing-breath-data", "Breath data not shown: "
                            f"{test.missing or 'no record'}. The thresholds above come from "
                            "the stored results."))
-        return column(*parts)
+        return parts, figures
     series = breath_series(test.record)
-    present = [p for p in PANELS
+    present = [p for p in panels
                if _has_data(series, p.x) and any(_has_data(series, s) for s in p.left)]
+    for panel in present:
+        figures[panel.key] = _panel_figure(panel, series, test.row, time_range, max_points,
+                                           width=panel_width)
     if present:
-        parts.append(gridplot([_panel_figure(p, series, test.row, time_range, max_points)
-                               for p in present], ncols=3, toolbar_location="right"))
-    absent = [p for p in PANELS if p not in present]
+        parts.append(gridplot([figures[p.key] for p in present], ncols=ncols,
+                              toolbar_location="right"))
+    absent = [p for p in panels if p not in present]
     if absent:
         parts.append(_note("missing-panels", "Not drawn, for want of data in this file: "
                            + "; ".join(f"{p.title} (needs {_needs(p)})" for p in absent) + "."))
-    return column(*parts)
+    return parts, figures
 
 
-test_figures.__test__ = False  # a figure builder, not a pytest test, if imported into one
+@dataclass
+class ReviewFigures:
+    """The figures a reviewer decides from (:func:`review_figures`).
+
+    Attributes
+    ----------
+    layout : bokeh.models.Column
+    time_figures : list of bokeh.plotting.figure
+        The figures with a time axis: where a click (a Bokeh ``Tap`` event, ``event.x``)
+        picks a time.
+    pick : ColumnDataSource
+        The picked time (``x``: none or one value), drawn as a black dotted line on every
+        time figure; set it with :meth:`show_pick`.
+    """
+
+    layout: Any
+    time_figures: list
+    pick: Any
+
+    def show_pick(self, time_s: float | None) -> None:
+        """Mark ``time_s`` on the time figures (None: remove the mark)."""
+        self.pick.data = {"x": [] if time_s is None else [float(time_s)]}
+
+
+def review_figures(test: TestData, *, max_points: int = MAX_POINTS_PER_LINE) -> ReviewFigures:
+    """What a reviewer needs to decide VT1 and VT2 of one test: the summary (every method's
+    estimate), the domain probabilities, and the panels each classical method reads
+    (:data:`REVIEW_PANELS`: V-slope, ventilatory equivalents, end-tidal pressures,
+    ventilation), each method's estimate marked on the panel of its signal (as in
+    :func:`test_figures`), and the decision in force (the results' final columns, with its
+    source: :data:`FINAL_MARKERS`).
+
+    Parts that cannot be drawn are replaced by the notes of :func:`test_figures`.
+
+    Parameters
+    ----------
+    test : TestData
+    max_points : int
+        Most points per series (:func:`decimate`).
+
+    Returns
+    -------
+    ReviewFigures
+    """
+    panels = [p for p in PANELS if p.key in REVIEW_PANELS]
+    parts, figures = _test_parts(test, panels, ncols=2, panel_width=REVIEW_PANEL_WIDTH,
+                                 max_points=max_points)
+    pick = ColumnDataSource({"x": []})
+    x_axes = {"domains": "t"} | {p.key: p.x for p in panels}
+    for key, fig in figures.items():
+        _add_final_markers(fig, test.row, x_axes[key])
+        if x_axes[key] == "t":
+            fig.vspan(x="x", source=pick, line_color="black", line_dash="dotted", line_width=2,
+                      legend_label="picked (click a time plot)", name="pick")
+    timed = [fig for key, fig in figures.items() if x_axes[key] == "t"]
+    return ReviewFigures(column(*parts), timed, pick)
+
+
+review_figures.__test__ = False  # a figure builder, not a pytest test
 
 
 def domain_figure(test: TestData, *, x_range: Any = None, max_points: int = MAX_POINTS_PER_LINE,
@@ -358,12 +451,12 @@ def domain_figure(test: TestData, *, x_range: Any = None, max_points: int = MAX_
 
 
 def _panel_figure(panel: Panel, series: pd.DataFrame, row: Mapping[str, Any],
-                  time_range: Any, max_points: int):
+                  time_range: Any, max_points: int, width: int = PANEL_WIDTH):
     left = [s for s in panel.left if _has_data(series, s)]
     right = [s for s in panel.right if _has_data(series, s)]
     x_label = "time (s)" if panel.x == "t" else SERIES[panel.x].label
     fig = _figure(panel.title, x_label, _axis_label(left),
-                  time_range if panel.x == "t" else None, PANEL_WIDTH, PANEL_HEIGHT,
+                  time_range if panel.x == "t" else None, width, PANEL_HEIGHT,
                   f"panel-{panel.key}")
     drawn = [_scatter(fig, series, panel.x, name, max_points) for name in left]
     fig.y_range = DataRange1d(renderers=list(drawn))
@@ -393,14 +486,31 @@ def _scatter(fig: Any, series: pd.DataFrame, x: str, name: str, max_points: int,
 def _add_markers(fig: Any, row: Mapping[str, Any], columns: Sequence[str]) -> None:
     """A vertical line at each of the row's values in ``columns`` that is known."""
     for column_name in columns:
-        value = _number(row, column_name)
-        if not math.isfinite(value):
-            continue
         threshold, source, text = MARKERS[column_name]
-        unit = "s" if column_name.endswith("_time_s") else "mL/min"
-        fig.vspan(x=[value], line_color=THRESHOLD_COLOURS[threshold],
-                  line_dash=MARKER_DASH[source], line_width=3 if source == "consensus" else 2,
-                  legend_label=f"{threshold} {text}: {value:,.0f} {unit}", name=column_name)
+        _vline(fig, row, column_name, threshold, source, text)
+
+
+def _add_final_markers(fig: Any, row: Mapping[str, Any], x: str) -> None:
+    """The decision in force (:data:`FINAL_MARKERS`) on a figure whose x is series ``x``
+    (``t`` or ``VO2``), with its source in the legend."""
+    for column_name, (threshold, on_x) in FINAL_MARKERS.items():
+        if on_x == x:
+            source = row.get(f"{threshold.lower()}_source")
+            shown = source if isinstance(source, str) and source else "none"
+            _vline(fig, row, column_name, threshold, "final", f"final ({shown})")
+
+
+def _vline(fig: Any, row: Mapping[str, Any], column_name: str, threshold: str, source: str,
+           text: str) -> None:
+    """A vertical line at the row's value of ``column_name``, when it is known."""
+    value = _number(row, column_name)
+    if not math.isfinite(value):
+        return
+    unit = "s" if column_name.endswith("_time_s") else "mL/min"
+    fig.vspan(x=[value], line_color=THRESHOLD_COLOURS[threshold],
+              line_dash=MARKER_DASH[source], line_width=MARKER_WIDTH.get(source, 2),
+              line_alpha=0.7 if source == "final" else 1.0,
+              legend_label=f"{threshold} {text}: {value:,.0f} {unit}", name=column_name)
 
 
 def _figure(title: str, x_label: str, y_label: str, x_range: Any, width: int, height: int,

@@ -132,11 +132,25 @@ class FrameTable:
 
     def patch(self, column: str, values: Mapping[int, object]) -> None:
         """Change cells of ``column`` (row position -> value); only they travel."""
-        if not values:
+        self.patch_columns({column: values})
+
+    def patch_row(self, position: int, values: Mapping[str, object]) -> None:
+        """Change the cells of one row (column -> value; columns the table lacks are
+        ignored) that differ from what it shows; only they travel."""
+        current = self.frame.iloc[position]
+        self.patch_columns({c: {position: v} for c, v in values.items()
+                            if c in self.titles and not _same(current[c], v)})
+
+    def patch_columns(self, changes: Mapping[str, Mapping[int, object]]) -> None:
+        """Change cells (column -> row position -> value), sent in one message."""
+        changes = {c: values for c, values in changes.items() if values}
+        if not changes:
             return
-        for position, value in values.items():
-            self.frame.iloc[position, self.frame.columns.get_loc(column)] = value
-        self.source.patch({column: [(int(p), _cell(v)) for p, v in values.items()]})
+        for column, values in changes.items():
+            for position, value in values.items():
+                self.frame.iloc[position, self.frame.columns.get_loc(column)] = value
+        self.source.patch({c: [(int(p), _cell(v, self.kinds[c])) for p, v in values.items()]
+                           for c, values in changes.items()})
         # BokehJS redraws a DataTable when its set of shown rows changes, not on a patch:
         # any change of the table model makes it redraw
         self.table.tags = [next(self._redraws)]
@@ -178,10 +192,21 @@ def _dtype(kind: str) -> str:
     return "float64" if kind == "f" else "object"
 
 
-def _cell(value: object) -> object:
+def _cell(value: object, kind: str = "O") -> object:
+    """One cell as the source holds it: a float for a number column (NaN when missing),
+    else text (empty when missing)."""
+    if kind == "f":
+        return np.nan if value is None or pd.isna(value) else float(value)
     if isinstance(value, (float, np.floating)):
         return float(value)
     return "" if value is None or value is pd.NA else str(value)
+
+
+def _same(shown: object, value: object) -> bool:
+    """Whether a cell already shows ``value`` (two missing values are the same)."""
+    if pd.isna(shown) or pd.isna(value):
+        return bool(pd.isna(shown) and pd.isna(value))
+    return bool(shown == value)
 
 
 def _data(frame: pd.DataFrame, kinds: Mapping[str, str]) -> dict[str, list]:
@@ -191,7 +216,8 @@ def _data(frame: pd.DataFrame, kinds: Mapping[str, str]) -> dict[str, list]:
     out = {}
     for name in frame.columns:
         if kinds[name] == "f":
-            out[name] = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=float)
+            numbers = pd.to_numeric(frame[name], errors="coerce")
+            out[name] = numbers.to_numpy(dtype=float, copy=True)  # writable: cells get patched
         else:
             out[name] = [_cell(v) for v in frame[name]]
     return out

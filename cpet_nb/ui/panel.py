@@ -1,5 +1,6 @@
 """The JupyterLab panel: intake with validation, settings, run with live progress, an
-interactive results table, plots of the selected test, exports and the report.
+interactive results table, plots of the selected test, exports, the review queue
+(:mod:`._review`) and the report.
 
 It is a thin shell over :func:`cpet_nb.submit`, :func:`cpet_nb.resume`, :func:`cpet_nb.jobs`
 and :class:`cpet_nb.Batch`, and a renderer of :meth:`cpet_nb.Batch.subscribe`, like the
@@ -45,8 +46,13 @@ from ..result import RESULT_COLUMNS, TEXT_COLUMNS
 from ..settings import Settings
 from . import _plots
 from ._bigupload import BigUpload
+from ._review import ReviewQueue
 from ._settings import SettingsForm
 from ._tables import FrameTable, Rows, column_title
+from ._widgets import button as _button
+from ._widgets import error_html as _error_html
+from ._widgets import heading as _heading
+from ._widgets import row as _row
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +70,8 @@ SHORT_COLUMNS = {
     "vo2peak_ml_min": "VO2peak (mL/min)",
     "vt1_vo2_ml_min": "VT1 model (mL/min)", "vt1_consensus_vo2_ml_min": "VT1 consensus (mL/min)",
     "vt2_vo2_ml_min": "VT2 model (mL/min)", "vt2_consensus_vo2_ml_min": "VT2 consensus (mL/min)",
+    "vt1_final_vo2_ml_min": "VT1 final (mL/min)", "vt1_source": "VT1 source",
+    "vt2_final_vo2_ml_min": "VT2 final (mL/min)", "vt2_source": "VT2 source",
     "rerpeak": "RERpeak", "hrpeak_bpm": "HRpeak (1/min)", "findings": "findings",
 }
 #: Columns of the files table.
@@ -76,7 +84,7 @@ FILE_WIDTHS = {"input": 170, "status": 95, "format": 95, "sampling": 115, "durat
 RESULT_WIDTHS = {"flag": 55, "why": 110, "test": 170, "status": 65, "rerpeak": 70,
                  "findings": 520, "file": 300, "vo2peak_ml_min": 120, "hrpeak_bpm": 105,
                  **{f"{vt}_{kind}vo2_ml_min": 150 for vt in ("vt1", "vt2")
-                    for kind in ("", "consensus_")}}
+                    for kind in ("", "consensus_", "final_")}}
 #: Exports: button label -> file name in the job's export folder.
 EXPORTS = {"CSV": "results.csv", "Excel": "results.xlsx", "Parquet": "results.parquet",
            "plot pages (ZIP)": "plots.zip"}
@@ -86,7 +94,8 @@ _INTAKE_TEXT = {"ready": "✓ ready", "skipped": "– skipped", "error": "✗ wi
 
 
 class Panel:
-    """Intake, settings, run, results, plots and report of batches in one job store.
+    """Intake, settings, run, results, plots, review and report of batches in one job
+    store.
 
     Display it (last expression of a cell); :attr:`widget` is its root ``ipywidgets``
     widget. Reopened on a store it lists the store's jobs and shows the newest.
@@ -146,8 +155,10 @@ class Panel:
         self.jobs.observe(self._on_job_chosen, "value")
         self.dashboard = w.HTML()
         header = _row(self.title, self.jobs, self.dashboard)
+        self.review = ReviewQueue(on_decision=self._show_decision)
         self.widget = w.VBox([header, self._files_section(), self._run_section(),
-                              self._results_section(), self._report_section()],
+                              self._results_section(), self.review.widget,
+                              self._report_section()],
                              layout=w.Layout(max_width="1100px"))
         self.title.value = (f"<b>cpet_nb</b> · store <code>{escape(self.store.path.name)}"
                             "</code>")
@@ -244,7 +255,7 @@ class Panel:
                                      "The batch report of this job (cpet_nb.report."
                                      "batch_report): a standalone HTML page that works offline")
         self.report_status = w.HTML()
-        return w.VBox([_heading("4 Report"),
+        return w.VBox([_heading("5 Report"),
                        _row(self.report_per_test, self.report_button, self.report_status)])
 
     # -- the update path (kernel IO loop) ------------------------------------------------
@@ -450,6 +461,8 @@ class Panel:
             self._list_jobs()  # its new state
         self._add_results(new_files)
         self._refresh_file_states()
+        if progress.state != "running" or self.review.batch is not self.batch:
+            self.review.show(self.batch, self._results)  # at its end: every test, in order
 
     def _add_results(self, names: Sequence[str]) -> None:
         """Put newly stored results into the table, the batch plots and the error list."""
@@ -583,6 +596,15 @@ class Panel:
                          f"{escape(row['status'])}" + (f"<br><small>{escape(row['findings'])}"
                                                        "</small>" if row["findings"] else ""))
         self.selected.children = [heading, _plots.test_plots(self.batch, file)]
+
+    def _show_decision(self, fresh: pd.DataFrame) -> None:
+        """A reviewer's decision: the test's results row (``fresh``, read again) replaces
+        its row, and the table shows its final values."""
+        row = fresh.iloc[0]
+        position = int((self._results["file"] == row["file"]).to_numpy().argmax())
+        for column in fresh.columns:
+            self._results.at[position, column] = row[column]
+        self.results.patch_row(position, _display(fresh).iloc[0])
 
     def _add_errors(self, rows: pd.DataFrame) -> None:
         """List the files among ``rows`` that could not be analysed, with their findings."""
@@ -724,24 +746,6 @@ def _event_loop() -> Any:
     return IOLoop.current()
 
 
-def _button(label: str, handler: Callable[[Any], None], tooltip: str, *, style: str = "",
-            disabled: bool = False) -> w.Button:
-    button = w.Button(description=label, tooltip=tooltip, button_style=style,
-                      disabled=disabled, layout=w.Layout(width="auto", flex="0 0 auto"))
-    button.on_click(handler)
-    return button
-
-
-def _row(*children: w.Widget) -> w.HBox:
-    """Widgets side by side, wrapping onto a new line when the notebook is narrow."""
-    return w.HBox(list(children), layout=w.Layout(flex_flow="row wrap",
-                                                  align_items="center"))
-
-
-def _heading(text: str) -> w.HTML:
-    return w.HTML(f'<h3 style="margin:0.6em 0 0.2em 0">{escape(text)}</h3>')
-
-
 def _kind(column: str) -> str:
     """``f`` for a numeric results column, ``O`` for a shown-as-text one."""
     if column in SHORT_COLUMNS and column not in RESULT_COLUMNS:
@@ -858,7 +862,3 @@ def _write_plot_pages(batch: Batch, target: Path) -> None:
 def _file_html(path: Path) -> str:
     size = path.stat().st_size / 1e6
     return f"written: <code>{escape(str(path))}</code> ({size:.1f} MB)"
-
-
-def _error_html(text: str) -> str:
-    return f'<span style="color:#b00020">{escape(text)}</span>'

@@ -20,6 +20,7 @@ from .model.pipeline import (
     model_estimate,
     model_input,
 )
+from .physiology._arrays import TestArrays
 from .physiology.consensus import review_flags, threshold_consensus
 from .physiology.measures import peak_measures
 from .physiology.slopes import slope_measures
@@ -136,12 +137,13 @@ def analyze_record(record: CPETRecord, *, file: str | None = None,
         return FileResult.failed(file, findings, record.metadata)
     record, breath_findings = screen_breaths(record)
     findings += breath_findings
+    arrays = TestArrays.of(record)  # the physiology's shared arrays, bins and grids
     loaded = {name: model if model is not None and model.name == name else get_model(name)
               for name in settings.models}
     result = FileResult(file=file, status="ok", metadata=record.metadata,
                         duration_s=record.duration_s,
                         model_version="+".join(m.info.version for m in loaded.values()))
-    result.measures = peak_measures(record, **settings.peak_options())
+    result.measures = peak_measures(record, arrays=arrays, **settings.peak_options())
     findings += check_protocol(record)
     blockers = threshold_blockers(record)
     findings = fold_repeats(findings, blockers)
@@ -151,10 +153,10 @@ def analyze_record(record: CPETRecord, *, file: str | None = None,
             vote = _add_models(result, record, loaded, findings)
         except CPETError as exc:
             findings.append(exc.finding)
-    _add_consensus(result, record, settings, findings, vote)
+    _add_consensus(result, arrays, settings, findings, vote)
     agreed = result.consensus
     result.measures |= slope_measures(record, vt1_s=agreed["vt1"].time_s,
-                                      vt2_s=agreed["vt2"].time_s)
+                                      vt2_s=agreed["vt2"].time_s, arrays=arrays)
     result.findings = findings
     result.status = FileResult.status_for(findings)
     return result
@@ -189,20 +191,19 @@ def _add_models(result: FileResult, record: CPETRecord, loaded: dict[str, Oxynet
     return vote
 
 
-def _add_consensus(result: FileResult, record: CPETRecord, settings: Settings,
+def _add_consensus(result: FileResult, arrays: TestArrays, settings: Settings,
                    findings: list[Finding], vote: ModelEstimate | None) -> None:
     """Classical thresholds, their consensus with the model's ``vote``, the values there and
     the review flags; a method without an estimate adds an info finding with its reason."""
-    result.classical = classical_thresholds(record)
+    result.classical = classical_thresholds(arrays)
     findings += [Finding("vt-method-no-estimate", Severity.INFO, f"{key}: {e.reason}",
                          file=result.file)
                  for key, e in result.classical.items() if not e.found]
     result.consensus = threshold_consensus(result.classical, vote.vt1 if vote else None,
                                            vote.vt2 if vote else None)
     for label, agreed in result.consensus.items():
-        result.consensus_values[f"{label}_hr_bpm"] = mean_around(record.data, "HR",
-                                                                 agreed.time_s)
-        result.consensus_values[f"{label}_load_w"] = recorded_at(record.data, "load",
+        result.consensus_values[f"{label}_hr_bpm"] = mean_around(arrays, "HR", agreed.time_s)
+        result.consensus_values[f"{label}_load_w"] = recorded_at(arrays, "load",
                                                                  agreed.time_s)
     effort = {"rer": result.measures["rer_criterion_met"],
               "hr": result.measures["hr_criterion_met"]}

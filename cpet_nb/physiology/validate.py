@@ -189,6 +189,8 @@ def _centred_median(values: np.ndarray, half_window: int, at: np.ndarray | None 
     either side (at the positions ``at``, default every one); NaN where fewer than
     ``half_window + 1`` are present. ``Series.rolling(2 * half_window + 1, center=True,
     min_periods=half_window + 1).median()`` on arrays."""
+    if not len(values):
+        return np.empty(0)
     edge = np.full(half_window, np.nan)
     windows = sliding_window_view(np.concatenate((edge, values, edge)), 2 * half_window + 1)
     windows = np.sort(windows if at is None else windows[at], axis=1)  # NaN sort last

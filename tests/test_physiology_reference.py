@@ -87,4 +87,8 @@ def test_analysis_matches_stored_reference(case):
                     "tools/make_physiology_reference.py on the code before the change")
     actual = json.loads(json.dumps(TOOL.snapshot(TOOL.run(case, TOOL.SAMPLES))))
     expected = {k: v for k, v in STORED[case["name"]].items() if k != "name"}
-    assert differences(expected, actual) == []
+    changed = differences(expected, actual)
+    assert not changed, (f"{len(changed)} output(s) changed (when a change of results is "
+                         "intended, regenerate the reference with "
+                         "tools/make_physiology_reference.py and say why in the commit): "
+                         + "; ".join(changed[:10]))

@@ -8,9 +8,11 @@ Measures, on pyoxynet's bundled real tests:
   ``pyoxynet.test_pyoxynet`` (TensorFlow) on the same files in the same run (model loaded
   once in both cases; pyoxynet's time includes its ``pd.read_csv``), and the ratio;
 * the model pipeline alone (1 s grid, scaling, inference, smoothing, VT1/VT2; record already
-  parsed), and the complete analysis of a parsed record (the model plus the measures, the
-  classical thresholds and their consensus), pinned to one core, scaled to a 10-minute test
-  (600 s; cost grows about linearly with duration);
+  parsed), the complete analysis of a parsed record (the model plus the measures, the
+  classical thresholds and their consensus), reading alone and ``cpet_nb.analyze(path)`` end
+  to end, pinned to one core, scaled to a 10-minute test (600 s; cost grows about linearly
+  with duration), so that the time splits into reading, model and the rest (screening,
+  measures, slopes, classical thresholds, consensus);
 * the same for each of pyoxynet's other models (:data:`cpet_nb.model.MODEL_NAMES`; one
   interpreter per model, loaded once, all windows of a test in one invoke): its model
   pipeline, its inference alone, and the complete analysis with every model chosen;
@@ -108,6 +110,9 @@ def main() -> None:
     model = cpet_nb.model.get_model()
     pipeline_ms = ms_per_10_min(records, lambda record: model_thresholds(record, model))
     analysis_ms = ms_per_10_min(records, analyze_record)
+    path_of = {id(record): path for record, path in zip(records, tests, strict=True)}
+    read_ms = ms_per_10_min(records, lambda record: cpet_nb.read(path_of[id(record)]))
+    end_to_end_ms = ms_per_10_min(records, lambda record: cpet_nb.analyze(path_of[id(record)]))
     every_model = Settings(models=MODEL_NAMES)
     all_models_ms = ms_per_10_min(records, lambda r: analyze_record(r, settings=every_model))
     costs = model_costs(records)
@@ -120,6 +125,9 @@ def main() -> None:
           f"{pipeline_ms:.1f} ms per 10-minute test (median)")
     print(f"cpet_nb complete analysis of a parsed test (model, measures, classical thresholds, "
           f"consensus), one core: {analysis_ms:.1f} ms per 10-minute test (median)")
+    print(f"cpet_nb.analyze(path) end to end, one core: {end_to_end_ms:.1f} ms per 10-minute "
+          f"test (median); reading alone {read_ms:.1f} ms, the model pipeline {pipeline_ms:.1f} "
+          f"ms, the rest {analysis_ms - pipeline_ms:.1f} ms")
     for name, (model_ms, invoke_ms) in costs.items():
         print(f"model {name}, one core, per 10-minute test (median): pipeline {model_ms:.1f} ms, "
               f"of which its one invoke {invoke_ms:.1f} ms")

@@ -20,6 +20,7 @@ from .model.pipeline import (
     model_estimate,
     model_input,
 )
+from .physiology._arrays import TestArrays
 from .physiology.consensus import review_flags, threshold_consensus
 from .physiology.effort import effort_measures
 from .physiology.exercise import exercise_span_s
@@ -160,18 +161,19 @@ def screen_record(record: CPETRecord, settings: Settings) -> tuple[CPETRecord, l
     return record, findings + breath_findings
 
 
-def hr_load_at(record: CPETRecord, time_s: float) -> dict[str, float]:
+def hr_load_at(data: pd.DataFrame | TestArrays, time_s: float) -> dict[str, float]:
     """HR (1/min) and load (W) at a threshold's time, as the results give them at the
     consensus: HR averaged over ±10 s (:func:`~cpet_nb.record.mean_around`), the work rate
-    being held then (:func:`~cpet_nb.record.recorded_at`); NaN where unknown.
+    being held then (:func:`~cpet_nb.record.recorded_at`); NaN where unknown. ``data`` is a
+    record's canonical data or its :class:`~cpet_nb.physiology._arrays.TestArrays`.
 
     Returns
     -------
     dict
         ``{"hr_bpm": ..., "load_w": ...}``.
     """
-    return {"hr_bpm": mean_around(record.data, "HR", time_s),
-            "load_w": recorded_at(record.data, "load", time_s)}
+    return {"hr_bpm": mean_around(data, "HR", time_s),
+            "load_w": recorded_at(data, "load", time_s)}
 
 
 def analyze_record(record: CPETRecord, *, file: str | None = None,
@@ -193,12 +195,13 @@ def analyze_record(record: CPETRecord, *, file: str | None = None,
     record, findings = screen_record(record, settings)
     if has_errors(findings):
         return FileResult.failed(file, findings, record.metadata)
+    arrays = TestArrays.of(record)  # the physiology's shared arrays, bins and grids
     loaded = {name: model if model is not None and model.name == name else get_model(name)
               for name in settings.models}
     result = FileResult(file=file, status="ok", metadata=record.metadata,
                         duration_s=record.duration_s,
                         model_version="+".join(m.info.version for m in loaded.values()))
-    result.measures = peak_measures(record, **settings.peak_options())
+    result.measures = peak_measures(record, arrays=arrays, **settings.peak_options())
     result.measures |= effort_measures(result.measures, settings.effort_convention)
     findings += check_protocol(record)
     blockers = threshold_blockers(record)
@@ -209,10 +212,10 @@ def analyze_record(record: CPETRecord, *, file: str | None = None,
             vote = _add_models(result, record, loaded, findings)
         except CPETError as exc:
             findings.append(exc.finding)
-    _add_consensus(result, record, settings, findings, vote)
+    _add_consensus(result, record, arrays, settings, findings, vote)
     agreed = result.consensus
     result.measures |= slope_measures(record, vt1_s=agreed["vt1"].time_s,
-                                      vt2_s=agreed["vt2"].time_s)
+                                      vt2_s=agreed["vt2"].time_s, arrays=arrays)
     result.findings = findings
     result.status = FileResult.status_for(findings)
     return result
@@ -247,12 +250,13 @@ def _add_models(result: FileResult, record: CPETRecord, loaded: dict[str, Oxynet
     return vote
 
 
-def _add_consensus(result: FileResult, record: CPETRecord, settings: Settings,
-                   findings: list[Finding], vote: ModelEstimate | None) -> None:
+def _add_consensus(result: FileResult, record: CPETRecord, arrays: TestArrays,
+                   settings: Settings, findings: list[Finding],
+                   vote: ModelEstimate | None) -> None:
     """Classical thresholds, their consensus with the model's ``vote``, the values there, their
     uncertainty and the review flags; a method without an estimate adds an info finding with
     its reason."""
-    result.classical = classical_thresholds(record)
+    result.classical = classical_thresholds(arrays)
     findings += [Finding("vt-method-no-estimate", Severity.INFO, f"{key}: {e.reason}",
                          file=result.file)
                  for key, e in result.classical.items() if not e.found]
@@ -260,7 +264,7 @@ def _add_consensus(result: FileResult, record: CPETRecord, settings: Settings,
     result.consensus = threshold_consensus(result.classical, model_vt1, model_vt2)
     for label, agreed in result.consensus.items():
         result.consensus_values |= {f"{label}_{name}": value
-                                    for name, value in hr_load_at(record, agreed.time_s).items()}
+                                    for name, value in hr_load_at(arrays, agreed.time_s).items()}
     result.uncertainty = consensus_uncertainty(record.data, result.consensus, result.classical,
                                                model_vt1, model_vt2, vote.curves if vote else None,
                                                exercise_span_s(record.data))

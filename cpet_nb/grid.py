@@ -8,6 +8,8 @@ interpolated between their neighbours (what pandas'
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 
@@ -29,21 +31,40 @@ def resample_1s(data: pd.DataFrame, channels: tuple[str, ...]) -> pd.DataFrame:
         Missing values are averaged over what is present; a gap is interpolated only between
         two values, never extrapolated past the first or last one.
     """
-    t = data["t"].to_numpy(dtype=float)
-    second = np.floor(t)
+    columns = ["t"] + [c for c in channels if c in data]
+    return pd.DataFrame(resample_1s_arrays(
+        data["t"].to_numpy(dtype=float), {c: data[c].to_numpy(dtype=float) for c in columns}))
+
+
+def resample_1s_arrays(t_s: np.ndarray, columns: Mapping[str, np.ndarray]
+                       ) -> dict[str, np.ndarray]:
+    """:func:`resample_1s` on arrays: each of ``columns`` (``t`` among them, for the grid's
+    times) averaged into the whole seconds of ``t_s`` and interpolated inside gaps.
+
+    Parameters
+    ----------
+    t_s : numpy.ndarray
+        Sample times (s), strictly increasing, at least one.
+    columns : mapping of str to numpy.ndarray
+        Float values at ``t_s`` by name.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        The same names, one value per second from ``floor(t_s[0])`` to ``floor(t_s[-1])``.
+    """
+    second = np.floor(t_s)
     index = (second - second[0]).astype(np.int64)  # relative first: no overflow at t > 9e18 s
     n = int(index[-1]) + 1
-    columns = ["t"] + [c for c in channels if c in data]
     out = {}
-    for column in columns:
-        values = data[column].to_numpy(dtype=float)
+    for column, values in columns.items():
         present = np.isfinite(values)
         sums = np.bincount(index[present], weights=values[present], minlength=n)
         counts = np.bincount(index[present], minlength=n)
         with np.errstate(invalid="ignore", divide="ignore"):
             mean = sums / counts
         out[column] = _interpolate_inside(mean)
-    return pd.DataFrame(out)
+    return out
 
 
 def _interpolate_inside(values: np.ndarray) -> np.ndarray:

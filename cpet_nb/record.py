@@ -223,22 +223,31 @@ def _near(steps: np.ndarray, median: float, tolerance: float) -> np.ndarray:
 
 def recorded_at(data: pd.DataFrame, channel: str, time_s: float) -> float:
     """The last value of ``channel`` recorded at or before ``time_s``: the work rate or speed
-    being held at that moment (steps stay steps). NaN when there is none."""
+    being held at that moment (steps stay steps). NaN when there is none.
+
+    ``data`` is canonical data, or anything that has its columns by name (``in`` and ``[]``,
+    as :class:`~cpet_nb.physiology._arrays.TestArrays`).
+    """
     if channel not in data or not np.isfinite(time_s):
         return float("nan")
-    known = data[["t", channel]].dropna()
-    known = known[known["t"] <= time_s]
-    return float(known[channel].iloc[-1]) if len(known) else float("nan")
+    t, values = _column(data, "t"), _column(data, channel)
+    known = np.flatnonzero(~np.isnan(values) & (t <= time_s))
+    return float(values[known[-1]]) if len(known) else float("nan")
 
 
 def mean_around(data: pd.DataFrame, channel: str, time_s: float, half_width_s: float = 10.0
                 ) -> float:
     """Mean of ``channel`` over ``time_s`` ± ``half_width_s`` seconds (breath noise averaged
-    out); NaN when no value falls there."""
+    out); NaN when no value falls there. ``data`` as in :func:`recorded_at`."""
     if channel not in data or not np.isfinite(time_s):
         return float("nan")
-    near = data.loc[(data["t"] - time_s).abs() <= half_width_s, channel].dropna()
+    values = _column(data, channel)[np.abs(_column(data, "t") - time_s) <= half_width_s]
+    near = values[~np.isnan(values)]
     return float(near.mean()) if len(near) else float("nan")
+
+
+def _column(data: pd.DataFrame, name: str) -> np.ndarray:
+    return np.asarray(data[name], dtype=float)
 
 
 def json_number(value: float | None) -> float | None:

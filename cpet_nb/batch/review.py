@@ -324,7 +324,7 @@ class _Context:
                            **where)
         record = self._record(name, where)
         return method, {"time_s": float(time_s), "vo2_ml_min": _float(row[vo2_column]),
-                        **hr_load_at(record, float(time_s))}
+                        **hr_load_at(record.data, float(time_s))}
 
     def _at_time(self, name: str, time_s: float, where: Mapping[str, Any]) -> dict[str, float]:
         """Values at the grid second nearest ``time_s``, as for the automatic thresholds."""
@@ -335,7 +335,7 @@ class _Context:
             raise _refused("override-time-outside-test", f"time {time_s:g} s is outside the "
                            f"test (its samples run from {t_s[0]:g} to {t_s[-1]:g} s)", **where)
         return {"time_s": snapped, "vo2_ml_min": vo2_at(record, snapped),
-                **hr_load_at(record, snapped)}
+                **hr_load_at(record.data, snapped)}
 
     def _record(self, name: str, where: Mapping[str, Any]):
         """The test's breath data as analysed, read again from the path the job recorded."""

@@ -16,11 +16,11 @@ import numpy as np
 import pandas as pd
 
 from ..findings import Finding
-from ..grid import resample_1s
+from ..grid import resample_1s_arrays
 from ..record import MODEL_CHANNELS, CPETRecord, json_number, recorded_at
 from .domains import SMOOTHING_LAMBDA_S2, DomainCurves, domain_curves, threshold_rows
 from .oxynet import DEFAULT_MODEL, N_PAST_POINTS, OxynetModel
-from .preprocess import GRID_CHANNELS, minmax_scale, model_windows, trim_to_complete
+from .preprocess import GRID_CHANNELS, complete_rows, minmax_scale, model_windows
 from .smoothing import optimal_filter
 
 
@@ -109,12 +109,17 @@ def model_input(record: CPETRecord) -> ModelInput:
         ``constant-channel`` or ``missing-channel`` when no model can run.
     """
     file = record.name
-    grid = resample_1s(record.data, GRID_CHANNELS)
-    grid, findings = trim_to_complete(grid, MODEL_CHANNELS, file)
-    scaled = minmax_scale(grid[list(MODEL_CHANNELS)].to_numpy(dtype=float), MODEL_CHANNELS, file)
-    t = grid["t"].to_numpy()
+    data = record.data
+    names = ["t", *(c for c in GRID_CHANNELS if c in data)]  # as resample_1s
+    grid = resample_1s_arrays(data["t"].to_numpy(dtype=float),
+                              {c: data[c].to_numpy(dtype=float) for c in names})
+    rows, findings = complete_rows({c: grid[c] for c in MODEL_CHANNELS}, file)
+    grid = {c: values[rows] for c, values in grid.items()}
+    scaled = minmax_scale(np.column_stack([grid[c] for c in MODEL_CHANNELS]), MODEL_CHANNELS,
+                          file)
+    t = grid["t"]
     time_s = t[1: len(t) - N_PAST_POINTS] + N_PAST_POINTS
-    return ModelInput(record, grid, time_s, model_windows(scaled), findings)
+    return ModelInput(record, pd.DataFrame(grid), time_s, model_windows(scaled), findings)
 
 
 def model_estimate(prepared: ModelInput, model: OxynetModel

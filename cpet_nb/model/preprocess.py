@@ -13,6 +13,8 @@ Conventions follow pyoxynet's inference so that thresholds are identical:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
@@ -27,20 +29,44 @@ GRID_CHANNELS: tuple[str, ...] = MODEL_CHANNELS + ("HR",)
 
 def trim_to_complete(grid: pd.DataFrame, channels: tuple[str, ...], file: str
                      ) -> tuple[pd.DataFrame, list[Finding]]:
-    """Drop leading/trailing seconds where a model channel is missing, with a finding."""
-    complete = grid[list(channels)].notna().all(axis=1).to_numpy()
-    if complete.all():
+    """Drop leading/trailing seconds where a model channel is missing, with a finding
+    (:func:`complete_rows`)."""
+    rows, findings = complete_rows({c: grid[c].to_numpy(dtype=float) for c in channels}, file)
+    if not findings:
         return grid, []
+    return grid.iloc[rows].reset_index(drop=True), findings
+
+
+def complete_rows(columns: Mapping[str, np.ndarray], file: str
+                  ) -> tuple[slice, list[Finding]]:
+    """The seconds of a 1 s grid from the first to the last that has every one of
+    ``columns``, and a ``gaps-trimmed`` finding when that leaves some out.
+
+    Parameters
+    ----------
+    columns : mapping of str to numpy.ndarray
+        The model channels on the grid, by name, all of the same length.
+    file : str
+        Named in the findings.
+
+    Raises
+    ------
+    CPETError
+        ``missing-channel`` when no second has them all.
+    """
+    complete = np.logical_and.reduce([~np.isnan(values) for values in columns.values()])
+    if complete.all():
+        return slice(0, len(complete)), []
     if not complete.any():
         raise CPETError(Finding("missing-channel", Severity.ERROR,
-                                "no second has all of " + ", ".join(channels), file=file))
+                                "no second has all of " + ", ".join(columns), file=file))
     rows = np.flatnonzero(complete)
-    trimmed = grid.iloc[rows[0]: rows[-1] + 1].reset_index(drop=True)
+    first, last = int(rows[0]), int(rows[-1])
     findings = [Finding(
         "gaps-trimmed", Severity.WARNING,
-        f"{len(grid) - len(trimmed)} second(s) at the start or end lack a model channel and "
-        f"were left out of the model's input ({rows[0]} at the start)", file=file)]
-    return trimmed, findings
+        f"{len(complete) - (last + 1 - first)} second(s) at the start or end lack a model "
+        f"channel and were left out of the model's input ({first} at the start)", file=file)]
+    return slice(first, last + 1), findings
 
 
 def minmax_scale(values: np.ndarray, names: tuple[str, ...], file: str) -> np.ndarray:

@@ -46,7 +46,7 @@ expired gas analysis indirect calorimetry. Sports Med 40:95-111.
 from __future__ import annotations
 
 import numbers
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -193,23 +193,48 @@ def time_bin_means(frame: pd.DataFrame, columns: Sequence[str], bin_s: float,
     pandas.DataFrame
         Columns ``t`` and ``columns``.
     """
+    return pd.DataFrame(time_bin_arrays(
+        frame["t"].to_numpy(dtype=float), {c: frame[c].to_numpy(dtype=float) for c in columns},
+        bin_s, start_s))
+
+
+def time_bin_arrays(t_s: np.ndarray, columns: Mapping[str, np.ndarray], bin_s: float,
+                    start_s: float) -> dict[str, np.ndarray]:
+    """:func:`time_bin_means` on arrays: ``t`` and each of ``columns`` by bin.
+
+    Parameters
+    ----------
+    t_s : numpy.ndarray
+        Sample times (s).
+    columns : mapping of str to numpy.ndarray
+        Float values at ``t_s`` by name.
+    bin_s : float
+        Bin width (s), positive.
+    start_s : float
+        Start of the first bin (s).
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        ``t`` (mean time of the samples in each bin) and the names of ``columns``, one value
+        per bin that holds a sample; empty arrays when none does.
+    """
     if not bin_s > 0:
         raise ValueError(f"bin_s must be positive, got {bin_s!r}")
-    t = frame["t"].to_numpy(dtype=float)
-    kept = t >= start_s
-    index = np.floor((t[kept] - start_s) / bin_s).astype(np.int64)
+    kept = t_s >= start_s
+    index = np.floor((t_s[kept] - start_s) / bin_s).astype(np.int64)
     if not len(index):
-        return pd.DataFrame(columns=["t", *columns], dtype=float)
+        return {name: np.empty(0) for name in ("t", *columns)}
     used, index = np.unique(index, return_inverse=True)
-    out = {"t": np.bincount(index, weights=t[kept]) / np.bincount(index)}
-    for column in columns:
-        values = frame[column].to_numpy(dtype=float)[kept]
+    out = {"t": np.bincount(index, weights=t_s[kept]) / np.bincount(index)}
+    for column, all_values in columns.items():
+        values = all_values[kept]
         known = np.isfinite(values)
         counts = np.bincount(index, weights=known, minlength=len(used))
         sums = np.bincount(index, weights=np.where(known, values, 0.0), minlength=len(used))
         with np.errstate(invalid="ignore", divide="ignore"):
             out[column] = np.where(counts > 0, sums / counts, np.nan)
-    return pd.DataFrame(out)
+    return out
 
 
 def one_second_grid(t_s: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -342,10 +367,21 @@ def highest_finite(values: np.ndarray) -> float:
 
 def _centred_mean(x: np.ndarray, n: int) -> np.ndarray:
     """Mean of each ``n``-sample window, placed on its centre sample (NaN where incomplete)."""
+    return _placed_window_means(x, n, (n - 1) // 2)
+
+
+def trailing_mean(x: np.ndarray, n: int) -> np.ndarray:
+    """Mean of each ``n``-sample window, placed on its last sample (NaN where incomplete, or
+    where the window holds a NaN): ``Series.rolling(n).mean()`` on arrays."""
+    return _placed_window_means(x, n, n - 1)
+
+
+def _placed_window_means(x: np.ndarray, n: int, offset: int) -> np.ndarray:
+    """Mean of each complete ``n``-sample window of ``x``, at ``offset`` samples after the
+    window's first; NaN elsewhere."""
     out = np.full(len(x), np.nan)
     if len(x) >= n:
-        start = (n - 1) // 2
-        out[start:start + len(x) - n + 1] = sliding_window_view(x, n).mean(axis=1)
+        out[offset:offset + len(x) - n + 1] = sliding_window_view(x, n).mean(axis=1)
     return out
 
 

@@ -16,8 +16,9 @@ import numpy as np
 import pandas as pd
 
 from .._checks import check_choice
-from ..grid import on_1s_grid
-from .exercise import EXERCISE_PHASES, exercise_rows, on_treadmill
+from ._arrays import TestArrays
+from .averaging import trailing_mean
+from .exercise import EXERCISE_PHASES, on_treadmill
 
 #: kJ per thermochemical kcal.
 KJ_PER_KCAL = 4.184
@@ -170,7 +171,7 @@ def gross_efficiency_by_stage(data: pd.DataFrame, *, min_stage_s: float = 180.0,
     return table
 
 
-def gross_efficiency_peak_pct(data: pd.DataFrame, *, window_s: int = 30,
+def gross_efficiency_peak_pct(data: pd.DataFrame | TestArrays, *, window_s: int = 30,
                               phases: Sequence[str] = EXERCISE_PHASES,
                               equation: str = "brouwer", rer_above_one: str = "cap") -> float:
     """Gross efficiency (%) at peak exercise.
@@ -182,8 +183,9 @@ def gross_efficiency_peak_pct(data: pd.DataFrame, *, window_s: int = 30,
 
     Parameters
     ----------
-    data : pandas.DataFrame
-        Canonical data with ``t``, ``load``, ``VO2`` and ``VCO2``.
+    data : pandas.DataFrame or TestArrays
+        Canonical data with ``t``, ``load``, ``VO2`` and ``VCO2``, or their arrays
+        (:class:`~cpet_nb.physiology._arrays.TestArrays`).
     window_s : int
         Averaging window (s).
     phases : sequence of str
@@ -201,12 +203,14 @@ def gross_efficiency_peak_pct(data: pd.DataFrame, *, window_s: int = 30,
     Moseley L, Jeukendrup AE (2001). The reliability of cycling efficiency. Med Sci Sports
     Exerc 33:621-627.
     """
-    if on_treadmill(data):
+    arrays = TestArrays.of(data)
+    if arrays.on_treadmill:
         return float("nan")
-    grid = on_1s_grid(exercise_rows(data, phases), ("VO2", "VCO2", "load"))
-    means = grid.rolling(window_s, min_periods=window_s).mean()
-    if not means["VO2"].notna().any():
+    grid = arrays.grid_1s(arrays.exercise(phases), ("VO2", "VCO2", "load"))
+    means = {name: trailing_mean(grid[name], window_s) for name in ("VO2", "VCO2", "load")}
+    if np.isnan(means["VO2"]).all():
         return float("nan")
-    peak = means.loc[means["VO2"].idxmax()]
-    return float(gross_efficiency_pct(peak["load"], peak["VO2"], peak["VCO2"],
-                                      equation=equation, rer_above_one=rer_above_one))
+    peak = int(np.nanargmax(means["VO2"]))
+    return float(gross_efficiency_pct(means["load"][peak], means["VO2"][peak],
+                                      means["VCO2"][peak], equation=equation,
+                                      rer_above_one=rer_above_one))

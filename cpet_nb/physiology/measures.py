@@ -5,12 +5,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pandas as pd
 
 from .._checks import check_choice
 from ..record import CPETRecord
+from ._arrays import TestArrays
 from .averaging import averages, binned_time_average, highest_finite, peak_average
-from .exercise import exercise_bouts_s, exercise_span_s
 
 #: Default averaging window for VO2peak (s).
 VO2PEAK_WINDOW_S = 30
@@ -151,7 +150,8 @@ def peak_measures(record: CPETRecord, *, method: str = "time-moving", window: in
                   within: str = "exercise", smooth_hr: bool = False,
                   plateau_interval_s: int = 30, plateau_ml_min: float = 150.0,
                   plateau_ml_kg_min: float = 2.0, rer_min: float = 1.10,
-                  hr_pct_min: float = 90.0, hr_max_formula: str = "fox") -> dict[str, float]:
+                  hr_pct_min: float = 90.0, hr_max_formula: str = "fox",
+                  arrays: TestArrays | None = None) -> dict[str, float]:
     """Peak values, the VO2 plateau and the usual maximal-effort criteria of one test.
 
     Every gas-exchange peak is the highest average under one strategy of
@@ -193,6 +193,9 @@ def peak_measures(record: CPETRecord, *, method: str = "time-moving", window: in
         et al. (2007).
     hr_max_formula : {"fox", "tanaka"}
         Age-predicted maximum (:func:`predicted_hr_max_bpm`).
+    arrays : TestArrays, optional
+        The record's arrays (:class:`~cpet_nb.physiology._arrays.TestArrays`), when the
+        caller has them already; made from ``record`` otherwise.
 
     Returns
     -------
@@ -227,27 +230,29 @@ def peak_measures(record: CPETRecord, *, method: str = "time-moving", window: in
     Poole DC, Jones AM (2017). J Appl Physiol 122:997-1002.
     """
     check_choice(within, PEAK_WITHIN, "within")
-    span_s = exercise_span_s(record.data)
-    data = record.data
-    parts = ([data[data["t"].between(*bout)] for bout in exercise_bouts_s(data)]
-             if within == "exercise" else [data])
+    arrays = arrays if arrays is not None else TestArrays.of(record)
+    span_s = arrays.exercise_span_s()
+    parts = ([arrays.between(*bout) for bout in arrays.exercise_bouts_s()]
+             if within == "exercise" else [slice(0, len(arrays))])
     strategy = {"method": method, "window": window}
+    t = arrays.t_s
 
     def peak(name: str) -> float:
-        return highest_finite([peak_average(part["t"].to_numpy(dtype=float),
-                                            _channel(part, name), **strategy)
+        values = arrays.channel(name)
+        return highest_finite([peak_average(t[part], values[part], **strategy)
                                for part in parts])
 
     def peak_ratio(numerator: str, denominator: str) -> float:
-        return highest_finite([_peak_ratio(part, numerator, denominator, strategy)
+        num, den = arrays.channel(numerator), arrays.channel(denominator)
+        return highest_finite([_peak_ratio(t[part], num[part], den[part], strategy)
                                for part in parts])
 
     def highest_sample(name: str) -> float:
-        return highest_finite([highest_finite(_channel(part, name)) for part in parts])
+        values = arrays.channel(name)
+        return highest_finite([highest_finite(values[part]) for part in parts])
 
     weight_kg = _known_positive(record.metadata.weight_kg)
-    delta = vo2_plateau_delta_ml_min(record.data["t"].to_numpy(dtype=float),
-                                     _channel(record.data, "VO2"), span_s[1], plateau_interval_s)
+    delta = vo2_plateau_delta_ml_min(t, arrays.channel("VO2"), span_s[1], plateau_interval_s)
     vo2peak = peak("VO2")
     rerpeak = peak_ratio("VCO2", "VO2")
     hrpeak = peak("HR") if smooth_hr else highest_sample("HR")
@@ -275,23 +280,14 @@ def peak_measures(record: CPETRecord, *, method: str = "time-moving", window: in
     }
 
 
-def _peak_ratio(data: pd.DataFrame, numerator: str, denominator: str,
+def _peak_ratio(t: np.ndarray, num: np.ndarray, den: np.ndarray,
                 strategy: dict[str, object]) -> float:
     """Highest ratio of the averages of two channels, over the samples where both exist."""
-    t = data["t"].to_numpy(dtype=float)
-    num, den = _channel(data, numerator), _channel(data, denominator)
     both = np.isfinite(num) & np.isfinite(den)
     _, num_avg = averages(t[both], num[both], **strategy)
     _, den_avg = averages(t[both], den[both], **strategy)
     with np.errstate(divide="ignore", invalid="ignore"):
         return highest_finite(num_avg / den_avg)
-
-
-def _channel(data: pd.DataFrame, name: str) -> np.ndarray:
-    """A column as float, all-NaN when the record lacks it."""
-    if name in data:
-        return data[name].to_numpy(dtype=float)
-    return np.full(len(data), np.nan)
 
 
 def _known_positive(value: float | None) -> float:

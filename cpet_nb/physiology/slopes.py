@@ -19,16 +19,17 @@ reduced. Missing channels, too few points or an unknown threshold give NaN, neve
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
-from ..grid import on_1s_grid
 from ..record import CPETRecord
-from .averaging import time_bin_means
+from ._arrays import TestArrays
+from .averaging import trailing_mean
 from .efficiency import gross_efficiency_peak_pct
-from .exercise import EXERCISE_PHASES, exercise_rows, on_treadmill
+from .exercise import EXERCISE_PHASES
 
 #: Default averaging bin (s) before a regression.
 AVERAGE_S = 10.0
@@ -44,7 +45,7 @@ SLOPE_MEASURES: tuple[str, ...] = (
 _MIN_POINTS = 3
 
 
-def ve_vco2_slope(data: pd.DataFrame, *, until_s: float | None = None,
+def ve_vco2_slope(data: pd.DataFrame | TestArrays, *, until_s: float | None = None,
                   phases: Sequence[str] = EXERCISE_PHASES, average_s: float = AVERAGE_S
                   ) -> float:
     """Slope of VE (L/min) on VCO2 (L/min), dimensionless.
@@ -55,8 +56,9 @@ def ve_vco2_slope(data: pd.DataFrame, *, until_s: float | None = None,
 
     Parameters
     ----------
-    data : pandas.DataFrame
-        Canonical data with ``t``, ``VE`` and ``VCO2``.
+    data : pandas.DataFrame or TestArrays
+        Canonical data with ``t``, ``VE`` and ``VCO2``, or their arrays
+        (:class:`~cpet_nb.physiology._arrays.TestArrays`).
     until_s : float, optional
         Last time (s, on the record's ``t`` axis) to include; ``None`` for the whole exercise.
     phases : sequence of str
@@ -76,14 +78,15 @@ def ve_vco2_slope(data: pd.DataFrame, *, until_s: float | None = None,
     Sun XG, Hansen JE, Garatachea N, Storer TW, Wasserman K (2002). Ventilatory efficiency
     during exercise in healthy subjects. Am J Respir Crit Care Med 166:1443-1448.
     """
-    portion = exercise_rows(data, phases)
+    arrays = TestArrays.of(data)
+    rows = arrays.exercise(phases)
     if until_s is not None:
-        portion = portion[portion["t"] <= until_s]
-    bins = _time_averages(portion, ("VCO2", "VE"), average_s)
+        rows = _up_to(arrays, rows, until_s)
+    bins = _time_averages(arrays, rows, ("VCO2", "VE"), average_s)
     return _slope(bins["VCO2"] / 1000.0, bins["VE"])
 
 
-def ve_vco2_nadir(data: pd.DataFrame, *, window_s: int = 90,
+def ve_vco2_nadir(data: pd.DataFrame | TestArrays, *, window_s: int = 90,
                   phases: Sequence[str] = EXERCISE_PHASES) -> float:
     """Lowest VE/VCO2 during exercise (Sun et al. 2002).
 
@@ -94,8 +97,9 @@ def ve_vco2_nadir(data: pd.DataFrame, *, window_s: int = 90,
 
     Parameters
     ----------
-    data : pandas.DataFrame
-        Canonical data with ``t``, ``VE`` and ``VCO2``.
+    data : pandas.DataFrame or TestArrays
+        Canonical data with ``t``, ``VE`` and ``VCO2``, or their arrays
+        (:class:`~cpet_nb.physiology._arrays.TestArrays`).
     window_s : int
         Averaging window (s), at least 1.
     phases : sequence of str
@@ -112,17 +116,20 @@ def ve_vco2_nadir(data: pd.DataFrame, *, window_s: int = 90,
     Sun XG, Hansen JE, Garatachea N, Storer TW, Wasserman K (2002). Ventilatory efficiency
     during exercise in healthy subjects. Am J Respir Crit Care Med 166:1443-1448.
     """
-    ratios = _windowed_ve_vco2(exercise_rows(data, phases), window_s)
-    return float(ratios.min()) if ratios.notna().any() else float("nan")
+    arrays = TestArrays.of(data)
+    ratios = _windowed_ve_vco2(arrays, arrays.exercise(phases), window_s)
+    return float(ratios.min()) if len(ratios) else float("nan")
 
 
-def ve_vco2_at(data: pd.DataFrame, time_s: float | None, *, window_s: int = 30) -> float:
+def ve_vco2_at(data: pd.DataFrame | TestArrays, time_s: float | None, *,
+               window_s: int = 30) -> float:
     """VE/VCO2 averaged over a window centred on a time, e.g. at VT1 (Sun et al. 2002).
 
     Parameters
     ----------
-    data : pandas.DataFrame
-        Canonical data with ``t``, ``VE`` and ``VCO2``.
+    data : pandas.DataFrame or TestArrays
+        Canonical data with ``t``, ``VE`` and ``VCO2``, or their arrays
+        (:class:`~cpet_nb.physiology._arrays.TestArrays`).
     time_s : float or None
         Centre of the window (s, on the record's ``t`` axis); ``None`` or NaN gives NaN.
     window_s : int
@@ -140,15 +147,16 @@ def ve_vco2_at(data: pd.DataFrame, time_s: float | None, *, window_s: int = 30) 
     """
     if time_s is None or not np.isfinite(time_s):
         return float("nan")
+    arrays = TestArrays.of(data)
     half = window_s / 2.0
-    around = data[(data["t"] >= time_s - half) & (data["t"] <= time_s + half)]
-    grid = on_1s_grid(around, ("VE", "VCO2")).dropna()
-    if not len(grid):
+    grid = arrays.grid_1s(arrays.between(time_s - half, time_s + half), ("VE", "VCO2"))
+    known = _all_known(grid)
+    if not known.any():
         return float("nan")
-    return float(_ve_per_vco2(grid["VE"].mean(), grid["VCO2"].mean()))
+    return float(_ve_per_vco2(grid["VE"][known].mean(), grid["VCO2"][known].mean()))
 
 
-def oues(data: pd.DataFrame, *, fraction: float = 1.0,
+def oues(data: pd.DataFrame | TestArrays, *, fraction: float = 1.0,
          phases: Sequence[str] = EXERCISE_PHASES, average_s: float = AVERAGE_S) -> float:
     """Oxygen uptake efficiency slope: ``a`` in VO2 (mL/min) = a·log10(VE, L/min) + b.
 
@@ -158,8 +166,9 @@ def oues(data: pd.DataFrame, *, fraction: float = 1.0,
 
     Parameters
     ----------
-    data : pandas.DataFrame
-        Canonical data with ``t``, ``VO2`` and ``VE``.
+    data : pandas.DataFrame or TestArrays
+        Canonical data with ``t``, ``VO2`` and ``VE``, or their arrays
+        (:class:`~cpet_nb.physiology._arrays.TestArrays`).
     fraction : float
         Share of the exercise duration (from its start) to fit, in (0, 1].
     phases : sequence of str
@@ -183,16 +192,17 @@ def oues(data: pd.DataFrame, *, fraction: float = 1.0,
     """
     if not 0.0 < fraction <= 1.0:
         raise ValueError("fraction must be in (0, 1]")
-    portion = exercise_rows(data, phases)
-    if len(portion):
-        t = portion["t"].to_numpy(dtype=float)
-        portion = portion[t <= t[0] + fraction * (t[-1] - t[0])]
-    bins = _time_averages(portion, ("VO2", "VE"), average_s)
-    bins = bins[bins["VE"] > 0]
-    return _slope(np.log10(bins["VE"]), bins["VO2"])
+    arrays = TestArrays.of(data)
+    rows = arrays.exercise(phases)
+    if rows.stop > rows.start:
+        first_s, last_s = arrays.t_s[rows.start], arrays.t_s[rows.stop - 1]
+        rows = _up_to(arrays, rows, first_s + fraction * (last_s - first_s))
+    bins = _time_averages(arrays, rows, ("VO2", "VE"), average_s)
+    positive = bins["VE"] > 0
+    return _slope(np.log10(bins["VE"][positive]), bins["VO2"][positive])
 
 
-def ramp_bounds_s(data: pd.DataFrame, *, max_plateau_s: float = 90.0
+def ramp_bounds_s(data: pd.DataFrame | TestArrays, *, max_plateau_s: float = 90.0
                   ) -> tuple[float, float] | None:
     """Start and end (s) of the incremental part of a cycle test, from the ``load`` channel.
 
@@ -204,8 +214,9 @@ def ramp_bounds_s(data: pd.DataFrame, *, max_plateau_s: float = 90.0
 
     Parameters
     ----------
-    data : pandas.DataFrame
-        Canonical data with ``t`` and ``load`` (W).
+    data : pandas.DataFrame or TestArrays
+        Canonical data with ``t`` and ``load`` (W), or their arrays
+        (:class:`~cpet_nb.physiology._arrays.TestArrays`).
     max_plateau_s : float
         Longest time (s) a load may be held inside the ramp.
 
@@ -215,10 +226,11 @@ def ramp_bounds_s(data: pd.DataFrame, *, max_plateau_s: float = 90.0
         ``(start_s, end_s)``, or ``None`` without load, without a positive load, or with
         fewer than two increases.
     """
-    if "load" not in data:
+    arrays = TestArrays.of(data)
+    if "load" not in arrays.columns:
         return None
-    rows = data[["t", "load"]].dropna()
-    t, load = rows["t"].to_numpy(dtype=float), rows["load"].to_numpy(dtype=float)
+    known = np.isfinite(arrays["load"])
+    t, load = arrays.t_s[known], arrays["load"][known]
     if not len(load) or load.max() <= 0:
         return None
     end = int(np.flatnonzero(load == load.max())[-1])
@@ -235,7 +247,7 @@ def ramp_bounds_s(data: pd.DataFrame, *, max_plateau_s: float = 90.0
     return float(t[changes[len(changes) - accepted]]), float(t[end])
 
 
-def vo2_work_rate_slope(data: pd.DataFrame, *, exclude_first_s: float = 45.0,
+def vo2_work_rate_slope(data: pd.DataFrame | TestArrays, *, exclude_first_s: float = 45.0,
                         max_plateau_s: float = 90.0, average_s: float = AVERAGE_S) -> float:
     """ΔVO2/ΔWR: slope of VO2 (mL/min) on work rate (W) over the ramp.
 
@@ -248,8 +260,9 @@ def vo2_work_rate_slope(data: pd.DataFrame, *, exclude_first_s: float = 45.0,
 
     Parameters
     ----------
-    data : pandas.DataFrame
-        Canonical data with ``t``, ``VO2`` and ``load``.
+    data : pandas.DataFrame or TestArrays
+        Canonical data with ``t``, ``VO2`` and ``load``, or their arrays
+        (:class:`~cpet_nb.physiology._arrays.TestArrays`).
     exclude_first_s : float
         Seconds after the ramp start left out of the fit.
     max_plateau_s : float
@@ -272,18 +285,19 @@ def vo2_work_rate_slope(data: pd.DataFrame, *, exclude_first_s: float = 45.0,
     Hansen JE, Casaburi R, Cooper DM, Wasserman K (1988). Oxygen uptake as related to work
     rate increment during cycle ergometer exercise. Eur J Appl Physiol 57:140-145.
     """
-    bounds = ramp_bounds_s(data, max_plateau_s=max_plateau_s)
-    if bounds is None or on_treadmill(data):
+    arrays = TestArrays.of(data)
+    bounds = ramp_bounds_s(arrays, max_plateau_s=max_plateau_s)
+    if bounds is None or arrays.on_treadmill:
         return float("nan")
     start_s, end_s = bounds
-    ramp = data[(data["t"] >= start_s + exclude_first_s) & (data["t"] <= end_s)]
-    bins = _time_averages(ramp, ("load", "VO2"), average_s)
-    if bins["load"].nunique() < _MIN_POINTS:
+    ramp = arrays.between(start_s + exclude_first_s, end_s)
+    bins = _time_averages(arrays, ramp, ("load", "VO2"), average_s)
+    if len(np.unique(bins["load"])) < _MIN_POINTS:
         return float("nan")
     return _slope(bins["load"], bins["VO2"])
 
 
-def hr_vo2_slope(data: pd.DataFrame, *, phases: Sequence[str] = EXERCISE_PHASES,
+def hr_vo2_slope(data: pd.DataFrame | TestArrays, *, phases: Sequence[str] = EXERCISE_PHASES,
                  average_s: float = AVERAGE_S) -> float:
     """Slope of heart rate (1/min) on VO2 (L/min) over the exercise portion.
 
@@ -293,8 +307,9 @@ def hr_vo2_slope(data: pd.DataFrame, *, phases: Sequence[str] = EXERCISE_PHASES,
 
     Parameters
     ----------
-    data : pandas.DataFrame
-        Canonical data with ``t``, ``HR`` and ``VO2``.
+    data : pandas.DataFrame or TestArrays
+        Canonical data with ``t``, ``HR`` and ``VO2``, or their arrays
+        (:class:`~cpet_nb.physiology._arrays.TestArrays`).
     phases : sequence of str
         See :func:`~cpet_nb.physiology.exercise.exercise_rows`.
     average_s : float
@@ -310,7 +325,8 @@ def hr_vo2_slope(data: pd.DataFrame, *, phases: Sequence[str] = EXERCISE_PHASES,
     Sietsema KE, Sue DY, Stringer WW, et al. (2020). Wasserman & Whipp's Principles of
     Exercise Testing and Interpretation, 6th ed. Philadelphia: Wolters Kluwer.
     """
-    bins = _time_averages(exercise_rows(data, phases), ("VO2", "HR"), average_s)
+    arrays = TestArrays.of(data)
+    bins = _time_averages(arrays, arrays.exercise(phases), ("VO2", "HR"), average_s)
     return _slope(bins["VO2"] / 1000.0, bins["HR"])
 
 
@@ -318,7 +334,8 @@ def slope_measures(record: CPETRecord, *, vt1_s: float | None = None,
                    vt2_s: float | None = None, phases: Sequence[str] = EXERCISE_PHASES,
                    average_s: float = AVERAGE_S, nadir_window_s: int = 90,
                    exclude_first_s: float = 45.0, equation: str = "brouwer",
-                   rer_above_one: str = "cap") -> dict[str, float]:
+                   rer_above_one: str = "cap", arrays: TestArrays | None = None
+                   ) -> dict[str, float]:
     """All slope and efficiency measures of one test, keyed with their units.
 
     Parameters
@@ -335,6 +352,9 @@ def slope_measures(record: CPETRecord, *, vt1_s: float | None = None,
         See :func:`vo2_work_rate_slope`.
     equation, rer_above_one : str
         See :func:`~cpet_nb.physiology.efficiency.energy_expenditure_w`.
+    arrays : TestArrays, optional
+        The record's arrays (:class:`~cpet_nb.physiology._arrays.TestArrays`), when the
+        caller has them already; made from ``record`` otherwise.
 
     Returns
     -------
@@ -345,7 +365,7 @@ def slope_measures(record: CPETRecord, *, vt1_s: float | None = None,
         90 % and 75 % of the exercise duration), ``vo2_work_rate_slope_ml_min_w``,
         ``gross_efficiency_peak_pct`` and ``hr_vo2_slope_bpm_per_l_min``; NaN where unknown.
     """
-    data = record.data
+    data = arrays if arrays is not None else TestArrays.of(record)
     fits = {"phases": phases, "average_s": average_s}
     energy = {"equation": equation, "rer_above_one": rer_above_one}
     known_vt2 = vt2_s is not None and np.isfinite(vt2_s)
@@ -365,21 +385,34 @@ def slope_measures(record: CPETRecord, *, vt1_s: float | None = None,
     }
 
 
-def _time_averages(frame: pd.DataFrame, columns: tuple[str, ...], average_s: float
-                   ) -> pd.DataFrame:
-    """Means of ``columns`` over consecutive ``average_s`` bins from the first row (the rows
-    themselves when ``average_s`` is 0); bins missing any column are dropped. An absent
-    column gives an empty frame."""
-    if any(c not in frame for c in columns):
-        return pd.DataFrame(columns=list(columns), dtype=float)
-    if average_s > 0 and len(frame):
-        rows = time_bin_means(frame, columns, average_s, float(frame["t"].iloc[0]))
+def _time_averages(arrays: TestArrays, rows: slice, columns: tuple[str, ...],
+                   average_s: float) -> dict[str, np.ndarray]:
+    """Means of ``columns`` over consecutive ``average_s`` bins from the first of ``rows``
+    (the rows themselves when ``average_s`` is 0); bins missing any column are dropped. An
+    absent column gives empty arrays."""
+    if any(c not in arrays.columns for c in columns):
+        return {c: np.empty(0) for c in ("t", *columns)}
+    if average_s > 0 and rows.stop > rows.start:
+        values = arrays.time_bins(rows, columns, average_s, float(arrays.t_s[rows.start]))
     else:
-        rows = frame[["t", *columns]].astype(float)
-    return rows.dropna()
+        values = {"t": arrays.t_s[rows], **{c: arrays[c][rows] for c in columns}}
+    known = _all_known(values)
+    return {name: v[known] for name, v in values.items()}
 
 
-def _slope(x: pd.Series | np.ndarray, y: pd.Series | np.ndarray) -> float:
+def _all_known(columns: dict[str, np.ndarray]) -> np.ndarray:
+    """Rows where none of ``columns`` is NaN (what ``DataFrame.dropna`` keeps)."""
+    return np.logical_and.reduce([~np.isnan(v) for v in columns.values()])
+
+
+def _up_to(arrays: TestArrays, rows: slice, last_s: float) -> slice:
+    """The ones of ``rows`` timed at or before ``last_s`` (none when it is NaN)."""
+    stop = rows.start if math.isnan(last_s) else int(np.searchsorted(arrays.t_s, last_s,
+                                                                     "right"))
+    return slice(rows.start, max(rows.start, min(rows.stop, stop)))
+
+
+def _slope(x: np.ndarray, y: np.ndarray) -> float:
     """Least-squares slope of y on x; NaN with fewer than three points or constant x."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     if len(x) < _MIN_POINTS or np.ptp(x) == 0:
@@ -393,11 +426,13 @@ def _ve_per_vco2(ve_l_min, vco2_ml_min):
     return ve_l_min / (vco2_ml_min / 1000.0)
 
 
-def _windowed_ve_vco2(frame: pd.DataFrame, window_s: int) -> pd.Series:
+def _windowed_ve_vco2(arrays: TestArrays, rows: slice, window_s: int) -> np.ndarray:
     """VE/VCO2 from the means of VE and VCO2 over every complete ``window_s`` window of a
-    1 s grid; empty when a channel is missing or the frame is too short."""
+    1 s grid of ``rows``; empty when a channel is missing or the rows are too short."""
     if window_s < 1:
         raise ValueError("window_s must be at least 1")
-    grid = on_1s_grid(frame, ("VE", "VCO2"))
-    means = grid[["VE", "VCO2"]].rolling(window_s, min_periods=window_s).mean()
-    return _ve_per_vco2(means["VE"], means["VCO2"]).dropna()
+    grid = arrays.grid_1s(rows, ("VE", "VCO2"))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratios = _ve_per_vco2(trailing_mean(grid["VE"], window_s),
+                              trailing_mean(grid["VCO2"], window_s))
+    return ratios[~np.isnan(ratios)]

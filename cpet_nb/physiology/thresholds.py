@@ -12,6 +12,9 @@ Every method works on the same prepared data (:func:`exercise_bins`):
 3. averaged over consecutive ``bin_s``-second bins (time averaging, as recommended by
    Robergs et al. 2010, rather than breath counts).
 
+The bins are made once per test and shared by every method: pass the test's
+:class:`~cpet_nb.physiology._arrays.TestArrays` (a record or its data are converted first).
+
 Breakpoints are found by one shared fit (:func:`hinge_fit`): an exhaustive search over every
 candidate breakpoint of a continuous two-segment ("broken stick") least-squares regression,
 keeping the one with the smallest residual sum of squares, with at least ``min_segment_s``
@@ -58,8 +61,7 @@ import numpy as np
 import pandas as pd
 
 from ..record import CPETRecord
-from .averaging import time_bin_means
-from .exercise import exercise_rows
+from ._arrays import TestArrays
 
 #: The keys of :func:`classical_thresholds`, in results-table order.
 CLASSICAL_METHODS: tuple[str, ...] = ("vt1_vslope", "vt1_equivalents", "vt1_peto2",
@@ -221,14 +223,14 @@ def _hinge_normal_equations(xs: np.ndarray, ys: np.ndarray, candidates: np.ndarr
     return np.stack([np.stack(row, axis=-1) for row in rows], axis=-2), np.stack(rhs, axis=-1)
 
 
-def exercise_bins(source: CPETRecord | pd.DataFrame, prep: Preparation | None = None
-                  ) -> pd.DataFrame:
+def exercise_bins(source: CPETRecord | pd.DataFrame | TestArrays,
+                  prep: Preparation | None = None) -> pd.DataFrame:
     """The exercise portion, without its start, averaged in time bins.
 
     Parameters
     ----------
-    source : CPETRecord or pandas.DataFrame
-        A record, or its canonical data.
+    source : CPETRecord, pandas.DataFrame or TestArrays
+        A record, its canonical data, or their arrays.
     prep : Preparation, optional
         Bin width and start skipped; defaults to :class:`Preparation()`.
 
@@ -238,54 +240,46 @@ def exercise_bins(source: CPETRecord | pd.DataFrame, prep: Preparation | None = 
         ``t`` (s, the mean time of the samples in each bin) and the mean of each of
         :data:`BIN_CHANNELS` present (NaN where a bin has none), one row per non-empty bin.
     """
-    prep = prep or Preparation()
-    if isinstance(source, _Prepared) and source.prep == prep:
-        return source.bins
-    data = exercise_rows(_data(source))
-    columns = ["t", *(c for c in BIN_CHANNELS if c in data)]
-    if data.empty:
-        return pd.DataFrame(columns=columns, dtype=float)
-    start = float(data["t"].iloc[0]) + prep.skip_start_s
-    return time_bin_means(data, columns[1:], prep.bin_s, start)
+    return pd.DataFrame(_bins(TestArrays.of(source), prep or Preparation()))
 
 
-@dataclass(frozen=True)
-class _Prepared:
-    """A test's data with its bins for one :class:`Preparation`, made once for all methods."""
-
-    data: pd.DataFrame
-    prep: Preparation
-    bins: pd.DataFrame
-
-
-def _data(source: CPETRecord | pd.DataFrame | _Prepared) -> pd.DataFrame:
-    return source.data if isinstance(source, (CPETRecord, _Prepared)) else source
+def _bins(arrays: TestArrays, prep: Preparation) -> dict[str, np.ndarray]:
+    """:func:`exercise_bins` as arrays (made once per test and preparation)."""
+    rows = arrays.exercise()
+    names = [c for c in BIN_CHANNELS if c in arrays]
+    if rows.stop <= rows.start:
+        return {name: np.empty(0) for name in ("t", *names)}
+    start_s = float(arrays.t_s[rows.start]) + prep.skip_start_s
+    return arrays.time_bins(rows, names, prep.bin_s, start_s)
 
 
 #: A method's search: prepared bins in, (time_s, vo2_ml_min) or a reason out.
-_Locate = Callable[[pd.DataFrame, Preparation], "tuple[float, float] | str"]
+_Locate = Callable[[dict[str, np.ndarray], Preparation], "tuple[float, float] | str"]
 
 
-def _estimate(method: str, threshold: str, source: CPETRecord | pd.DataFrame,
+def _estimate(method: str, threshold: str, source: CPETRecord | pd.DataFrame | TestArrays,
               prep: Preparation | None, channels: tuple[str, ...], after_s: float,
               before_s: float, locate: _Locate) -> ThresholdEstimate:
     """Prepare the data, check channels and amount, then run ``locate`` in the window."""
     def failed(reason: str) -> ThresholdEstimate:
         return ThresholdEstimate(method, threshold, math.nan, math.nan, reason)
 
-    data = _data(source)
-    missing = [c for c in channels if c not in data or not data[c].notna().any()]
+    arrays = TestArrays.of(source)
+    missing = [c for c in channels if not arrays.has(c)]
     if missing:
         return failed(f"missing channel {', '.join(missing)}")
     prep = prep or Preparation()
-    bins = exercise_bins(source, prep).dropna(subset=list(channels))
-    bins = bins[_in_window(bins["t"], after_s, before_s)]
-    if len(bins) < 2 * prep.min_points:
+    bins = _bins(arrays, prep)
+    kept = _in_window(bins["t"], after_s, before_s)
+    for channel in channels:
+        kept &= np.isfinite(bins[channel])
+    bins = {name: values[kept] for name, values in bins.items()}
+    if len(bins["t"]) < 2 * prep.min_points:
         window = " and ".join(text for text, bound in ((f"after {after_s:.0f} s", after_s),
                                                         (f"before {before_s:.0f} s", before_s))
                               if not math.isnan(bound))
         return failed(f"too few points after {prep.skip_start_s / 60:g} min of exercise"
-                      f"{f' ({window})' if window else ''}: {len(bins)} bins of "
+                      f"{f' ({window})' if window else ''}: {len(bins['t'])} bins of "
                       f"{prep.bin_s:g} s, need {2 * prep.min_points}")
     located = locate(bins, prep)
     if isinstance(located, str):
@@ -293,30 +287,30 @@ def _estimate(method: str, threshold: str, source: CPETRecord | pd.DataFrame,
     return ThresholdEstimate(method, threshold, *located)
 
 
-def _in_window(time_s: pd.Series, after_s: float, before_s: float) -> pd.Series:
+def _in_window(time_s: np.ndarray, after_s: float, before_s: float) -> np.ndarray:
     """Whether each time lies strictly between ``after_s`` and ``before_s`` (NaN: no limit)."""
     after = -math.inf if math.isnan(after_s) else after_s
     before = math.inf if math.isnan(before_s) else before_s
     return (time_s > after) & (time_s < before)
 
 
-def _vo2_at(bins: pd.DataFrame, time_s: float) -> float:
+def _vo2_at(bins: dict[str, np.ndarray], time_s: float) -> float:
     """Binned VO2 interpolated at ``time_s`` (NaN without VO2)."""
-    if "VO2" not in bins or not bins["VO2"].notna().any():
+    known = np.isfinite(bins["VO2"]) if "VO2" in bins else np.zeros(0, dtype=bool)
+    if not known.any():
         return math.nan
-    known = bins.dropna(subset=["VO2"])
-    return float(np.interp(time_s, known["t"], known["VO2"]))
+    return float(np.interp(time_s, bins["t"][known], bins["VO2"][known]))
 
 
-def vo2_at(source: CPETRecord | pd.DataFrame, time_s: float,
+def vo2_at(source: CPETRecord | pd.DataFrame | TestArrays, time_s: float,
            prep: Preparation | None = None) -> float:
     """VO2 at ``time_s`` as every classical method gives it at its breakpoint: the binned
     exercise VO2 (:func:`exercise_bins`) interpolated at that time.
 
     Parameters
     ----------
-    source : CPETRecord or pandas.DataFrame
-        A record, or its canonical data.
+    source : CPETRecord, pandas.DataFrame or TestArrays
+        A record, its canonical data, or its arrays.
     time_s : float
         Time from the start of the recording (s).
     prep : Preparation, optional
@@ -329,28 +323,30 @@ def vo2_at(source: CPETRecord | pd.DataFrame, time_s: float,
         in the rest and the skipped start of exercise, or after the last one's): there is
         nothing to interpolate between, and no value is extrapolated.
     """
-    if "VO2" not in _data(source) or not math.isfinite(time_s):
+    arrays = TestArrays.of(source)
+    if "VO2" not in arrays or not math.isfinite(time_s):
         return math.nan
-    bins = exercise_bins(source, prep).dropna(subset=["VO2"])
-    if bins.empty or not bins["t"].iloc[0] <= time_s <= bins["t"].iloc[-1]:
+    bins = _bins(arrays, prep or Preparation())
+    times = bins["t"][np.isfinite(bins["VO2"])]
+    if not len(times) or not times[0] <= time_s <= times[-1]:
         return math.nan
     return _vo2_at(bins, time_s)
 
 
-def _time_at(bins: pd.DataFrame, column: str, value: float) -> float:
+def _time_at(bins: dict[str, np.ndarray], column: str, value: float) -> float:
     """First bin time at which the running maximum of ``column`` reaches ``value``."""
-    reached = np.maximum.accumulate(bins[column].to_numpy()) >= value
-    return float(bins["t"].to_numpy()[np.argmax(reached)])
+    reached = np.maximum.accumulate(bins[column]) >= value
+    return float(bins["t"][np.argmax(reached)])
 
 
-def _time_breakpoint(bins: pd.DataFrame, values: np.ndarray, prep: Preparation,
+def _time_breakpoint(bins: dict[str, np.ndarray], values: np.ndarray, prep: Preparation,
                      rising: bool, plateau: bool, label: str) -> tuple[float, float] | str:
     """Breakpoint in time of ``values`` that starts a rise (or a fall): (time_s, VO2) or why not.
 
     A rise needs a positive slope after the breakpoint, steeper than before; a fall the mirror.
     With ``plateau`` the values are level before the breakpoint (:func:`hinge_fit`).
     """
-    fit = hinge_fit(bins["t"].to_numpy(), values, prep.min_points, flat_below=plateau)
+    fit = hinge_fit(bins["t"], values, prep.min_points, flat_below=plateau)
     sign = 1.0 if rising else -1.0
     if not (sign * fit.slope_above > 0 and sign * (fit.slope_above - fit.slope_below) > 0):
         shape = "rise" if rising else "fall"
@@ -359,7 +355,8 @@ def _time_breakpoint(bins: pd.DataFrame, values: np.ndarray, prep: Preparation,
     return fit.x, _vo2_at(bins, fit.x)
 
 
-def vslope_vt1(source: CPETRecord | pd.DataFrame, *, prep: Preparation | None = None,
+def vslope_vt1(source: CPETRecord | pd.DataFrame | TestArrays, *,
+               prep: Preparation | None = None,
                after_s: float = math.nan, before_s: float = math.nan,
                min_slope_change: float = 0.1) -> ThresholdEstimate:
     """VT1 by the V-slope method: the breakpoint of VCO2 against VO2.
@@ -373,8 +370,9 @@ def vslope_vt1(source: CPETRecord | pd.DataFrame, *, prep: Preparation | None = 
 
     Parameters
     ----------
-    source : CPETRecord or pandas.DataFrame
-        A record or its canonical data.
+    source : CPETRecord, pandas.DataFrame or TestArrays
+        A record, its canonical data, or their arrays
+        (:class:`~cpet_nb.physiology._arrays.TestArrays`, made once per test).
     prep : Preparation, optional
         Binning and exclusions (:class:`Preparation`).
     after_s, before_s : float
@@ -390,8 +388,8 @@ def vslope_vt1(source: CPETRecord | pd.DataFrame, *, prep: Preparation | None = 
         VO2 is the breakpoint itself; the time is the first bin where VO2 (running maximum)
         reaches it.
     """
-    def locate(bins: pd.DataFrame, prep: Preparation) -> tuple[float, float] | str:
-        fit = hinge_fit(bins["VO2"].to_numpy(), bins["VCO2"].to_numpy(), prep.min_points)
+    def locate(bins: dict[str, np.ndarray], prep: Preparation) -> tuple[float, float] | str:
+        fit = hinge_fit(bins["VO2"], bins["VCO2"], prep.min_points)
         change = fit.slope_above - fit.slope_below
         if not change >= min_slope_change:
             return (f"no breakpoint: VCO2-VO2 slope changes by {change:.2f} "
@@ -401,7 +399,8 @@ def vslope_vt1(source: CPETRecord | pd.DataFrame, *, prep: Preparation | None = 
     return _estimate("vslope", "VT1", source, prep, ("VO2", "VCO2"), after_s, before_s, locate)
 
 
-def equivalents_vt1(source: CPETRecord | pd.DataFrame, *, prep: Preparation | None = None,
+def equivalents_vt1(source: CPETRecord | pd.DataFrame | TestArrays, *,
+                    prep: Preparation | None = None,
                     after_s: float = math.nan, before_s: float | None = None,
                     plateau: bool = True) -> ThresholdEstimate:
     """VT1 by the ventilatory equivalents: VE/VO2 starts rising while VE/VCO2 does not.
@@ -413,7 +412,7 @@ def equivalents_vt1(source: CPETRecord | pd.DataFrame, *, prep: Preparation | No
 
     Parameters
     ----------
-    source : CPETRecord or pandas.DataFrame
+    source : CPETRecord, pandas.DataFrame or TestArrays
     prep : Preparation, optional
     after_s : float
         Start of the search (s); NaN: no limit.
@@ -424,15 +423,16 @@ def equivalents_vt1(source: CPETRecord | pd.DataFrame, *, prep: Preparation | No
         VE/VO2 level before the breakpoint (``hinge_fit(..., flat_below=True)``); ``False``
         lets it slope.
     """
-    def locate(bins: pd.DataFrame, prep: Preparation) -> tuple[float, float] | str:
-        ratio = bins["VE"].to_numpy() * 1000.0 / bins["VO2"].to_numpy()
+    def locate(bins: dict[str, np.ndarray], prep: Preparation) -> tuple[float, float] | str:
+        ratio = bins["VE"] * 1000.0 / bins["VO2"]
         return _time_breakpoint(bins, ratio, prep, True, plateau, "VE/VO2")
 
     limit = _vco2_rise_s(source, prep, after_s) if before_s is None else before_s
     return _estimate("equivalents", "VT1", source, prep, ("VE", "VO2"), after_s, limit, locate)
 
 
-def peto2_vt1(source: CPETRecord | pd.DataFrame, *, prep: Preparation | None = None,
+def peto2_vt1(source: CPETRecord | pd.DataFrame | TestArrays, *,
+              prep: Preparation | None = None,
               after_s: float = math.nan, before_s: float | None = None,
               plateau: bool = True) -> ThresholdEstimate:
     """VT1 at the end of the PetO2 nadir, where end-tidal O2 starts rising.
@@ -444,21 +444,22 @@ def peto2_vt1(source: CPETRecord | pd.DataFrame, *, prep: Preparation | None = N
 
     Parameters
     ----------
-    source : CPETRecord or pandas.DataFrame
+    source : CPETRecord, pandas.DataFrame or TestArrays
     prep : Preparation, optional
     after_s, before_s : float
         As in :func:`equivalents_vt1`.
     plateau : bool
         PetO2 level before the breakpoint; ``False`` lets it slope.
     """
-    def locate(bins: pd.DataFrame, prep: Preparation) -> tuple[float, float] | str:
-        return _time_breakpoint(bins, bins["PetO2"].to_numpy(), prep, True, plateau, "PetO2")
+    def locate(bins: dict[str, np.ndarray], prep: Preparation) -> tuple[float, float] | str:
+        return _time_breakpoint(bins, bins["PetO2"], prep, True, plateau, "PetO2")
 
     limit = _vco2_rise_s(source, prep, after_s) if before_s is None else before_s
     return _estimate("peto2", "VT1", source, prep, ("PetO2",), after_s, limit, locate)
 
 
-def equivalents_vt2(source: CPETRecord | pd.DataFrame, *, prep: Preparation | None = None,
+def equivalents_vt2(source: CPETRecord | pd.DataFrame | TestArrays, *,
+                    prep: Preparation | None = None,
                     after_s: float = math.nan, plateau: bool = True) -> ThresholdEstimate:
     """VT2 (respiratory compensation point) where VE/VCO2 starts rising from its nadir.
 
@@ -468,22 +469,23 @@ def equivalents_vt2(source: CPETRecord | pd.DataFrame, *, prep: Preparation | No
 
     Parameters
     ----------
-    source : CPETRecord or pandas.DataFrame
+    source : CPETRecord, pandas.DataFrame or TestArrays
     prep : Preparation, optional
     after_s : float
         Search only after this time (s), normally VT1. NaN: no limit.
     plateau : bool
         VE/VCO2 level before the breakpoint; ``False`` lets it slope.
     """
-    def locate(bins: pd.DataFrame, prep: Preparation) -> tuple[float, float] | str:
-        ratio = bins["VE"].to_numpy() * 1000.0 / bins["VCO2"].to_numpy()
+    def locate(bins: dict[str, np.ndarray], prep: Preparation) -> tuple[float, float] | str:
+        ratio = bins["VE"] * 1000.0 / bins["VCO2"]
         return _time_breakpoint(bins, ratio, prep, True, plateau, "VE/VCO2")
 
     return _estimate("equivalents", "VT2", source, prep, ("VE", "VCO2"), after_s, math.nan,
                      locate)
 
 
-def petco2_vt2(source: CPETRecord | pd.DataFrame, *, prep: Preparation | None = None,
+def petco2_vt2(source: CPETRecord | pd.DataFrame | TestArrays, *,
+               prep: Preparation | None = None,
                after_s: float = math.nan, plateau: bool = False) -> ThresholdEstimate:
     """VT2 where PetCO2 starts falling from its plateau.
 
@@ -493,7 +495,7 @@ def petco2_vt2(source: CPETRecord | pd.DataFrame, *, prep: Preparation | None = 
 
     Parameters
     ----------
-    source : CPETRecord or pandas.DataFrame
+    source : CPETRecord, pandas.DataFrame or TestArrays
     prep : Preparation, optional
     after_s : float
         Search only after this time (s), normally VT1. NaN: no limit.
@@ -501,13 +503,14 @@ def petco2_vt2(source: CPETRecord | pd.DataFrame, *, prep: Preparation | None = 
         PetCO2 level before the breakpoint. ``False`` (default) lets it slope: PetCO2 often
         still rises through the isocapnic buffering region.
     """
-    def locate(bins: pd.DataFrame, prep: Preparation) -> tuple[float, float] | str:
-        return _time_breakpoint(bins, bins["PetCO2"].to_numpy(), prep, False, plateau, "PetCO2")
+    def locate(bins: dict[str, np.ndarray], prep: Preparation) -> tuple[float, float] | str:
+        return _time_breakpoint(bins, bins["PetCO2"], prep, False, plateau, "PetCO2")
 
     return _estimate("petco2", "VT2", source, prep, ("PetCO2",), after_s, math.nan, locate)
 
 
-def vslope_vt2(source: CPETRecord | pd.DataFrame, *, prep: Preparation | None = None,
+def vslope_vt2(source: CPETRecord | pd.DataFrame | TestArrays, *,
+               prep: Preparation | None = None,
                after_s: float = math.nan, min_slope_ratio: float = 1.1) -> ThresholdEstimate:
     """VT2 by the V-slope of VE against VCO2: the second breakpoint.
 
@@ -519,7 +522,7 @@ def vslope_vt2(source: CPETRecord | pd.DataFrame, *, prep: Preparation | None = 
 
     Parameters
     ----------
-    source : CPETRecord or pandas.DataFrame
+    source : CPETRecord, pandas.DataFrame or TestArrays
     prep : Preparation, optional
     after_s : float
         Search only after this time (s), normally VT1. NaN: no limit.
@@ -532,8 +535,8 @@ def vslope_vt2(source: CPETRecord | pd.DataFrame, *, prep: Preparation | None = 
         The time is the first bin where VCO2 (running maximum) reaches the breakpoint; VO2
         is binned VO2 at that time.
     """
-    def locate(bins: pd.DataFrame, prep: Preparation) -> tuple[float, float] | str:
-        fit = hinge_fit(bins["VCO2"].to_numpy(), bins["VE"].to_numpy(), prep.min_points)
+    def locate(bins: dict[str, np.ndarray], prep: Preparation) -> tuple[float, float] | str:
+        fit = hinge_fit(bins["VCO2"], bins["VE"], prep.min_points)
         if not fit.slope_above >= min_slope_ratio * fit.slope_below:
             return (f"no breakpoint: VE-VCO2 slope goes from {fit.slope_below * 1000:.1f} to "
                     f"{fit.slope_above * 1000:.1f}, less than {min_slope_ratio:g} times")
@@ -543,13 +546,13 @@ def vslope_vt2(source: CPETRecord | pd.DataFrame, *, prep: Preparation | None = 
     return _estimate("vslope", "VT2", source, prep, ("VE", "VCO2"), after_s, math.nan, locate)
 
 
-def _vco2_rise_s(source: CPETRecord | pd.DataFrame, prep: Preparation | None,
+def _vco2_rise_s(source: CPETRecord | pd.DataFrame | TestArrays, prep: Preparation | None,
                  after_s: float) -> float:
     """Time VE/VCO2 starts rising after ``after_s`` (NaN when not found)."""
     return equivalents_vt2(source, prep=prep, after_s=after_s).time_s
 
 
-def vo2_fraction_s(source: CPETRecord | pd.DataFrame, fraction: float,
+def vo2_fraction_s(source: CPETRecord | pd.DataFrame | TestArrays, fraction: float,
                    prep: Preparation | None = None) -> float:
     """First time binned VO2 reaches ``fraction`` of its highest bin.
 
@@ -560,7 +563,7 @@ def vo2_fraction_s(source: CPETRecord | pd.DataFrame, fraction: float,
 
     Parameters
     ----------
-    source : CPETRecord or pandas.DataFrame
+    source : CPETRecord, pandas.DataFrame or TestArrays
     fraction : float
         Fraction of the highest binned VO2; 0 or less means no floor.
     prep : Preparation, optional
@@ -570,14 +573,15 @@ def vo2_fraction_s(source: CPETRecord | pd.DataFrame, fraction: float,
     float
         Time (s); NaN without VO2 or when ``fraction <= 0``.
     """
-    bins = exercise_bins(source, prep)
-    if fraction <= 0 or "VO2" not in bins or not bins["VO2"].notna().any():
+    bins = _bins(TestArrays.of(source), prep or Preparation())
+    known = np.isfinite(bins["VO2"]) if "VO2" in bins else np.zeros(0, dtype=bool)
+    if fraction <= 0 or not known.any():
         return math.nan
-    known = bins.dropna(subset=["VO2"])
-    return _time_at(known, "VO2", fraction * float(known["VO2"].max()))
+    known_bins = {"t": bins["t"][known], "VO2": bins["VO2"][known]}
+    return _time_at(known_bins, "VO2", fraction * float(known_bins["VO2"].max()))
 
 
-def classical_thresholds(source: CPETRecord | pd.DataFrame, *, bin_s: float = 10.0,
+def classical_thresholds(source: CPETRecord | pd.DataFrame | TestArrays, *, bin_s: float = 10.0,
                          skip_start_s: float = 60.0, min_segment_s: float = 60.0,
                          vt1_min_vo2_fraction: float = 0.5, vt2_min_vo2_fraction: float = 0.65,
                          vslope_before_rcp: bool = True) -> dict[str, ThresholdEstimate]:
@@ -591,8 +595,9 @@ def classical_thresholds(source: CPETRecord | pd.DataFrame, *, bin_s: float = 10
 
     Parameters
     ----------
-    source : CPETRecord or pandas.DataFrame
-        A record or its canonical data.
+    source : CPETRecord, pandas.DataFrame or TestArrays
+        A record, its canonical data, or their arrays
+        (:class:`~cpet_nb.physiology._arrays.TestArrays`, made once per test).
     bin_s, skip_start_s, min_segment_s : float
         See :class:`Preparation`.
     vt1_min_vo2_fraction, vt2_min_vo2_fraction : float
@@ -608,10 +613,10 @@ def classical_thresholds(source: CPETRecord | pd.DataFrame, *, bin_s: float = 10
         ``vt2_petco2``, ``vt2_vslope``.
     """
     prep = Preparation(bin_s=bin_s, skip_start_s=skip_start_s, min_segment_s=min_segment_s)
-    source = _Prepared(_data(source), prep, exercise_bins(source, prep))
+    source = TestArrays.of(source)
     start_s = vo2_fraction_s(source, vt1_min_vo2_fraction, prep)
     rcp_s = _vco2_rise_s(source, prep, start_s)
-    if _in_window(exercise_bins(source, prep)["t"], start_s, rcp_s).sum() < 2 * prep.min_points:
+    if _in_window(_bins(source, prep)["t"], start_s, rcp_s).sum() < 2 * prep.min_points:
         rcp_s = math.nan  # a VE/VCO2 rise right after the start of the search: noise
     vt1 = {
         "vt1_vslope": vslope_vt1(source, prep=prep, after_s=start_s,

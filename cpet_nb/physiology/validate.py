@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
-import pandas as pd
+from numpy.lib.stride_tricks import sliding_window_view
 
 from ..findings import Finding, Severity
 from ..record import CANONICAL_UNITS, MODEL_CHANNELS, CPETRecord
@@ -168,18 +168,38 @@ def screen_breaths(record: CPETRecord) -> tuple[CPETRecord, list[Finding]]:
 
 
 def _spikes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Which values are spikes (see :data:`SPIKE_FOLD`), and the running medians."""
-    series = pd.Series(values)
-    median = series.rolling(2 * SPIKE_HALF_WINDOW + 1, center=True,
-                            min_periods=SPIKE_HALF_WINDOW + 1).median().to_numpy()
+    """Which values are spikes (see :data:`SPIKE_FOLD`), and the running medians.
+
+    The robust SD is needed only where the fold already exceeds :data:`SPIKE_FOLD`, so it is
+    computed there alone."""
+    median = _centred_median(values, SPIKE_HALF_WINDOW)
     deviation = np.abs(values - median)
-    spread = 1.4826 * pd.Series(deviation).rolling(
-        2 * SPREAD_HALF_WINDOW + 1, center=True,
-        min_periods=SPREAD_HALF_WINDOW + 1).median().to_numpy()
     with np.errstate(invalid="ignore", divide="ignore"):
         fold = np.maximum(values / median, median / values)
-        spikes = (fold > SPIKE_FOLD) & (deviation > SPIKE_ROBUST_SD * spread)
+    candidates = np.flatnonzero(fold > SPIKE_FOLD)
+    spread = 1.4826 * _centred_median(deviation, SPREAD_HALF_WINDOW, candidates)
+    spikes = np.zeros(len(values), dtype=bool)
+    spikes[candidates] = deviation[candidates] > SPIKE_ROBUST_SD * spread
     return spikes, median
+
+
+def _centred_median(values: np.ndarray, half_window: int, at: np.ndarray | None = None
+                    ) -> np.ndarray:
+    """Median of the values present among each one and its ``half_window`` neighbours on
+    either side (at the positions ``at``, default every one); NaN where fewer than
+    ``half_window + 1`` are present. ``Series.rolling(2 * half_window + 1, center=True,
+    min_periods=half_window + 1).median()`` on arrays."""
+    if not len(values):
+        return np.empty(0)
+    edge = np.full(half_window, np.nan)
+    windows = sliding_window_view(np.concatenate((edge, values, edge)), 2 * half_window + 1)
+    windows = np.sort(windows if at is None else windows[at], axis=1)  # NaN sort last
+    count = np.count_nonzero(~np.isnan(windows), axis=1)
+    rows = np.arange(len(windows))
+    upper = windows[rows, count // 2]
+    lower = windows[rows, np.maximum(count - 1, 0) // 2]
+    median = np.where(count % 2 == 1, upper, (lower + upper) / 2)
+    return np.where(count > half_window, median, np.nan)
 
 
 def _rows_finding(code: str, severity: Severity, record: CPETRecord, channel: str,

@@ -15,6 +15,19 @@ from samples import SAMPLES
 _REFERENCE = json.loads(REFERENCE.read_text())
 
 
+@pytest.fixture(autouse=True)
+def builtin_readers_only(monkeypatch):
+    """The reference was made with cpet_nb's own readers: a plugin another test registered
+    for the session (conftest's ``misbehaving_plugin``) would be named among the supported
+    formats of every refusal."""
+    from cpet_nb.io import registry
+
+    monkeypatch.setattr(registry, "_plugin_readers", lambda: iter(()))
+    registry.readers.cache_clear()
+    yield
+    registry.readers.cache_clear()
+
+
 @pytest.fixture(scope="module")
 def files(tmp_path_factory) -> dict[str, Path]:
     return dict(inputs(tmp_path_factory.mktemp("reader-reference")))

@@ -65,13 +65,13 @@ def test_a_file_stopped_at_the_memory_limit_does_not_poison_the_next_files(
         sandbox, bundled_tests, tmp_path):
     long_test = tmp_path / "long.csv"
     frame = ramp_test()
-    frame["t"] *= 5  # a 1 h test: the model's tensors need more than the limit below
+    frame["t"] *= 20  # a 4 h test: analysing it needs more than the limit below
     write_canonical_csv(frame, long_test)
     good = bundled_tests[5:8]
     expected = results_table([cpet_nb.analyze(p).renamed(f"good-{i}")
                               for i, p in enumerate(good)])
     sandbox.analyze(good[0], "warm-up")  # the child's model is sized for the first good file
-    stopped = sandbox.analyze(long_test, "long.csv", memory_mb=30)
+    stopped = sandbox.analyze(long_test, "long.csv", memory_mb=5)
     boxed = results_table([sandbox.analyze(p, f"good-{i}") for i, p in enumerate(good)])
     pd.testing.assert_frame_equal(boxed, expected)
     assert [f.code for f in stopped.findings] == ["file-memory-limit"]

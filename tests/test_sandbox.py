@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 from conftest import misbehaving_file
@@ -75,3 +77,14 @@ def test_a_file_stopped_at_the_memory_limit_does_not_poison_the_next_files(
     boxed = results_table([sandbox.analyze(p, f"good-{i}") for i, p in enumerate(good)])
     pd.testing.assert_frame_equal(boxed, expected)
     assert [f.code for f in stopped.findings] == ["file-memory-limit"]
+
+
+def test_the_child_never_loads_pyarrow(sandbox, bundled_tests):
+    """pandas loads pyarrow (some 35 MiB) when it is installed; the child analyses without it
+    and its results equal the in-process ones (test above)."""
+    pytest.importorskip("pyarrow")
+    sandbox.analyze(bundled_tests[0], "first")
+    maps = Path(f"/proc/{sandbox.pid}/maps")
+    if not maps.exists():
+        pytest.skip("no /proc on this system")
+    assert "libarrow" not in maps.read_text()

@@ -3,9 +3,8 @@
 A dask worker cannot interrupt a task that hangs or stop one that allocates without bound:
 cancelling a future does not stop running code, and a worker killed for memory takes the
 other files of its partition with it. So each worker keeps one child process
-(``python -m cpet_nb.batch.sandbox``, started by :class:`cpet_nb.batch.engine.SandboxPlugin`) that
-loads
-the model once and analyses one file per request. A file that runs past its time limit gets
+(:data:`CHILD`, started by :class:`cpet_nb.batch.engine.SandboxPlugin`) that loads the
+model once and analyses one file per request. A file that runs past its time limit gets
 the child killed and replaced (finding ``file-timeout``); one that allocates past its memory
 limit gets a ``MemoryError`` inside the child (Linux ``RLIMIT_DATA``, counted above what the
 child held when it started; finding ``file-memory-limit``) and the child is replaced; a child
@@ -30,6 +29,11 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from ..result import FileResult
+
+#: The child's program: :func:`main`, in a process that never loads pyarrow (pandas imports
+#: it when it is installed, some 35 MiB; an analysis writes no Parquet, the client does).
+CHILD = ("import sys; sys.modules['pyarrow'] = None; "
+         "from cpet_nb.batch.sandbox import main; main()")
 
 #: Time a new child may take to start and load the model (s); the per-file limit starts after.
 STARTUP_ALLOWANCE_S = 60.0
@@ -72,9 +76,8 @@ class Sandbox:
         if self._process is not None and self._process.poll() is None:
             return
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "cpet_nb.batch.sandbox"], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, env=env)
+        self._process = subprocess.Popen([sys.executable, "-c", CHILD], stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, env=env)
         self._reader = Connection(os.dup(self._process.stdout.fileno()), writable=False)
         self._writer = Connection(os.dup(self._process.stdin.fileno()), readable=False)
         self._process.stdout.close()
@@ -224,7 +227,3 @@ def main() -> None:
     reader = Connection(os.dup(0), writable=False)
     writer = Connection(protocol_out, readable=False)
     _serve(reader, writer)
-
-
-if __name__ == "__main__":
-    main()

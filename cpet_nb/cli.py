@@ -379,6 +379,12 @@ def _add_per_test(parser: argparse.ArgumentParser, default: str) -> None:
                         f"each in a ZIP beside it (default: {default})")
 
 
+def _add_stored_job(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--store", required=True, help="SQLite job store")
+    parser.add_argument("--job", required=True, metavar="JOB",
+                        help="the job's id, or 'latest' for the newest job in the store")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``cpet-nb``."""
     parser = argparse.ArgumentParser(
@@ -454,9 +460,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="the HTML report of a stored job (papermill; "
                             "needs the jupyter extra)")
-    report.add_argument("--store", required=True, help="SQLite job store")
-    report.add_argument("--job", required=True, metavar="JOB",
-                        help="the job's id, or 'latest' for the newest job in the store")
+    _add_stored_job(report)
     report.add_argument("-o", "--output", default="report.html",
                         help="the .html page (default: report.html)")
     _add_per_test(report, default="none")
@@ -467,9 +471,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     review = sub.add_parser("review", help="a job's review queue (flagged tests first); "
                             "apply reviewers' threshold overrides from a CSV")
-    review.add_argument("--store", required=True, help="SQLite job store")
-    review.add_argument("--job", required=True, metavar="JOB",
-                        help="the job's id, or 'latest' for the newest job in the store")
+    _add_stored_job(review)
     review.add_argument("--apply", metavar="CSV", help="overrides to store first, all or none: "
                         "columns file, threshold (vt1, vt2), time_s or method (consensus, "
                         "model, vslope, ...), note, reviewer (see docs/review.md)")

@@ -114,6 +114,16 @@ def error(reply, status: int, code: str) -> dict:
     return body
 
 
+def assert_request_folders_removed(server) -> None:
+    """Every request's own folder under the store's ``.incoming`` is gone (removed after the
+    answer is sent, so waited for a little)."""
+    incoming = server.store.with_name(server.store.name + ".incoming")
+    deadline = time.monotonic() + 10
+    while list(incoming.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert list(incoming.iterdir()) == []
+
+
 # -- installation ------------------------------------------------------------------------
 
 
@@ -411,11 +421,7 @@ def test_staging_refuses_what_batches_refuse(server):
     error(session.post(url, data=empty, headers={"Content-Type": content_type}), 422,
           "no-analysable-file")
     assert session.get(url).json()["uploads"] == before  # nothing was staged
-    incoming = server.store.with_name(server.store.name + ".incoming")
-    deadline = time.monotonic() + 10  # request folders are removed after the answer
-    while list(incoming.iterdir()) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert list(incoming.iterdir()) == []
+    assert_request_folders_removed(server)
 
 
 def test_staging_is_refused_when_resources_are_short(second_server):
@@ -519,11 +525,7 @@ def test_bodies_and_files_over_the_limits_are_413(server):
     body = error(session.post(url, data=chunks(4, 25), headers=chunked), 413,
                  "body-too-large")  # 4 files of 1.6 MB
     assert body["limit"]["name"] == "max_body_mb"
-    incoming = server.store.with_name(server.store.name + ".incoming")
-    deadline = time.monotonic() + 10  # request folders are removed after the answer
-    while list(incoming.iterdir()) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert list(incoming.iterdir()) == []
+    assert_request_folders_removed(server)
 
 
 @pytest.mark.parametrize("body,content_type,code,field", [

@@ -9,8 +9,9 @@ also with a barometric pressure, so that their end-tidal pressures and the model
 ``tests/data/physiology_reference.jsonl.gz`` (gzip, about 80 kB): the entry's name, the
 status, the model's thresholds, every classical estimate (time, VO2, method, threshold,
 reason), the consensus and the values there, every measure, the review flags, the
-uncertainty of each threshold and the findings' codes. These are cpet_nb's own outputs (numbers and codes), not third-party data.
-Floats are written by ``json`` (shortest repr, exact round trip; NaN as ``NaN``).
+uncertainty of each threshold and the findings' codes. These are cpet_nb's own outputs
+(numbers and codes), not third-party data. Floats are written by ``json`` (shortest repr,
+exact round trip; NaN as ``NaN``).
 
 ``tests/test_physiology_reference.py`` recomputes every entry with :func:`snapshot` and
 compares: times exactly, other floats to 1e-9 relative, everything else exactly.

@@ -8,7 +8,8 @@
   analysed), one row per input;
 - :mod:`.engine`: which dask cluster, the worker plugin, the partition task;
 - :mod:`.sandbox`: the per-worker analysis process (time and memory limit per file);
-- :mod:`.store`: the SQLite job store (jobs, files, results, curves).
+- :mod:`.store`: the SQLite job store (jobs, files, results, curves, overrides);
+- :mod:`.review`: the review queue and reviewers' threshold overrides.
 """
 
 from .api import Batch, Progress, jobs, resume, submit

@@ -436,17 +436,38 @@ def read_requests(path: str | os.PathLike) -> tuple[list[OverrideRequest], list[
     return requests, findings
 
 
+def seconds_from_text(text: str, *, decimal_comma: bool = True) -> float:
+    """A time a reviewer wrote, in seconds, as float; NaN when it is not a finite number.
+
+    Parameters
+    ----------
+    text : str
+        The number as typed (surrounding white space allowed).
+    decimal_comma : bool
+        Whether a comma is the decimal separator (as in a semicolon CSV, or typed in the
+        panel).
+
+    Examples
+    --------
+    >>> seconds_from_text("350,6"), seconds_from_text("350,6", decimal_comma=False)
+    (350.6, nan)
+    >>> seconds_from_text(" 412 "), seconds_from_text("four hundred"), seconds_from_text("inf")
+    (412.0, nan, nan)
+    """
+    try:
+        time_s = float(text.replace(",", ".") if decimal_comma else text)
+    except ValueError:
+        return math.nan
+    return time_s if math.isfinite(time_s) else math.nan
+
+
 def _request(cells: Mapping[str, str], line: int, delimiter: str) -> OverrideRequest:
     if not cells.get("file") or not cells.get("threshold"):
         raise _refused("override-bad-request", "a row needs a file and a threshold",
                        file=cells.get("file") or None, row=line)
     time_s = None
     if cells.get("time_s"):
-        text = cells["time_s"].replace(",", ".") if delimiter == ";" else cells["time_s"]
-        try:
-            time_s = float(text)
-        except ValueError:
-            time_s = math.nan
+        time_s = seconds_from_text(cells["time_s"], decimal_comma=delimiter == ";")
         if not math.isfinite(time_s):
             raise _refused("override-bad-request", f"time_s {cells['time_s']!r} is not a "
                            "number of seconds", file=cells["file"], row=line)

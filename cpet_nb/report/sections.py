@@ -42,8 +42,8 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("tests", "6 Tests one by one"),
     ("methods", "7 Processing statement"),
 )
-#: Review flags that single out a test (the spread flag is raised for most tests at the
-#: default limit: docs/accuracy.md), in the order the quality section sorts by.
+#: Review flags that single out a test, in the order the quality section sorts by; after
+#: them, tests are ordered by their uncertainty (``review_uncertainty``: docs/accuracy.md).
 SPECIFIC_FLAGS = ("review_vt_order", "review_model_swap", "review_vt_missing", "review_effort")
 #: Columns of the results table in the report, grouped: (group title, CSS class, columns).
 RESULTS_GROUPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (

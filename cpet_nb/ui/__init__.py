@@ -8,7 +8,9 @@ like the command line's progress bar. Imports ipywidgets, jupyter_bokeh and Boke
 - :mod:`._tables`: Bokeh ``DataTable`` of a DataFrame (streamed, filtered from Python);
 - :mod:`._plots`: the one place the panel asks for plots (per test, per batch, HTML pages);
 - :mod:`._review`: the review queue, and the decisions on a test's VT1 and VT2;
-- :mod:`._widgets`: the buttons, rows and headings every section uses.
+- :mod:`._widgets`: the buttons, rows and headings every section uses;
+- :mod:`._bigupload`: the *Upload large selection* button, streaming files to the server
+  extension (an anywidget; its front end is ``_bigupload.js``).
 """
 
 from .panel import Panel

@@ -37,6 +37,7 @@ from ..batch.review import (
     default_reviewer,
     method_columns,
     review_queue,
+    seconds_from_text,
 )
 from ..grid import snap_to_grid
 from ..report.plots import TestData, review_figures
@@ -230,11 +231,8 @@ class ReviewQueue:
             self.decide(method=self.method.value)
 
     def _on_set_time(self, _: Any) -> None:
-        text = self.time_s.value.strip().replace(",", ".")
-        try:
-            time_s = float(text)
-        except ValueError:
-            time_s = math.nan
+        text = self.time_s.value.strip()
+        time_s = seconds_from_text(text)
         if not math.isfinite(time_s):
             self.status.value = error_html(f"{text or 'no time'}: not a time in seconds; "
                                            "click a time plot or type one.")

@@ -133,6 +133,20 @@ def test_the_same_figures_from_an_in_memory_result(analysed):
     assert "were not given" in _named(without, Div)["missing-breath-data"].text
 
 
+def test_the_summary_gives_the_uncertainty_and_an_experts_value_in_force(analysed):
+    """Review is set from the uncertainty: the summary shows it; an expert's decision in
+    force is shown beside the machine's values, with its source."""
+    _, result = analysed[0]
+    row = cpet_nb.results_table([result]).iloc[0].to_dict()
+    text = plots.summary_html(row)
+    uncertainty = f"{row['vt1_uncertainty_ml_min']:,.0f} mL/min"
+    assert "uncertainty of the consensus" in text and uncertainty in text
+    assert "in force" not in text  # the consensus is what stands
+    row |= {"vt2_source": "expert", "vt2_final_time_s": 612.0, "vt2_final_vo2_ml_min": 3456.0}
+    text = plots.summary_html(row)
+    assert "in force (VT1: consensus, VT2: expert)" in text and "3,456 mL/min" in text
+
+
 def test_decimation_caps_the_points_and_keeps_every_extreme():
     rng = np.random.default_rng(1)
     x = np.arange(50_000.0)

@@ -572,7 +572,8 @@ def _note(name: str, text: str):
 
 def summary_html(row: Mapping[str, Any]) -> str:
     """The results of one test as an HTML block: status, VO2peak, each estimate of VT1 and
-    VT2 (model, consensus with its spread, the classical methods), review flags, findings.
+    VT2 (model, consensus with its spread and uncertainty, the classical methods, an expert's
+    value in force), review flags, findings.
     Text from the file (names, messages) is escaped."""
     def cell(column_name: str, unit: str) -> str:
         value = _number(row, column_name)
@@ -601,7 +602,19 @@ def summary_html(row: Mapping[str, Any]) -> str:
     spread = ("<tr><td>spread of the estimates behind the consensus</td>"
               f"<td>{cell('vt1_spread_s', 's')}</td><td>{cell('vt1_spread_ml_min', 'mL/min')}"
               f"</td><td>{cell('vt2_spread_s', 's')}</td>"
-              f"<td>{cell('vt2_spread_ml_min', 'mL/min')}</td></tr>")
+              f"<td>{cell('vt2_spread_ml_min', 'mL/min')}</td></tr>"
+              "<tr><td>uncertainty of the consensus (what review is set from)</td>"
+              f"<td>{cell('vt1_uncertainty_s', 's')}</td>"
+              f"<td>{cell('vt1_uncertainty_ml_min', 'mL/min')}</td>"
+              f"<td>{cell('vt2_uncertainty_s', 's')}</td>"
+              f"<td>{cell('vt2_uncertainty_ml_min', 'mL/min')}</td></tr>")
+    sources = [str(row.get(f"{t}_source") or "consensus") for t in ("vt1", "vt2")]
+    if sources != ["consensus", "consensus"]:  # an expert's decision is in force
+        spread += (f"<tr><td>in force (VT1: {html.escape(sources[0])}, VT2: "
+                   f"{html.escape(sources[1])})</td><td>{cell('vt1_final_time_s', 's')}</td>"
+                   f"<td>{cell('vt1_final_vo2_ml_min', 'mL/min')}</td>"
+                   f"<td>{cell('vt2_final_time_s', 's')}</td>"
+                   f"<td>{cell('vt2_final_vo2_ml_min', 'mL/min')}</td></tr>")
     flags = [f.removeprefix("review_") for f in REVIEW_REASONS if raised(row.get(f))]
     assessed = any(not pd.isna(row.get(f)) for f in REVIEW_REASONS)
     review = (", ".join(flags) or "no flag raised") if assessed else "not assessed"

@@ -13,7 +13,8 @@ limits raised so that the load itself is measured, not the refusals. Nothing but
    ``GET /batches/{id}`` every ``--poll-interval`` s -- the jobs the uploads create, as
    they appear -- while ``--uploads`` threads each upload ``--files`` distinct copies of
    pyoxynet's bundled tests in one multipart request and the batches run on the server's
-   cluster. Reported: status latency (median, p95, max over every poll), failed requests
+   cluster. Reported: status latency (median, p95, max over every poll; and the server's
+   own time per status request, from the request read to the reply written), failed requests
    (any exception or status other than 200/202), upload times, and when the last batch
    ended. Target (issue 14): p95 < 100 ms, no failed request.
 2. **One large upload.** A ``--big-mb`` MB file (random bytes, generated while sent: a
@@ -162,6 +163,30 @@ def polling_under_uploads(server: JupyterServer, args: argparse.Namespace) -> di
             "other_cpu_s": _other_cpu_s(cpu_before)}
 
 
+#: The server's own time per status request (tornado's ``request_time``: from the request
+#: read to the reply written), logged to a file by the server's config.
+TIMES = "status-times.txt"
+SERVER_TIMES = '''
+import re as _re
+_STATUS = _re.compile(r"/cpet-nb/api/v1/batches/[^/]+$")
+_times = open({path!r}, "a", buffering=1)
+def _log_request(handler):
+    if handler.request.method == "GET" and _STATUS.search(handler.request.path):
+        _times.write(f"{{1000 * handler.request.request_time():.3f}}\\n")
+c.ServerApp.tornado_settings = {{"log_function": _log_request}}
+'''
+
+
+def _server_side(path: Path) -> dict[str, float]:
+    """Median and p95 of the server's own time per status request (ms)."""
+    times = sorted(float(line) for line in path.read_text().split())
+    if not times:
+        return {}
+    return {"server_status_median_ms": statistics.median(times),
+            "server_status_p95_ms": times[int(0.95 * (len(times) - 1))],
+            "server_status_polls": len(times)}
+
+
 def _wait_all(session: requests.Session, server: JupyterServer, job_ids: list[str],
               deadline: float) -> int:
     """Wait (until ``deadline``) for the jobs to end; how many did."""
@@ -239,8 +264,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as folder, \
-            JupyterServer(Path(folder), _limits(args)) as server:
-        figures = polling_under_uploads(server, args) | big_upload(server, args)
+            JupyterServer(Path(folder), _limits(args),
+                          config=SERVER_TIMES.format(path=str(Path(folder) / TIMES))) as server:
+        figures = polling_under_uploads(server, args)
+        figures |= _server_side(Path(folder) / TIMES) | big_upload(server, args)
     figures["cores"] = os.cpu_count()
     print(json.dumps(figures, indent=1, default=str))
     checks = {"status p95": figures["status_p95_ms"],

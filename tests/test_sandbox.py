@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -10,7 +11,7 @@ from conftest import misbehaving_file
 from synthetic import ramp_test, write_canonical_csv
 
 import cpet_nb
-from cpet_nb.batch.sandbox import Sandbox
+from cpet_nb.batch.sandbox import NICENESS, Sandbox
 from cpet_nb.result import results_table
 
 
@@ -88,3 +89,13 @@ def test_the_child_never_loads_pyarrow(sandbox, bundled_tests):
     if not maps.exists():
         pytest.skip("no /proc on this system")
     assert "libarrow" not in maps.read_text()
+
+
+def test_the_child_runs_at_a_lower_priority(sandbox, bundled_tests):
+    """Analysis is background work: a Jupyter server, kernel or client on the same cores
+    answers first (bench_server: status latency under load)."""
+    if not hasattr(os, "getpriority"):
+        pytest.skip("no process priorities on this system")
+    sandbox.analyze(bundled_tests[0], "first")
+    mine = os.getpriority(os.PRIO_PROCESS, 0)
+    assert os.getpriority(os.PRIO_PROCESS, sandbox.pid) == min(19, mine + NICENESS)

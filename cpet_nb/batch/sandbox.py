@@ -30,6 +30,9 @@ from typing import Any
 
 from ..result import FileResult
 
+#: How much lower the analysis processes' scheduling priority is (``nice``) than their
+#: worker's: analysis is background work.
+NICENESS = 10
 #: The child's program: :func:`main`, in a process that never loads pyarrow (pandas imports
 #: it when it is installed, some 35 MiB; an analysis writes no Parquet, the client does).
 CHILD = ("import sys; sys.modules['pyarrow'] = None; "
@@ -220,7 +223,13 @@ def _serve(reader: Connection, writer: Connection) -> None:
 
 
 def main() -> None:
-    """Entry point of the child: serve requests on stdin/stdout until stdin closes."""
+    """Entry point of the child: serve requests on stdin/stdout until stdin closes.
+
+    The child runs at a lower priority (:data:`NICENESS`): where analyses share cores with a
+    Jupyter server, a kernel or a client, those answer first and the analyses take the rest.
+    """
+    if hasattr(os, "nice"):  # POSIX
+        os.nice(NICENESS)
     protocol_out = os.dup(1)
     os.dup2(2, 1)  # stray prints must not corrupt the replies
     sys.stdout = sys.stderr

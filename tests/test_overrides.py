@@ -304,3 +304,16 @@ def test_the_batch_report_shows_the_expert_review(batch, tmp_path):
     page = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert "5 Expert review" in page and "looked at the V-slope" in page and "alice" in page
     assert np.isfinite(batch.results().iloc[0]["vt1_final_vo2_ml_min"])
+
+
+def test_the_default_reviewer_is_the_jupyterhub_user_then_the_os_user(monkeypatch):
+    """On a JupyterHub every single-user server has $JUPYTERHUB_USER while the OS user is
+    often one shared account: the API, the CLI and the panel record the Hub's user."""
+    import getpass
+
+    from cpet_nb.batch.review import default_reviewer
+
+    monkeypatch.setenv("JUPYTERHUB_USER", "carol")
+    assert default_reviewer() == "carol"
+    monkeypatch.delenv("JUPYTERHUB_USER")
+    assert default_reviewer() == getpass.getuser()

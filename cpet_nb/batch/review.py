@@ -149,14 +149,17 @@ class Override:
 
 
 def default_reviewer() -> str:
-    """The operating-system user running this process (in JupyterLab: the notebook server's
-    user; give ``reviewer`` to name someone else).
+    """Who is reviewing when no reviewer is named: the JupyterHub user (``$JUPYTERHUB_USER``,
+    set in every single-user server of a Hub, where the OS user is often one shared account),
+    else the operating-system user running this process.
 
     Raises
     ------
     ValueError
         When the system cannot say (then a reviewer must be named).
     """
+    if os.environ.get("JUPYTERHUB_USER"):
+        return os.environ["JUPYTERHUB_USER"]
     try:
         return getpass.getuser()
     except (OSError, KeyError) as exc:

@@ -17,7 +17,6 @@ so a time can be typed.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable, Mapping
 from html import escape
 from pathlib import Path
@@ -59,11 +58,11 @@ QUEUE_WIDTHS = {"flag": 55, "test": 200, "why": 220, "uncertainty_ml_min": 140,
 
 
 def panel_reviewer() -> str:
-    """Who reviews in this notebook: the JupyterHub user (``$JUPYTERHUB_USER``) when there
-    is one, else the operating-system user (:func:`cpet_nb.batch.review.default_reviewer`);
-    empty when neither is known (the reviewer must then type a name)."""
+    """Who reviews in this notebook (:func:`cpet_nb.batch.review.default_reviewer`: the
+    JupyterHub user, else the operating-system user); empty when neither is known (the
+    reviewer must then type a name)."""
     try:
-        return os.environ.get("JUPYTERHUB_USER") or default_reviewer()
+        return default_reviewer()
     except ValueError:
         return ""
 

@@ -208,15 +208,26 @@ NOTEBOOK7_OWN_ERROR = re.compile(r"^pageerror: Cannot read properties of undefin
 FRONT_ENDS = {"lab": ("lab", "LabApp", "lab/tree"),
               "notebook7": ("notebook", "JupyterNotebookApp", "notebooks")}
 
+#: In a JupyterLab page: wait for the notebook's kernel, then run all its cells.
+LAB_RUN_ALL_CELLS = """async () => {
+    const app = window.jupyterapp;
+    await app.restored;
+    const deadline = Date.now() + 120000;
+    while (!(app.shell.currentWidget && app.shell.currentWidget.sessionContext)) {
+        if (Date.now() > deadline) throw new Error('no notebook');
+        await new Promise(r => setTimeout(r, 200));
+    }
+    await app.shell.currentWidget.sessionContext.ready;
+    await app.commands.execute('notebook:run-all-cells');
+}"""
 
-@pytest.mark.parametrize("front_end", list(FRONT_ENDS))
-def test_quickstart_in_jupyterlab_and_notebook7(playwright_chromium, workspace, bundled_tests,
-                                                tmp_path, front_end):
-    """The same notebook, run cell by cell, in JupyterLab 4 and in Notebook 7 (built on
-    JupyterLab's components: the same commands run its cells)."""
+
+@contextlib.contextmanager
+def _notebook_page(browser, workspace, front_end: str = "lab"):
+    """Start ``front_end`` (:data:`FRONT_ENDS`) on 127.0.0.1 with a token, in the workspace's
+    folder and environment, open the quickstart notebook in ``browser`` and run all its
+    cells; yields ``(page, console)`` and prints the console at the end."""
     command, app, url_path = FRONT_ENDS[front_end]
-    if front_end == "notebook7":
-        pytest.importorskip("notebook", reason="notebook 7 is not installed (cpet-nb[jupyter])")
     folder, env = workspace
     port, token = _free_port(), secrets.token_hex(16)
     argv = [sys.executable, "-m", "jupyter", command, "--no-browser", "--allow-root",
@@ -224,17 +235,27 @@ def test_quickstart_in_jupyterlab_and_notebook7(playwright_chromium, workspace, 
             f"--{app}.expose_app_in_browser=True", f"--ServerApp.root_dir={folder}"]
     base = f"http://127.0.0.1:{port}"
     with _server(argv, folder, env, f"{base}/api/status?token={token}"):
-        page, console = _open(playwright_chromium,
-                              f"{base}/{url_path}/{NOTEBOOK.name}?token={token}")
+        page, console = _open(browser, f"{base}/{url_path}/{NOTEBOOK.name}?token={token}")
         page.wait_for_function("window.jupyterapp !== undefined", timeout=STEP_MS)
         page.evaluate(LAB_RUN_ALL_CELLS)
         try:
-            _use_the_panel(page, _samples(bundled_tests), tmp_path / "shots", front_end)
+            yield page, console
         finally:
             print("\n".join(console))
-        errors = [m for m in console if m.startswith(("error", "pageerror"))
-                  and not (front_end == "notebook7" and NOTEBOOK7_OWN_ERROR.match(m))]
-        assert errors == [], console
+
+
+@pytest.mark.parametrize("front_end", list(FRONT_ENDS))
+def test_quickstart_in_jupyterlab_and_notebook7(playwright_chromium, workspace, bundled_tests,
+                                                tmp_path, front_end):
+    """The same notebook, run cell by cell, in JupyterLab 4 and in Notebook 7 (built on
+    JupyterLab's components: the same commands run its cells)."""
+    if front_end == "notebook7":
+        pytest.importorskip("notebook", reason="notebook 7 is not installed (cpet-nb[browser])")
+    with _notebook_page(playwright_chromium, workspace, front_end) as (page, console):
+        _use_the_panel(page, _samples(bundled_tests), tmp_path / "shots", front_end)
+    errors = [m for m in console if m.startswith(("error", "pageerror"))
+              and not (front_end == "notebook7" and NOTEBOOK7_OWN_ERROR.match(m))]
+    assert errors == [], console
 
 
 def test_quickstart_in_voila(playwright_chromium, workspace, bundled_tests, tmp_path):
@@ -251,18 +272,6 @@ def test_quickstart_in_voila(playwright_chromium, workspace, bundled_tests, tmp_
         assert errors == [], [m for m in console if m.startswith(("error", "request"))]
 
 
-#: In a JupyterLab page: wait for the notebook's kernel, then run all its cells.
-LAB_RUN_ALL_CELLS = """async () => {
-    const app = window.jupyterapp;
-    await app.restored;
-    const deadline = Date.now() + 120000;
-    while (!(app.shell.currentWidget && app.shell.currentWidget.sessionContext)) {
-        if (Date.now() > deadline) throw new Error('no notebook');
-        await new Promise(r => setTimeout(r, 200));
-    }
-    await app.shell.currentWidget.sessionContext.ready;
-    await app.commands.execute('notebook:run-all-cells');
-}"""
 #: One FileUpload selection travels in one websocket message of at most this (bytes).
 WEBSOCKET_LIMIT_BYTES = 10 * 2**20
 #: The browser's upload speed in the test (bytes/s): slow enough to see the progress.
@@ -274,7 +283,7 @@ def test_a_large_selection_uploads_through_the_server_extension(playwright_chrom
     """A selection over the websocket limit, chosen with *Upload large selection*, streams
     to the server extension (enabled in this server's config, as installing the package
     does) with the bytes and files sent shown, and ends in the intake table."""
-    folder, env = workspace
+    _, env = workspace
     store = tmp_path / "server-store" / "jobs.sqlite"
     config = Path(env["JUPYTER_CONFIG_DIR"])
     config.mkdir(parents=True, exist_ok=True)
@@ -287,45 +296,34 @@ def test_a_large_selection_uploads_through_the_server_extension(playwright_chrom
             break
         selection.append(path)
         total += path.stat().st_size
-    port, token = _free_port(), secrets.token_hex(16)
-    argv = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root",
-            "--ServerApp.ip=127.0.0.1", f"--port={port}", f"--IdentityProvider.token={token}",
-            "--LabApp.expose_app_in_browser=True", f"--ServerApp.root_dir={folder}"]
-    base, shots = f"http://127.0.0.1:{port}", tmp_path / "shots"
-    with _server(argv, folder, env, f"{base}/api/status?token={token}"):
-        page, console = _open(playwright_chromium,
-                              f"{base}/lab/tree/{NOTEBOOK.name}?token={token}")
-        page.wait_for_function("window.jupyterapp !== undefined", timeout=STEP_MS)
-        page.evaluate(LAB_RUN_ALL_CELLS)
-        try:
-            button = page.locator(".cpet-big-upload button")
-            button.wait_for(timeout=STEP_MS)
-            assert button.is_enabled(), page.locator(".cpet-big-upload").inner_text()
-            network = page.context.new_cdp_session(page)
-            network.send("Network.enable")
-            network.send("Network.emulateNetworkConditions", {
-                "offline": False, "latency": 0, "downloadThroughput": -1,
-                "uploadThroughput": UPLOAD_BYTES_PER_S})
-            with page.expect_file_chooser(timeout=STEP_MS) as chooser:
-                button.click()
-            chooser.value.set_files([str(p) for p in selection])
-            status = page.locator(".cpet-big-upload-status")
-            status.get_by_text(re.compile(r"MB sent · file \d+ of " + str(len(selection)))
-                               ).wait_for(timeout=STEP_MS)
-            page.wait_for_function("""() => {
-                const bar = document.querySelector('.cpet-big-upload-progress');
-                return bar.value > 0 && bar.value < bar.max;
-            }""", timeout=STEP_MS)
-            _shoot(page, shots, "big-upload-1-sending")
-            status.get_by_text(f"✓ {len(selection)} files").wait_for(timeout=STEP_MS)
-            network.send("Network.emulateNetworkConditions", {
-                "offline": False, "latency": 0, "downloadThroughput": -1,
-                "uploadThroughput": -1})
-            page.locator(".cpet-intake-status").get_by_text(
-                f"{len(selection)} input(s): {len(selection)} ready").wait_for(timeout=STEP_MS)
-            _shoot(page, shots, "big-upload-2-intake")
-        finally:
-            print("\n".join(console))
+    shots = tmp_path / "shots"
+    with _notebook_page(playwright_chromium, workspace) as (page, console):
+        button = page.locator(".cpet-big-upload button")
+        button.wait_for(timeout=STEP_MS)
+        assert button.is_enabled(), page.locator(".cpet-big-upload").inner_text()
+        network = page.context.new_cdp_session(page)
+        network.send("Network.enable")
+        network.send("Network.emulateNetworkConditions", {
+            "offline": False, "latency": 0, "downloadThroughput": -1,
+            "uploadThroughput": UPLOAD_BYTES_PER_S})
+        with page.expect_file_chooser(timeout=STEP_MS) as chooser:
+            button.click()
+        chooser.value.set_files([str(p) for p in selection])
+        status = page.locator(".cpet-big-upload-status")
+        status.get_by_text(re.compile(r"MB sent · file \d+ of " + str(len(selection)))
+                           ).wait_for(timeout=STEP_MS)
+        page.wait_for_function("""() => {
+            const bar = document.querySelector('.cpet-big-upload-progress');
+            return bar.value > 0 && bar.value < bar.max;
+        }""", timeout=STEP_MS)
+        _shoot(page, shots, "big-upload-1-sending")
+        status.get_by_text(f"✓ {len(selection)} files").wait_for(timeout=STEP_MS)
+        network.send("Network.emulateNetworkConditions", {
+            "offline": False, "latency": 0, "downloadThroughput": -1,
+            "uploadThroughput": -1})
+        page.locator(".cpet-intake-status").get_by_text(
+            f"{len(selection)} input(s): {len(selection)} ready").wait_for(timeout=STEP_MS)
+        _shoot(page, shots, "big-upload-2-intake")
         staged = list((store.parent / (store.name + ".staged")).glob("*/*"))
         assert sorted(p.name for p in staged) == sorted(p.name for p in selection)
         first = page.locator(".cpet-files .slick-row").first.locator(".slick-cell").first
@@ -344,45 +342,34 @@ def test_review_queue_stores_an_override_from_the_browser(playwright_chromium, w
     an override; the queue and the results table show it, the machine's value is kept."""
     from cpet_nb.batch.store import Store
 
-    folder, env = workspace
-    port, token = _free_port(), secrets.token_hex(16)
-    argv = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root",
-            "--ServerApp.ip=127.0.0.1", f"--port={port}", f"--IdentityProvider.token={token}",
-            "--LabApp.expose_app_in_browser=True", f"--ServerApp.root_dir={folder}"]
-    base, shots = f"http://127.0.0.1:{port}", tmp_path / "shots"
-    with _server(argv, folder, env, f"{base}/api/status?token={token}"):
-        page, console = _open(playwright_chromium,
-                              f"{base}/lab/tree/{NOTEBOOK.name}?token={token}")
-        page.wait_for_function("window.jupyterapp !== undefined", timeout=STEP_MS)
-        page.evaluate(LAB_RUN_ALL_CELLS)
-        try:
-            _use_the_panel(page, _samples(bundled_tests), shots, "review")
-            queue = page.locator(".cpet-review-queue .slick-row")
-            queue.first.wait_for(timeout=STEP_MS)
-            test = queue.first.locator(".slick-cell").nth(1).inner_text()
-            queue.first.locator(".slick-cell").nth(1).click()
-            page.locator(".cpet-review-heading").get_by_text(test).wait_for(timeout=STEP_MS)
-            plot = page.locator(".cpet-review-plots canvas").first  # the domains, over time
-            plot.wait_for(timeout=STEP_MS)
-            for _ in range(100):  # bounded: the plots are laid out after they are attached
-                plot.scroll_into_view_if_needed()
-                box = plot.bounding_box()
-                if box is not None and box["width"] > 100:
-                    break
-                time.sleep(0.2)
-            page.mouse.click(box["x"] + box["width"] * 0.55, box["y"] + box["height"] * 0.45)
-            status = page.locator(".cpet-review-status")
-            status.get_by_text(re.compile(r"VT1 at [\d,]+ s picked")).wait_for(timeout=STEP_MS)
-            _shoot(page, shots, "review-5-picked")
-            page.get_by_role("button", name="Set this time").click()
-            status.get_by_text("Stored: VT1").wait_for(timeout=STEP_MS)
-            page.locator(".cpet-review-queue .slick-row").first.get_by_text(
-                "expert").wait_for(timeout=STEP_MS)
-            page.locator(".cpet-results .slick-row").get_by_text("expert").first.wait_for(
-                timeout=STEP_MS)
-            _shoot(page, shots, "review-6-stored")
-        finally:
-            print("\n".join(console))
+    folder, _ = workspace
+    shots = tmp_path / "shots"
+    with _notebook_page(playwright_chromium, workspace) as (page, console):
+        _use_the_panel(page, _samples(bundled_tests), shots, "review")
+        queue = page.locator(".cpet-review-queue .slick-row")
+        queue.first.wait_for(timeout=STEP_MS)
+        test = queue.first.locator(".slick-cell").nth(1).inner_text()
+        queue.first.locator(".slick-cell").nth(1).click()
+        page.locator(".cpet-review-heading").get_by_text(test).wait_for(timeout=STEP_MS)
+        plot = page.locator(".cpet-review-plots canvas").first  # the domains, over time
+        plot.wait_for(timeout=STEP_MS)
+        for _ in range(100):  # bounded: the plots are laid out after they are attached
+            plot.scroll_into_view_if_needed()
+            box = plot.bounding_box()
+            if box is not None and box["width"] > 100:
+                break
+            time.sleep(0.2)
+        page.mouse.click(box["x"] + box["width"] * 0.55, box["y"] + box["height"] * 0.45)
+        status = page.locator(".cpet-review-status")
+        status.get_by_text(re.compile(r"VT1 at [\d,]+ s picked")).wait_for(timeout=STEP_MS)
+        _shoot(page, shots, "review-5-picked")
+        page.get_by_role("button", name="Set this time").click()
+        status.get_by_text("Stored: VT1").wait_for(timeout=STEP_MS)
+        page.locator(".cpet-review-queue .slick-row").first.get_by_text(
+            "expert").wait_for(timeout=STEP_MS)
+        page.locator(".cpet-results .slick-row").get_by_text("expert").first.wait_for(
+            timeout=STEP_MS)
+        _shoot(page, shots, "review-6-stored")
         errors = [m for m in console if m.startswith(("error", "pageerror"))]
         assert errors == [], console
     store = Store(folder / "quickstart-jobs.sqlite")

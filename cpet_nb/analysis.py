@@ -23,7 +23,6 @@ from .model.pipeline import (
 from .physiology._arrays import TestArrays
 from .physiology.consensus import review_flags, threshold_consensus
 from .physiology.effort import effort_measures
-from .physiology.exercise import exercise_span_s
 from .physiology.measures import peak_measures
 from .physiology.slopes import slope_measures
 from .physiology.thresholds import classical_thresholds
@@ -267,7 +266,7 @@ def _add_consensus(result: FileResult, record: CPETRecord, arrays: TestArrays,
                                     for name, value in hr_load_at(arrays, agreed.time_s).items()}
     result.uncertainty = consensus_uncertainty(record.data, result.consensus, result.classical,
                                                model_vt1, model_vt2, vote.curves if vote else None,
-                                               exercise_span_s(record.data))
+                                               arrays.exercise_span_s())
     result.review = review_flags(
         result.consensus["vt1"], result.consensus["vt2"],
         uncertainty_ml_min={k: u.ml_min for k, u in result.uncertainty.items()},

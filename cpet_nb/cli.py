@@ -476,7 +476,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "columns file, threshold (vt1, vt2), time_s or method (consensus, "
                         "model, vslope, ...), note, reviewer (see docs/review.md)")
     review.add_argument("--reviewer", help="who decides, for rows without a reviewer "
-                        "(default: the operating-system user)")
+                        "(default: $JUPYTERHUB_USER, else the operating-system user)")
     review.set_defaults(func=_cmd_review)
 
     store = sub.add_parser("store", help="job store upkeep: jobs, check, backup, cleanup")

@@ -599,22 +599,21 @@ def summary_html(row: Mapping[str, Any]) -> str:
     rows = "".join(f"<tr><td>{label}</td><td>{cell(t1, 's')}</td><td>{cell(v1, 'mL/min')}</td>"
                    f"<td>{cell(t2, 's')}</td><td>{cell(v2, 'mL/min')}</td></tr>"
                    for label, t1, v1, t2, v2 in estimates)
-    spread = ("<tr><td>spread of the estimates behind the consensus</td>"
-              f"<td>{cell('vt1_spread_s', 's')}</td><td>{cell('vt1_spread_ml_min', 'mL/min')}"
-              f"</td><td>{cell('vt2_spread_s', 's')}</td>"
-              f"<td>{cell('vt2_spread_ml_min', 'mL/min')}</td></tr>"
-              "<tr><td>uncertainty of the consensus (what review is set from)</td>"
-              f"<td>{cell('vt1_uncertainty_s', 's')}</td>"
-              f"<td>{cell('vt1_uncertainty_ml_min', 'mL/min')}</td>"
-              f"<td>{cell('vt2_uncertainty_s', 's')}</td>"
-              f"<td>{cell('vt2_uncertainty_ml_min', 'mL/min')}</td></tr>")
+    def row_of(label: str, prefix: str) -> str:
+        """A table row: ``label``, then VT1's and VT2's ``<prefix>_s`` and VO2 columns."""
+        return (f"<tr><td>{label}</td>" + "".join(
+            f"<td>{cell(f'{t}_{prefix}_s', 's')}</td><td>{cell(f'{t}_{prefix}_ml_min', 'mL/min')}"
+            "</td>" for t in ("vt1", "vt2")) + "</tr>")
+
+    rows += row_of("spread of the estimates behind the consensus", "spread")
+    rows += row_of("uncertainty of the consensus (what review is set from)", "uncertainty")
     sources = [str(row.get(f"{t}_source") or "consensus") for t in ("vt1", "vt2")]
     if sources != ["consensus", "consensus"]:  # an expert's decision is in force
-        spread += (f"<tr><td>in force (VT1: {html.escape(sources[0])}, VT2: "
-                   f"{html.escape(sources[1])})</td><td>{cell('vt1_final_time_s', 's')}</td>"
-                   f"<td>{cell('vt1_final_vo2_ml_min', 'mL/min')}</td>"
-                   f"<td>{cell('vt2_final_time_s', 's')}</td>"
-                   f"<td>{cell('vt2_final_vo2_ml_min', 'mL/min')}</td></tr>")
+        rows += (f"<tr><td>in force (VT1: {html.escape(sources[0])}, VT2: "
+                 f"{html.escape(sources[1])})</td>" + "".join(
+                     f"<td>{cell(f'{t}_final_time_s', 's')}</td>"
+                     f"<td>{cell(f'{t}_final_vo2_ml_min', 'mL/min')}</td>"
+                     for t in ("vt1", "vt2")) + "</tr>")
     flags = [f.removeprefix("review_") for f in REVIEW_REASONS if raised(row.get(f))]
     assessed = any(not pd.isna(row.get(f)) for f in REVIEW_REASONS)
     review = (", ".join(flags) or "no flag raised") if assessed else "not assessed"
@@ -627,7 +626,7 @@ def summary_html(row: Mapping[str, Any]) -> str:
         "<table style='border-collapse:collapse;font-size:90%' cellpadding='3'>"
         "<tr style='border-bottom:1px solid #999'><th style='text-align:left'>estimate</th>"
         "<th>VT1 time</th><th>VT1 VO2</th><th>VT2 time</th><th>VT2 VO2</th></tr>"
-        f"{rows}{spread}</table>"
+        f"{rows}</table>"
         f"<p style='margin:4px 0'>– no estimate (the findings say why). "
         "Markers: solid = model, dashed = consensus, dotted = a "
         f"classical method; <span style='color:{THRESHOLD_COLOURS['VT1']}'>■ VT1</span> "

@@ -21,15 +21,23 @@ def test_reference_covers_all_139_bundled_tests(reference, bundled_tests):
     assert len(reference) == 139
 
 
-@pytest.mark.parametrize("vt", ["vt1", "vt2"])
-def test_threshold_times_identical_and_vo2_within_1_ml_min(vt, reference, bundled_results):
+def _against_reference(reference: pd.DataFrame, vt: str, estimate_of) -> tuple[list, list]:
+    """Tests whose ``vt`` time (``estimate_of(file)``, a Threshold or None) differs from
+    pyoxynet's, as (file, ours, pyoxynet's); and |VO2 error| (mL/min) of the others."""
     mismatched, vo2_errors = [], []
-    for name, expected in reference.iterrows():
-        got = getattr(bundled_results[name], vt)
+    for file, expected in reference.iterrows():
+        got = estimate_of(file)
         if got is None or got.time_s != expected[f"{vt}_time_s"]:
-            mismatched.append((name, got and got.time_s, expected[f"{vt}_time_s"]))
+            mismatched.append((file, got and got.time_s, expected[f"{vt}_time_s"]))
             continue
         vo2_errors.append(abs(got.vo2_ml_min - expected[f"{vt}_vo2_ml_min"]))
+    return mismatched, vo2_errors
+
+
+@pytest.mark.parametrize("vt", ["vt1", "vt2"])
+def test_threshold_times_identical_and_vo2_within_1_ml_min(vt, reference, bundled_results):
+    mismatched, vo2_errors = _against_reference(
+        reference, vt, lambda name: getattr(bundled_results[name], vt))
     assert mismatched == []
     assert len(vo2_errors) == 139 and max(vo2_errors) < 1.0
 
@@ -108,13 +116,8 @@ def test_every_model_s_thresholds_equal_pyoxynet_s(name, vt, bundled_tests,
                                                    every_model_results):
     reference = model_reference(name)
     assert sorted(reference.index) == sorted(p.name for p in bundled_tests)
-    mismatched, vo2_errors = [], []
-    for file, expected in reference.iterrows():
-        got = getattr(every_model_results[file].models[name], vt)
-        if got is None or got.time_s != expected[f"{vt}_time_s"]:
-            mismatched.append((file, got and got.time_s, expected[f"{vt}_time_s"]))
-            continue
-        vo2_errors.append(abs(got.vo2_ml_min - expected[f"{vt}_vo2_ml_min"]))
+    mismatched, vo2_errors = _against_reference(
+        reference, vt, lambda file: getattr(every_model_results[file].models[name], vt))
     assert mismatched == []
     assert len(vo2_errors) == 139 and max(vo2_errors) < 1.0
 

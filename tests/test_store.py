@@ -31,6 +31,14 @@ def _job(store, entries, key="key-1"):
     return job_id
 
 
+def _committed(store, paths, results, key="key-1"):
+    """A job of ``paths`` whose ``results`` are stored, in order."""
+    entries = _entries(paths)
+    job = _job(store, entries, key)
+    store.commit(job, [_outcome(e, r) for e, r in zip(entries, results, strict=True)])
+    return job
+
+
 def _outcome(entry, result):
     return Outcome(entry.idx, result.renamed(entry.name), "worker-1", 0.0, 0.1)
 
@@ -65,9 +73,7 @@ def test_results_of_some_files_only(tmp_path, analysed):
     """What a display reads after a notice: the rows of the files it names, in order."""
     paths, results = analysed
     store = Store(tmp_path / "s.sqlite")
-    entries = _entries(paths)
-    job = _job(store, entries)
-    store.commit(job, [_outcome(e, r) for e, r in zip(entries, results, strict=True)])
+    job = _committed(store, paths, results)
     some = store.results(job, files=[str(paths[3]), str(paths[1]), "not-in-the-job.csv"])
     pd.testing.assert_frame_equal(some, results_table([results[1], results[3]]))
     assert store.results(job, files=[]).empty
@@ -256,9 +262,7 @@ def several_models(bundled_tests):
 def test_every_model_s_curves_are_stored_and_reused(tmp_path, several_models):
     paths, results = several_models
     store = Store(tmp_path / "s.sqlite")
-    entries = _entries(paths)
-    job = _job(store, entries)
-    store.commit(job, [_outcome(e, r) for e, r in zip(entries, results, strict=True)])
+    job = _committed(store, paths, results)
     pd.testing.assert_frame_equal(store.results(job), results_table(results))
     assert store.results(job)["vt1_murias_lab_time_s"].notna().all()
     for name in ("tcn", "murias_lab", "ensemble"):
@@ -268,7 +272,7 @@ def test_every_model_s_curves_are_stored_and_reused(tmp_path, several_models):
     assert (store.curves(job, 1).p_heavy == results[1].curves.p_heavy).all()  # the CNN's
     assert store.curves(job, 1, "ais") is None  # not chosen
     copies = [FileEntry(e.idx, f"copy-{e.idx}", e.path, results[e.idx].metadata.source_sha256,
-                        e.size_bytes) for e in entries]
+                        e.size_bytes) for e in _entries(paths)]
     again = _job(store, copies)
     assert store.reuse_results(again) == 2
     np.testing.assert_array_equal(store.curves(again, "copy-0", "tcn").p_heavy,
@@ -281,9 +285,7 @@ def test_a_store_made_before_other_models_opens_and_reads(tmp_path, analysed):
     paths, results = analysed
     path = tmp_path / "old.sqlite"
     store = Store(path)
-    entries = _entries(paths)
-    job = _job(store, entries)
-    store.commit(job, [_outcome(e, r) for e, r in zip(entries, results, strict=True)])
+    job = _committed(store, paths, results)
     store.close()
     db = sqlite3.connect(path)
     db.execute("DROP TABLE model_curves")

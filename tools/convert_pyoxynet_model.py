@@ -266,14 +266,21 @@ def convert_one(name: str, windows: np.ndarray) -> dict:
     return provenance
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def model_names(description: str, what: str) -> list[str]:
+    """The models named on the command line (all of :data:`SOURCES` when none is); an
+    unknown name exits with a usage error that lists the known ones."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("names", nargs="*", metavar="NAME",
-                        help=f"models to convert (default: all of {', '.join(SOURCES)})")
+                        help=f"{what} (default: all of {', '.join(SOURCES)})")
     names = parser.parse_args().names or list(SOURCES)
     unknown = sorted(set(names) - set(SOURCES))
     if unknown:
         parser.error(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(SOURCES)}")
+    return names
+
+
+def main() -> None:
+    names = model_names(__doc__.split("\n")[0], "models to convert")
     windows = bundled_windows()
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     for name in names:

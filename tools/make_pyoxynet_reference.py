@@ -26,7 +26,6 @@ on 20 random windows the two modes' outputs differed by at most 6e-8 (AIS) and 0
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import gzip
 import io
@@ -43,7 +42,12 @@ warnings.filterwarnings("ignore")
 import pandas as pd  # noqa: E402
 import pyoxynet  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from convert_pyoxynet_model import SOURCES, load_saved_model, pyoxynet_model  # noqa: E402
+from convert_pyoxynet_model import (  # noqa: E402
+    SOURCES,
+    load_saved_model,
+    model_names,
+    pyoxynet_model,
+)
 
 OUT_DIR = Path(__file__).resolve().parents[1] / "tests" / "data"
 CURVE_FILES = {"ramp_real_test_1.csv", "ramp_real_test_2.csv", "resting_real_test_1.csv",
@@ -112,13 +116,7 @@ def reference_tables(model) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("names", nargs="*", metavar="NAME",
-                        help=f"models (default: all of {', '.join(SOURCES)})")
-    names = parser.parse_args().names or list(SOURCES)
-    unknown = sorted(set(names) - set(SOURCES))
-    if unknown:
-        parser.error(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(SOURCES)}")
+    names = model_names(__doc__.split("\n")[0], "models")
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     for name in names:
         table, curves = reference_tables(reference_model(name))

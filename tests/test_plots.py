@@ -13,7 +13,7 @@ import pytest
 
 pytest.importorskip("bokeh")
 
-from bokeh.models import Div, VSpan  # noqa: E402
+from bokeh.models import Div, GridPlot, Legend, VSpan  # noqa: E402
 from bokeh.plotting import figure  # noqa: E402
 from synthetic import ramp_test, write_canonical_csv  # noqa: E402
 
@@ -131,6 +131,55 @@ def test_the_same_figures_from_an_in_memory_result(analysed):
     without = plots.test_figures(plots.TestData.from_result(result))
     assert _panels(without) == {"domains"}
     assert "were not given" in _named(without, Div)["missing-breath-data"].text
+
+
+def legends_fit(layout, width_of) -> list[str]:
+    """Names of figures in ``layout`` whose legend below is wider than ``width_of(fig)``."""
+    return [fig.name for fig in layout.select({"type": figure})
+            for legend in fig.below if isinstance(legend, Legend)
+            if plots.legend_width_px(legend, legend.ncols) > width_of(fig)]
+
+
+def test_legend_columns_shrink_to_the_figure_width():
+    fig = figure(width=360, height=300)
+    for i in range(4):
+        fig.line([0, 1], [0, 1], legend_label=f"series {i}")
+    plots._legend_below(fig, columns=2)
+    assert fig.legend[0].ncols == 2 and fig.height == 300
+    fig = figure(width=360, height=300)
+    for i in range(4):
+        fig.line([0, 1], [0, 1], legend_label=f"VT1 V-slope (VCO2 vs VO2): {i},118 mL/min")
+    plots._legend_below(fig, columns=2)
+    assert fig.legend[0].ncols == 1
+    assert fig.height == 300 + 2 * plots.LEGEND_ROW_PX  # 4 rows, not 2: the plot keeps its size
+
+
+def test_no_legend_overflows_its_figure_and_grid_rows_are_even(analysed):
+    for path, result in analysed:
+        layout = plots.test_figures(plots.TestData.from_result(result, cpet_nb.read(path)))
+        assert legends_fit(layout, lambda fig: fig.width) == []
+        for grid in layout.select({"type": GridPlot}):
+            heights: dict[int, set] = {}
+            for fig, row, _ in grid.children:
+                heights.setdefault(row, set()).add(fig.height)
+            assert all(len(h) == 1 for h in heights.values()), heights
+
+
+def test_in_the_panel_legends_fit_the_least_width_a_figure_may_get(analysed):
+    pytest.importorskip("jupyter_bokeh")
+    from cpet_nb.ui._plots import fitted
+
+    path, result = analysed[0]
+    layout = plots.test_figures(plots.TestData.from_result(result, cpet_nb.read(path)))
+    fitted(layout, min_width_px=240)
+    assert legends_fit(layout, lambda fig: fig.min_width) == []
+    widths = {fig.name: fig.min_width for fig in layout.select({"type": figure})}
+    assert widths["panel-rer"] == 240 and widths["panel-vslope"] > 240  # its long labels
+    for grid in layout.select({"type": GridPlot}):
+        rows: dict[int, set] = {}
+        for fig, row, _ in grid.children:
+            rows.setdefault(row, set()).add(fig.height)
+        assert all(len(h) == 1 for h in rows.values()), rows
 
 
 def test_the_summary_gives_the_uncertainty_and_an_experts_value_in_force(analysed):

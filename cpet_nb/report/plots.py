@@ -53,6 +53,7 @@ try:
         Div,
         FactorRange,
         HoverTool,
+        Legend,
         LinearAxis,
         Range1d,
     )
@@ -347,8 +348,9 @@ def _test_parts(test: TestData, panels: Sequence[Panel], *, ncols: int, panel_wi
         figures[panel.key] = _panel_figure(panel, series, test.row, time_range, max_points,
                                            width=panel_width)
     if present:
-        parts.append(gridplot([figures[p.key] for p in present], ncols=ncols,
-                              toolbar_location="right"))
+        grid = gridplot([figures[p.key] for p in present], ncols=ncols, toolbar_location="right")
+        even_rows(grid)
+        parts.append(grid)
     absent = [p for p in panels if p not in present]
     if absent:
         parts.append(_note("missing-panels", "Not drawn, for want of data in this file: "
@@ -526,14 +528,79 @@ def _hover(fig: Any, renderers: list, x_label: str, y_label: str) -> None:
 
 
 def _legend_below(fig: Any, columns: int) -> None:
-    """The legend under the plot (it never hides data), clicking an entry hides it."""
+    """The legend under the plot (it never hides data), clicking an entry hides it; in at
+    most ``columns`` columns (:func:`fit_legend`)."""
     legend = fig.legend[0]
-    legend.ncols = columns
     legend.label_text_font_size = "8pt"
     legend.glyph_width = legend.glyph_height = 14
     legend.spacing, legend.padding = 8, 4
     legend.click_policy = "hide"
+    legend.ncols = columns
     fig.add_layout(legend, "below")
+    fit_legend(fig, fig.width)
+
+
+#: width of one character of an 8 pt legend label, a little above Bokeh's sans-serif average
+LEGEND_CHAR_PX = 6.0
+#: height of one row of such a legend (a 14 px glyph, the label, the spacing)
+LEGEND_ROW_PX = 22
+
+
+def fit_legend(fig: Any, width_px: int) -> float:
+    """Fewer columns for the legends below ``fig`` where theirs would be wider than
+    ``width_px``, and ``fig`` taller by the rows that adds, so its plot keeps its size.
+
+    Bokeh does not wrap a legend wider than its figure: it overflows into the neighbouring
+    figures of a grid, or is cut off at the edge of the canvas. Label widths are estimated
+    from their length (:data:`LEGEND_CHAR_PX`).
+
+    Returns
+    -------
+    float
+        The width, in px, of the widest legend as now laid out (0 without one): more than
+        ``width_px`` only where a single column is wider.
+    """
+    widest = 0.0
+    for legend in fig.below:
+        if not isinstance(legend, Legend):
+            continue
+        n_items, columns = len(legend.items), legend.ncols
+        legend.ncols = legend_columns(legend, width_px, columns)
+        added_rows = -(-n_items // legend.ncols) - -(-n_items // columns)
+        if fig.height is not None:
+            fig.height += added_rows * LEGEND_ROW_PX
+        widest = max(widest, legend_width_px(legend, legend.ncols))
+    return widest
+
+
+def even_rows(grid: Any) -> None:
+    """Every figure in a row of ``grid`` (a ``GridPlot``) as tall as the row's tallest.
+
+    A grid aligns the plot areas of a row, so a figure shorter than its neighbours (a legend
+    of fewer rows below it) would get a squashed plot area."""
+    tallest: dict[int, int] = {}
+    for fig, row, _ in grid.children:
+        tallest[row] = max(tallest.get(row, 0), fig.height or 0)
+    for fig, row, _ in grid.children:
+        fig.height = tallest[row] or fig.height
+
+
+def legend_columns(legend: Any, width_px: int, max_columns: int) -> int:
+    """The most columns, up to ``max_columns``, in which ``legend`` is no wider than
+    ``width_px`` (:func:`legend_width_px`); at least one."""
+    return next((columns for columns in range(max_columns, 1, -1)
+                 if legend_width_px(legend, columns) <= width_px), 1)
+
+
+def legend_width_px(legend: Any, columns: int) -> float:
+    """The estimated width of ``legend`` in ``columns`` columns, filled column by column as
+    Bokeh does; label widths from their length (:data:`LEGEND_CHAR_PX`)."""
+    entry_px = [legend.glyph_width + legend.label_standoff
+                + LEGEND_CHAR_PX * len(str(getattr(item.label, "value", "")))
+                for item in legend.items]
+    rows = max(1, -(-len(entry_px) // columns))
+    widths = [max(entry_px[start: start + rows]) for start in range(0, len(entry_px), rows)]
+    return sum(widths) + legend.spacing * (len(widths) - 1) + 2 * legend.padding
 
 
 def _axis_label(names: Sequence[str]) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from math import ceil
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,14 @@ import pandas as pd
 from jupyter_bokeh.widgets import BokehModel
 
 from ..batch import Batch
-from ..report.plots import TestData, batch_figures, save_html, test_figures
+from ..report.plots import (
+    TestData,
+    batch_figures,
+    even_rows,
+    fit_legend,
+    save_html,
+    test_figures,
+)
 
 
 def test_plots(batch: Batch, file: str) -> BokehModel:
@@ -44,14 +52,19 @@ def batch_plots(table: pd.DataFrame) -> tuple[BokehModel, Callable[[pd.DataFrame
 def fitted(layout: Any, min_width_px: int = 240) -> BokehModel:
     """``layout`` in a widget as wide as the notebook's cell: every part of it stretches to
     the width there is (a sidebar open or not) and no part gets narrower than
-    ``min_width_px`` or its declared width, whichever is less; heights stay as declared.
-    Saved pages and reports keep their fixed widths."""
-    from bokeh.models import LayoutDOM
+    ``min_width_px`` or its declared width, whichever is less, nor than its legend in one
+    column; heights stay as declared, but for the rows a legend gains to fit that least width
+    (:func:`fit_legend`). Saved pages and reports keep their fixed widths."""
+    from bokeh.models import GridPlot, LayoutDOM, Plot
 
     for part in layout.select({"type": LayoutDOM}):
         if part.width is not None:
             part.min_width = min(part.width, min_width_px)
+            if isinstance(part, Plot):  # never narrower than its legend in one column
+                part.min_width = max(part.min_width, ceil(fit_legend(part, part.min_width)))
         part.sizing_mode = "stretch_width"
+    for grid in layout.select({"type": GridPlot}):
+        even_rows(grid)
     widget = BokehModel(layout)
     widget.layout.width = "100%"  # in a flex box too (a Box gives its child its content width)
     return widget

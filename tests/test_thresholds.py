@@ -261,3 +261,12 @@ def test_real_cart_export_with_phases():
     assert len(found) == 4
     assert all(exercise.min() + 60 <= e.time_s <= exercise.max() for e in found)
     assert estimates["vt1_vslope"].time_s < estimates["vt2_equivalents"].time_s
+
+
+def test_the_json_export_keeps_each_breakpoints_interval(bundled_results):
+    result = bundled_results["ramp_real_test_1.csv"]
+    exported = result.to_dict()["classical"]
+    for key, estimate in result.classical.items():
+        if estimate.found:
+            assert exported[key]["time_low_s"] == estimate.time_low_s <= estimate.time_s
+            assert exported[key]["time_high_s"] == estimate.time_high_s >= estimate.time_s

@@ -12,8 +12,9 @@ unlabelled). VO2 at a label is the test's VO2 smoothed as the model's values are
 (:func:`cpet_nb.model.smoothing.optimal_filter`, 100 s²) at the label's time.
 
 Split: tests whose file-name number is odd (``ramp_real_test_1``, ``resting_real_test_3``,
-...) were used to choose every setting (search floors, plateau fits, consensus weights, which
-models vote in the consensus and how); the figures that count are on the even-numbered half
+...) were used to choose every setting (search floors, plateau fits, consensus weights, the
+CNN vote's lateness, which models vote in the consensus and how, the uncertainty's inputs and
+the review limit); the figures that count are on the even-numbered half
 (``data_test.csv`` counts as 0). Errors are absolute differences from the labels; a test
 where a method gives no estimate is left out of that method's figures (``n`` says how many
 remain).

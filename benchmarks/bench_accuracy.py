@@ -12,8 +12,9 @@ unlabelled). VO2 at a label is the test's VO2 smoothed as the model's values are
 (:func:`cpet_nb.model.smoothing.optimal_filter`, 100 s²) at the label's time.
 
 Split: tests whose file-name number is odd (``ramp_real_test_1``, ``resting_real_test_3``,
-...) were used to choose every setting (search floors, plateau fits, consensus weights, which
-models vote in the consensus and how); the figures that count are on the even-numbered half
+...) were used to choose every setting (search floors, plateau fits, consensus weights, the
+CNN vote's lateness, which models vote in the consensus and how, the uncertainty's inputs and
+the review limit); the figures that count are on the even-numbered half
 (``data_test.csv`` counts as 0). Errors are absolute differences from the labels; a test
 where a method gives no estimate is left out of that method's figures (``n`` says how many
 remain).
@@ -30,10 +31,11 @@ Review: a test has a large error when its consensus VO2 misses a label by more t
 (:data:`~cpet_nb.physiology.uncertainty.REVIEW_UNCERTAINTY_ML_MIN`) and a sweep of it, each
 half's share of tests flagged (every review reason counts), share of large errors flagged,
 and the likelihood ratio: the large-error rate among flagged tests over that among the
-others. ``--fit-uncertainty`` prints the coefficients of
-:data:`cpet_nb.physiology.uncertainty.COEFFICIENTS` fitted on the odd half (non-negative
-least squares of each threshold's consensus VO2 error, less its gap and edge terms, on a
-constant, the breath noise, the method disagreement and the model's indecision).
+others. ``--fit-uncertainty`` prints, for each input set of :data:`INPUT_SETS`, the
+coefficients fitted on the odd half (non-negative least squares of each threshold's consensus
+VO2 error, less its gap and edge terms, on a constant and the inputs) and the review rule
+cross-validated within the odd half (:func:`cross_validated_flags`); the set with the highest
+cross-validated ratio gives :data:`cpet_nb.physiology.uncertainty.COEFFICIENTS`.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ import argparse
 import math
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -52,15 +55,18 @@ import cpet_nb
 from cpet_nb.model import DEFAULT_MODEL, MODEL_NAMES, get_model
 from cpet_nb.model.pipeline import ensemble_estimate, model_estimate, model_input
 from cpet_nb.model.smoothing import optimal_filter
+from cpet_nb.physiology._arrays import TestArrays
 from cpet_nb.physiology.consensus import (
     DEFAULT_WEIGHTS,
+    MODEL_VOTE_LAG_S,
     REVIEW_REASONS,
     consensus,
+    lag_corrected_votes,
     review_flags,
     threshold_consensus,
 )
 from cpet_nb.physiology.exercise import exercise_span_s
-from cpet_nb.physiology.thresholds import classical_thresholds
+from cpet_nb.physiology.thresholds import classical_thresholds, vo2_at
 from cpet_nb.physiology.uncertainty import (
     REVIEW_UNCERTAINTY_ML_MIN,
     consensus_uncertainty,
@@ -73,11 +79,26 @@ LABEL_SMOOTHING_S2 = 100.0
 #: A consensus VO2 error above this (mL/min) at VT1 or VT2 is a large error.
 LARGE_ERROR_ML_MIN = 300.0
 #: Review limits (mL/min) whose flag rate and yield are shown beside the default.
-UNCERTAINTY_SWEEP_ML_MIN = (150.0, 200.0, 230.0, 240.0, REVIEW_UNCERTAINTY_ML_MIN, 260.0,
-                            275.0, 300.0)
+UNCERTAINTY_SWEEP_ML_MIN = (150.0, 170.0, 180.0, 190.0, REVIEW_UNCERTAINTY_ML_MIN, 210.0,
+                            220.0, 250.0, 300.0)
 #: Components of the uncertainty, as the per-test table names them (``vt1_u_noise``, ...).
-UNCERTAINTY_PARTS = ("noise_ml_min", "disagreement_ml_min", "model_ml_min", "gap_ml_min",
-                     "edge_ml_min")
+UNCERTAINTY_PARTS = ("noise_ml_min", "disagreement_ml_min", "model_ml_min", "precision_ml_min",
+                     "gap_ml_min", "edge_ml_min")
+#: Inputs the uncertainty may be fitted on (per-test table names): the components above, the
+#: spread of the estimates (max - min) and the VO2 rise per minute about the threshold.
+INPUT_SETS: dict[str, tuple[str, ...]] = {
+    "noise+disagreement+model": ("noise", "disagreement", "model"),
+    "noise+disagreement+model+precision": ("noise", "disagreement", "model", "precision"),
+    "all six": ("noise", "disagreement", "model", "precision", "spread", "rate"),
+    "noise": ("noise",),
+    "precision": ("precision",),
+    "noise+precision": ("noise", "precision"),
+}
+#: Folds of the cross-validation within the odd half: a test's ``(number // 2) % 5``.
+FOLDS = 5
+#: The rule for the review limit: the lowest multiple of 10 mL/min that flags at most this
+#: share of the odd half.
+MAX_FLAGGED_SHARE = 0.33
 #: The ensembles tried, declared before looking at any result: pyoxynet's documented CNNs,
 #: every CNN-type model, every model.
 ENSEMBLES: dict[str, tuple[str, ...]] = {
@@ -146,10 +167,11 @@ def evaluate(path: Path, options: dict[str, float], weights: dict[str, float] | 
     result = cpet_nb.analyze(record)
     if options or weights is not None:
         classical = classical_thresholds(record, **options)
-        agreed = threshold_consensus(classical, result.vt1, result.vt2, weights=weights)
-        uncertainty = consensus_uncertainty(record.data, agreed, classical, result.vt1,
-                                            result.vt2, result.curves,
-                                            exercise_span_s(record.data))
+        votes = lag_corrected_votes(result.vt1, result.vt2, MODEL_VOTE_LAG_S[DEFAULT_MODEL],
+                                    partial(vo2_at, TestArrays.of(record)))
+        agreed = threshold_consensus(classical, *votes, weights=weights)
+        uncertainty = consensus_uncertainty(record.data, agreed, classical, *votes,
+                                            result.curves, exercise_span_s(record.data))
     else:
         classical, agreed, uncertainty = result.classical, result.consensus, result.uncertainty
     row: dict[str, object] = {"file": path.name, "number": test_number(path),
@@ -162,6 +184,8 @@ def evaluate(path: Path, options: dict[str, float], weights: dict[str, float] | 
         row[f"{key}_vo2"] = estimate.vo2_ml_min if estimate else math.nan
     for label in ("vt1", "vt2"):
         row[f"{label}_spread_vo2"] = agreed[label].spread_vo2_ml_min
+        row[f"{label}_u_spread"] = agreed[label].spread_vo2_ml_min
+        row[f"{label}_u_rate"] = 60.0 * max(uncertainty[label].vo2_rate_ml_min_s, 0.0)
         row[f"{label}_n_methods"] = agreed[label].n_methods
         row[f"{label}_uncertainty"] = uncertainty[label].ml_min
         row[f"{label}_uncertainty_s"] = uncertainty[label].s
@@ -302,23 +326,82 @@ def report(rows: pd.DataFrame, title: str) -> None:
         default = " (default)" if limit == REVIEW_UNCERTAINTY_ML_MIN else ""
         flagged = rows[f"review_at_{limit:.0f}"].to_numpy(dtype=bool)
         print(f"  review limit {limit:.0f} mL/min{default}: {flag_yield(flagged, large)}")
-    print("  rate of each flag (default limit): " + ", ".join(
-        f"{flag} {rows[flag].mean():.0%}" for flag in REVIEW_REASONS))
+    print("  rate of each flag (default limit), large-error rate among its tests: " + ", ".join(
+        f"{flag} {rows[flag].mean():.0%} ({_share(large[rows[flag].to_numpy(dtype=bool)])})"
+        for flag in REVIEW_REASONS))
     print("  " + ranking(rows))
 
 
+def _share(flags: np.ndarray) -> str:
+    return f"{flags.mean():.0%}" if len(flags) else "none"
+
+
+def fit_coefficients(rows: pd.DataFrame, label: str, inputs: tuple[str, ...]
+                     ) -> dict[str, float]:
+    """Non-negative least squares of ``label``'s consensus VO2 error, less its gap and edge
+    terms, on a constant and ``inputs`` (``base`` and one coefficient per input)."""
+    parts = [f"{label}_u_{p}" for p in inputs]
+    error = (rows[f"{label}_consensus_vo2"] - rows[f"ref_{label}_vo2"]).abs()
+    target = error - rows[f"{label}_u_gap"] - rows[f"{label}_u_edge"]
+    usable = target.notna() & rows[parts].notna().all(axis=1)
+    design = np.column_stack([np.ones(usable.sum()), rows.loc[usable, parts]])
+    coef, _ = nnls(design, target[usable].to_numpy(dtype=float))
+    return dict(zip(("base", *inputs), coef.tolist(), strict=True))
+
+
+def predicted_uncertainty(rows: pd.DataFrame, coefficients: dict[str, dict[str, float]]
+                          ) -> np.ndarray:
+    """Per test, the larger of the VT1 and VT2 uncertainties with ``coefficients`` (by
+    label, as :func:`fit_coefficients` gives them); infinite where one cannot be computed."""
+    per_label = []
+    for label, coef in coefficients.items():
+        value = coef["base"] + rows[f"{label}_u_gap"] + rows[f"{label}_u_edge"]
+        for name, weight in coef.items():
+            if name != "base" and weight != 0:
+                value = value + weight * rows[f"{label}_u_{name}"]
+        per_label.append(value.to_numpy(dtype=float))
+    both = np.column_stack(per_label)
+    return np.where(np.isnan(both).any(axis=1), np.inf, both.max(axis=1))
+
+
+def review_limit(uncertainty: np.ndarray, other_flags: np.ndarray) -> float:
+    """The lowest multiple of 10 mL/min at which at most :data:`MAX_FLAGGED_SHARE` of the
+    tests are flagged (by the uncertainty or another reason)."""
+    for limit in np.arange(10.0, 2000.0, 10.0):
+        if ((uncertainty > limit) | other_flags).mean() <= MAX_FLAGGED_SHARE:
+            return float(limit)
+    return math.inf
+
+
+def cross_validated_flags(tuning: pd.DataFrame, inputs: tuple[str, ...]) -> np.ndarray:
+    """The review rule with ``inputs``, cross-validated within the tuning half: for each of
+    :data:`FOLDS` folds, coefficients and limit (:func:`review_limit`) from the other folds,
+    flags on this one."""
+    fold = (tuning["number"].to_numpy() // 2) % FOLDS
+    other = tuning[[r for r in REVIEW_REASONS if r != "review_uncertainty"]].any(axis=1)
+    flagged = np.zeros(len(tuning), dtype=bool)
+    for k in range(FOLDS):
+        train, test = tuning[fold != k], tuning[fold == k]
+        coefficients = {label: fit_coefficients(train, label, inputs) for label in ("vt1", "vt2")}
+        limit = review_limit(predicted_uncertainty(train, coefficients),
+                             other[fold != k].to_numpy())
+        flagged[fold == k] = ((predicted_uncertainty(test, coefficients) > limit)
+                              | other[fold == k].to_numpy())
+    return flagged
+
+
 def fit_uncertainty(tuning: pd.DataFrame) -> None:
-    """Coefficients of :data:`cpet_nb.physiology.uncertainty.COEFFICIENTS` fitted on the
-    tuning half (module docstring)."""
-    for label in ("vt1", "vt2"):
-        parts = [f"{label}_u_{p}" for p in ("noise", "disagreement", "model")]
-        error = (tuning[f"{label}_consensus_vo2"] - tuning[f"ref_{label}_vo2"]).abs()
-        target = error - tuning[f"{label}_u_gap"] - tuning[f"{label}_u_edge"]
-        usable = target.notna() & tuning[parts].notna().all(axis=1)
-        design = np.column_stack([np.ones(usable.sum()), tuning.loc[usable, parts]])
-        coef, _ = nnls(design, target[usable].to_numpy(dtype=float))
-        print(f"{label}: Coefficients(base_ml_min={coef[0]:.1f}, noise={coef[1]:.2f}, "
-              f"disagreement={coef[2]:.2f}, model={coef[3]:.2f})  ({usable.sum()} tests)")
+    """For each input set, the coefficients fitted on the tuning half, the limit they give,
+    and the cross-validated review rule (module docstring)."""
+    large = large_errors(tuning)
+    other = tuning[[r for r in REVIEW_REASONS if r != "review_uncertainty"]].any(axis=1)
+    for name, inputs in INPUT_SETS.items():
+        coefficients = {label: fit_coefficients(tuning, label, inputs) for label in ("vt1", "vt2")}
+        limit = review_limit(predicted_uncertainty(tuning, coefficients), other.to_numpy())
+        print(f"{name}: limit {limit:.0f} mL/min; cross-validated: "
+              f"{flag_yield(cross_validated_flags(tuning, inputs), large)}")
+        for label, coef in coefficients.items():
+            print(f"    {label}: " + ", ".join(f"{k} {v:.3f}" for k, v in coef.items()))
 
 
 def main() -> None:

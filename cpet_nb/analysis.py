@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from functools import partial
 
 import pandas as pd
 
@@ -21,11 +22,17 @@ from .model.pipeline import (
     model_input,
 )
 from .physiology._arrays import TestArrays
-from .physiology.consensus import review_flags, threshold_consensus
+from .physiology.consensus import (
+    MODEL_VOTE_LAG_S,
+    Estimate,
+    lag_corrected_votes,
+    review_flags,
+    threshold_consensus,
+)
 from .physiology.effort import effort_measures
 from .physiology.measures import peak_measures
 from .physiology.slopes import slope_measures
-from .physiology.thresholds import classical_thresholds
+from .physiology.thresholds import classical_thresholds, vo2_at
 from .physiology.uncertainty import consensus_uncertainty
 from .physiology.validate import check_protocol, screen_breaths, screen_values, threshold_blockers
 from .record import CPETRecord, length_problem, mean_around, recorded_at
@@ -259,7 +266,7 @@ def _add_consensus(result: FileResult, record: CPETRecord, arrays: TestArrays,
     findings += [Finding("vt-method-no-estimate", Severity.INFO, f"{key}: {e.reason}",
                          file=result.file)
                  for key, e in result.classical.items() if not e.found]
-    model_vt1, model_vt2 = (vote.vt1, vote.vt2) if vote else (None, None)
+    model_vt1, model_vt2 = _model_votes(arrays, settings, vote)
     result.consensus = threshold_consensus(result.classical, model_vt1, model_vt2)
     for label, agreed in result.consensus.items():
         result.consensus_values |= {f"{label}_{name}": value
@@ -272,6 +279,17 @@ def _add_consensus(result: FileResult, record: CPETRecord, arrays: TestArrays,
         uncertainty_ml_min={k: u.ml_min for k, u in result.uncertainty.items()},
         max_uncertainty_ml_min=settings.review_uncertainty_ml_min, model_findings=findings,
         effort={"effort_met": result.measures["effort_met"]})
+
+
+def _model_votes(arrays: TestArrays, settings: Settings, vote: ModelEstimate | None
+                 ) -> tuple[Estimate | None, Estimate | None]:
+    """The model's VT1 and VT2 votes in the consensus: a model run alone whose lateness was
+    measured (:data:`~cpet_nb.physiology.consensus.MODEL_VOTE_LAG_S`) votes that much earlier,
+    with VO2 read there as the classical methods read it."""
+    if vote is None:
+        return None, None
+    lags = MODEL_VOTE_LAG_S.get(settings.models[0], {}) if len(settings.models) == 1 else {}
+    return lag_corrected_votes(vote.vt1, vote.vt2, lags, partial(vo2_at, arrays))
 
 
 def analyze_isolated(source: str | os.PathLike | CPETRecord, **kwargs) -> FileResult:

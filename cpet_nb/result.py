@@ -245,7 +245,9 @@ class FileResult:
             "vt1": self.vt1.to_dict() if self.vt1 else None,
             "vt2": self.vt2.to_dict() if self.vt2 else None,
             "classical": {k: {"time_s": json_number(e.time_s),
-                              "vo2_ml_min": json_number(e.vo2_ml_min), "reason": e.reason}
+                              "vo2_ml_min": json_number(e.vo2_ml_min), "reason": e.reason,
+                              "time_low_s": json_number(e.time_low_s),
+                              "time_high_s": json_number(e.time_high_s)}
                           for k, e in self.classical.items()},
             "consensus": {k: {f: json_number(v) if isinstance(v, float) else v
                               for f, v in c.__dict__.items()}

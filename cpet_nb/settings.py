@@ -258,7 +258,7 @@ class Settings:
         REVIEW_UNCERTAINTY_ML_MIN, kind=float, low=0.0, low_open=True, unit="mL/min",
         analysis=True, group="analysis",
         help="Flag a test for review when the uncertainty of its VT1 or VT2 is above this "
-             "(chosen on the odd half of pyoxynet's labelled tests to flag at most 35 % of them; "
+             "(chosen on the odd half of pyoxynet's labelled tests to flag at most 33 % of them; "
              "docs/accuracy.md).")
     barometric_pressure_mmhg: float | None = _setting(
         None, kind=float, optional=True, low=PB_RANGE_MMHG[0], high=PB_RANGE_MMHG[1],

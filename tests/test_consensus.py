@@ -1,20 +1,25 @@
 """Consensus of threshold estimates and review flags, on hand-built estimates."""
 
 import math
+from functools import partial
 
 import numpy as np
 import pytest
 
+import cpet_nb
 from cpet_nb import Finding, Severity, Threshold
 from cpet_nb.physiology.consensus import (
+    MODEL_VOTE_LAG_S,
     REVIEW_FLAGS,
     Consensus,
     consensus,
+    lag_corrected,
+    lag_corrected_votes,
     review_flags,
     threshold_consensus,
     weighted_median,
 )
-from cpet_nb.physiology.thresholds import ThresholdEstimate
+from cpet_nb.physiology.thresholds import ThresholdEstimate, vo2_at
 
 NAN = math.nan
 
@@ -87,6 +92,38 @@ def test_threshold_consensus_groups_by_threshold_and_adds_the_model():
     assert both["vt1"].time_s == 320
     assert both["vt2"].methods == ("vt2_equivalents", "vt2_petco2")
     assert both["vt2"].time_s == 610
+
+
+def test_a_late_model_votes_earlier_with_the_vo2_read_there():
+    def vo2_of(time_s: float) -> float:
+        return 1000.0 + 2.0 * time_s
+
+    vote = lag_corrected(model(400.0, 1900.0), 95.0, vo2_of)
+    assert (vote.time_s, vote.vo2_ml_min) == (305.0, 1610.0)
+    unknown = model(400.0, 1900.0)
+    assert lag_corrected(unknown, 0.0, vo2_of) is unknown
+    assert lag_corrected(None, 95.0, vo2_of) is None
+    assert lag_corrected(model(NAN, NAN), 95.0, vo2_of).time_s != 305.0
+    # VO2 that cannot be read stays missing: the vote still counts for time
+    blind = lag_corrected(model(400.0, 1900.0), 95.0, lambda t: NAN)
+    assert blind.time_s == 305.0 and math.isnan(blind.vo2_ml_min)
+    agreed_ = consensus({"vt1_a": est(290.0, 1500.0), "vt1_model": blind})
+    assert (agreed_.time_s, agreed_.vo2_ml_min) == (297.5, 1500.0)
+    vt1, vt2 = lag_corrected_votes(model(400.0, 1.0), None, {"vt1": 95.0}, vo2_of)
+    assert vt1.time_s == 305.0 and vt2 is None
+
+
+def test_analyze_votes_with_the_cnn_moved_earlier_by_its_lag(bundled_tests):
+    record = cpet_nb.read(bundled_tests[1])
+    result = cpet_nb.analyze(record)
+    assert result.vt1 is not None and result.vt2 is not None
+    lags = MODEL_VOTE_LAG_S["cnn"]
+    votes = lag_corrected_votes(result.vt1, result.vt2, lags, partial(vo2_at, record))
+    assert votes[0].time_s == result.vt1.time_s - lags["vt1"]
+    assert threshold_consensus(result.classical, *votes) == result.consensus
+    assert threshold_consensus(result.classical, result.vt1, result.vt2) != result.consensus
+    # the model's own thresholds are reported as it gives them
+    assert result.to_row()["vt1_time_s"] == result.vt1.time_s
 
 
 def test_review_flags_when_all_is_well():

@@ -213,6 +213,8 @@ def test_statement_names_the_model_the_settings_used_and_fills_the_checklist(sto
     text = statement.statement_text(stored)
     assert stored.job["model_version"] in text and "bm_15" in text
     assert "centred moving average of 15 consecutive breaths" in text
+    assert "the network voting 95 s before its VT1 and 45 s before its VT2" in text
+    assert statement.vote_lag_text(cpet_nb.Settings(models=("cnn", "ais"))) == ""
     found = tables(page)
     header, body = rows_by(found["settings"])
     used = {r[1]: r for r in body}

@@ -12,6 +12,7 @@ from synthetic import ramp_test
 
 import cpet_nb
 from cpet_nb.physiology.thresholds import (
+    CLASSICAL_METHODS,
     Preparation,
     classical_thresholds,
     equivalents_vt1,
@@ -30,12 +31,14 @@ VT1_S, VT2_S = 520.0, 720.0
 VO2_START, VO2_RATE = 300.0, 4.0  # mL/min and mL/min per s
 
 
-def known_test(seed: int = 0, duration_s: float = 900.0, breath_s: float = 2.0) -> pd.DataFrame:
+def known_test(seed: int = 0, duration_s: float = 900.0, breath_s: float = 2.0,
+               noise: float = 1.0) -> pd.DataFrame:
     """A ramp whose breakpoints are all known: VT1 at 520 s, VT2 at 720 s.
 
     VCO2/VO2 slope 0.9 -> 1.3 at VT1; VE/VCO2 level at 28 until VT2, then rising (so VE/VO2
     rises from VT1 and VE-VCO2 steepens at VT2); PetO2 level until VT1 then rising; PetCO2
-    level until VT2 then falling. Peak VO2 3900 mL/min: VT1 at 61 %, VT2 at 82 %.
+    level until VT2 then falling. Peak VO2 3900 mL/min: VT1 at 61 %, VT2 at 82 %. Every
+    channel's breath noise is ``noise`` times its usual size (60 mL/min in VO2).
     """
     rng = np.random.default_rng(seed)
     t = np.arange(0.0, duration_s, breath_s)
@@ -46,7 +49,7 @@ def known_test(seed: int = 0, duration_s: float = 900.0, breath_s: float = 2.0) 
     petco2 = 40 - 0.03 * np.maximum(t - VT2_S, 0)
 
     def noisy(values, scale):
-        return values + rng.normal(0, scale, len(t))
+        return values + rng.normal(0, scale * noise, len(t))
 
     return pd.DataFrame({"t": t, "VO2": noisy(vo2, 60), "VCO2": noisy(vco2, 60),
                          "VE": noisy(ve, 1.5), "PetO2": noisy(peto2, 1.0),
@@ -65,6 +68,40 @@ def test_hinge_fit_finds_an_exact_breakpoint():
     plateau = hinge_fit(x[::-1], 3 - 2 * np.maximum(x[::-1] - 60, 0), 5, flat_below=True)
     assert (plateau.x, plateau.slope_below, plateau.slope_above) == (
         pytest.approx(60), 0.0, pytest.approx(-2.0))
+
+
+def test_hinge_fit_interval_holds_the_breakpoint_and_widens_with_noise():
+    x = np.linspace(0, 100, 101)
+    clean = 2 + 0.5 * x + 1.5 * np.maximum(x - 40, 0)
+    exact = hinge_fit(x, clean, min_points=5)
+    assert exact.x_low == exact.x_high == pytest.approx(40)  # no residual: only the best
+    widths = {}
+    for noise in (1.0, 4.0, 16.0):
+        fits = [hinge_fit(x, clean + np.random.default_rng(seed).normal(0, noise, len(x)), 5)
+                for seed in range(10)]
+        assert all(f.x_low <= f.x <= f.x_high for f in fits)
+        widths[noise] = np.mean([f.x_high - f.x_low for f in fits])
+        if noise == 1.0:  # the true breakpoint lies in nearly every 95 % interval
+            assert sum(f.x_low <= 40 <= f.x_high for f in fits) >= 8
+    assert widths[1.0] < widths[4.0] < widths[16.0], widths
+
+
+def test_each_methods_breakpoint_interval_widens_with_breath_noise():
+    def intervals(noise: float) -> dict[str, list[float]]:
+        out: dict[str, list[float]] = {key: [] for key in CLASSICAL_METHODS}
+        for seed in range(4):
+            for key, e in classical_thresholds(known_test(seed, noise=noise)).items():
+                if e.found:
+                    assert e.time_low_s <= e.time_s <= e.time_high_s, (key, e)
+                    out[key].append(e.interval_s)
+        return out
+
+    quiet, noisy = intervals(0.5), intervals(3.0)
+    for key in CLASSICAL_METHODS:
+        assert quiet[key] and noisy[key], key
+        assert np.mean(quiet[key]) < np.mean(noisy[key]), (key, quiet[key], noisy[key])
+    missing = vslope_vt1(known_test().drop(columns="VCO2"))
+    assert math.isnan(missing.interval_s) and math.isnan(missing.time_low_s)
 
 
 def test_hinge_fit_memory_grows_linearly_not_with_the_square():
@@ -224,3 +261,12 @@ def test_real_cart_export_with_phases():
     assert len(found) == 4
     assert all(exercise.min() + 60 <= e.time_s <= exercise.max() for e in found)
     assert estimates["vt1_vslope"].time_s < estimates["vt2_equivalents"].time_s
+
+
+def test_the_json_export_keeps_each_breakpoints_interval(bundled_results):
+    result = bundled_results["ramp_real_test_1.csv"]
+    exported = result.to_dict()["classical"]
+    for key, estimate in result.classical.items():
+        if estimate.found:
+            assert exported[key]["time_low_s"] == estimate.time_low_s <= estimate.time_s
+            assert exported[key]["time_high_s"] == estimate.time_high_s >= estimate.time_s

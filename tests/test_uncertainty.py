@@ -19,12 +19,14 @@ from cpet_nb.physiology.uncertainty import (
     crossing_width_s,
     disagreement_ml_min,
     edge_s,
+    interval_s,
     largest_gap_s,
     threshold_uncertainty,
     vo2_trend,
 )
 
 VT1_S, VT2_S = 420.0, 660.0
+NAN = math.nan
 
 
 def noisy_ramp(noise: float, seed: int, duration_s: float = 900.0) -> pd.DataFrame:
@@ -54,7 +56,7 @@ def uncertainties(tmp_path, noise: float, seed: int) -> dict[str, float]:
     result = cpet_nb.analyze(path)
     assert result.status != "error", result.findings
     return {f"{label}_{unit}": getattr(u, unit) for label, u in result.uncertainty.items()
-            for unit in ("ml_min", "s")}
+            for unit in ("ml_min", "s", "precision_ml_min")}
 
 
 def test_uncertainty_grows_with_breath_noise(tmp_path):
@@ -62,7 +64,8 @@ def test_uncertainty_grows_with_breath_noise(tmp_path):
     mean = {level: pd.DataFrame([uncertainties(tmp_path, level, seed)
                                  for seed in range(3)]).mean()
             for level in levels}
-    for column in ("vt1_ml_min", "vt2_ml_min", "vt1_s", "vt2_s"):
+    for column in ("vt1_ml_min", "vt2_ml_min", "vt1_s", "vt2_s", "vt1_precision_ml_min",
+                   "vt2_precision_ml_min"):
         values = [mean[level][column] for level in levels]
         assert all(np.isfinite(values)), column
         assert values[0] < values[1] < values[2], (column, values)
@@ -127,6 +130,21 @@ def test_disagreement_is_the_median_deviation_of_the_estimates_behind_the_consen
     agreed = Consensus(300.0, 2000.0, 10.0, 400.0, 3, ("a", "b", "c"))
     estimates = {"a": est(1900.0), "b": est(2000.0), "c": est(2300.0), "d": est(9999.0)}
     assert disagreement_ml_min(agreed, estimates) == 100.0  # d had no weight: not behind it
+
+
+def test_precision_is_the_median_interval_of_the_classical_estimates_behind_the_consensus():
+    def with_interval(low_s: float, high_s: float) -> SimpleNamespace:
+        return SimpleNamespace(time_s=300.0, vo2_ml_min=2000.0, interval_s=high_s - low_s)
+
+    agreed = Consensus(300.0, 2000.0, 10.0, 400.0, 4, ("a", "b", "c", "model"))
+    estimates = {"a": with_interval(280, 300), "b": with_interval(250, 330),
+                 "c": with_interval(290, 350), "d": with_interval(0, 900), "model": est(2000.0)}
+    assert interval_s(agreed, estimates) == 60.0  # 20, 80, 60; d not behind it, model has none
+    assert math.isnan(interval_s(Consensus(300.0, 2000.0, NAN, NAN, 1, ("model",)), estimates))
+    with_weight = Coefficients(base_ml_min=0.0, noise=0.0, disagreement=0.0, model=0.0,
+                               precision=0.5)
+    assert combine(NAN, NAN, NAN, with_weight, precision_ml_min=100.0) == 50.0
+    assert math.isnan(combine(NAN, NAN, NAN, with_weight))
 
 
 def test_a_component_without_weight_may_be_missing_one_with_weight_may_not():

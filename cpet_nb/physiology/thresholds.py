@@ -23,6 +23,16 @@ algorithm (two independent regressions whose intersection is the threshold): for
 lines to meet makes the intersection the breakpoint itself. The shape each method expects
 (rising, falling, a slope increase of a minimum size) is checked after the fit.
 
+The same search gives the precision of each breakpoint at no extra cost: every candidate
+whose residual sum of squares exceeds the best by less than an F-test's critical increase
+belongs to the breakpoint's confidence set (the profile-likelihood interval of a two-phase
+regression's change point; Hudson 1966, Lerman 1980, Muggeo 2003). Each estimate carries that
+interval in s (:attr:`ThresholdEstimate.interval_s`; a fit against VO2 or VCO2 converts its
+ends to times as it does the breakpoint). The bins are
+serially correlated, so the nominal 95 % is optimistic; the interval is used as a relative
+measure of how well the data fix the breakpoint
+(:mod:`cpet_nb.physiology.uncertainty`).
+
 VT1 methods search before the respiratory compensation point, and VT2 methods after VT1,
 as the methods are defined (Wasserman et al.'s isocapnic buffering between the two);
 :func:`classical_thresholds` chains them that way, and starts each search only once VO2 has
@@ -49,6 +59,12 @@ and Interpretation, 4th ed. Lippincott Williams & Wilkins (chapter 4: the anaero
 by ventilatory equivalents and end-tidal pressures).
 Robergs RA, Dwyer D, Astorino T (2010). Recommendations for improved data processing from
 expired gas analysis indirect calorimetry. Sports Med 40:95-111.
+Hudson DJ (1966). Fitting segmented curves whose join points have to be estimated. J Am Stat
+Assoc 61:1097-1129.
+Lerman PM (1980). Fitting segmented regression models by grid search. J R Stat Soc C (Appl
+Stat) 29:77-84.
+Muggeo VMR (2003). Estimating regression models with unknown break-points. Stat Med
+22:3055-3071.
 """
 
 from __future__ import annotations
@@ -59,6 +75,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.special import fdtri
 
 from ..record import CPETRecord
 from ._arrays import TestArrays
@@ -69,6 +86,8 @@ CLASSICAL_METHODS: tuple[str, ...] = ("vt1_vslope", "vt1_equivalents", "vt1_peto
 
 #: Channels averaged into bins (the others are not used by any classical method).
 BIN_CHANNELS: tuple[str, ...] = ("VO2", "VCO2", "VE", "PetO2", "PetCO2")
+#: Confidence level of a breakpoint's interval (:func:`hinge_fit`).
+BREAKPOINT_CONFIDENCE = 0.95
 
 
 @dataclass(frozen=True)
@@ -87,6 +106,9 @@ class ThresholdEstimate:
         VO2 at the threshold (mL/min); NaN when not estimated or VO2 is missing.
     reason : str or None
         Why there is no estimate; ``None`` when there is one.
+    time_low_s, time_high_s : float
+        The breakpoint's confidence interval in time (s; :func:`hinge_fit`); NaN without an
+        estimate.
     """
 
     method: str
@@ -94,11 +116,19 @@ class ThresholdEstimate:
     time_s: float
     vo2_ml_min: float
     reason: str | None = None
+    time_low_s: float = math.nan
+    time_high_s: float = math.nan
 
     @property
     def found(self) -> bool:
         """Whether the method gave an estimate."""
         return self.reason is None
+
+    @property
+    def interval_s(self) -> float:
+        """Width of the breakpoint's confidence interval (s): how precisely the data fix this
+        estimate; NaN without one."""
+        return self.time_high_s - self.time_low_s
 
 
 @dataclass(frozen=True)
@@ -135,15 +165,21 @@ class Hinge:
         The breakpoint, in units of ``x``.
     slope_below, slope_above : float
         Slopes of ``y`` against ``x`` on each side (units of y per unit of x).
+    x_low, x_high : float
+        The smallest and largest candidate breakpoints in its confidence set (units of
+        ``x``): those whose residual sum of squares exceeds the best by less than
+        ``F(1, n - p; confidence)`` times the residual variance (Lerman 1980).
     """
 
     x: float
     slope_below: float
     slope_above: float
+    x_low: float = math.nan
+    x_high: float = math.nan
 
 
-def hinge_fit(x: np.ndarray, y: np.ndarray, min_points: int, *, flat_below: bool = False
-              ) -> Hinge:
+def hinge_fit(x: np.ndarray, y: np.ndarray, min_points: int, *, flat_below: bool = False,
+              confidence: float = BREAKPOINT_CONFIDENCE) -> Hinge:
     """Continuous two-segment least-squares regression by exhaustive search.
 
     Fits ``y = a + b x + c max(x - x0, 0)`` for every sample ``x0`` that leaves at least
@@ -153,6 +189,10 @@ def hinge_fit(x: np.ndarray, y: np.ndarray, min_points: int, *, flat_below: bool
     a change. Every candidate's normal equations come from running sums
     (:func:`_hinge_normal_equations`), so the search takes O(n) memory and O(n log n) time.
 
+    The breakpoint's confidence set comes from the same residual sums (:func:`_confidence_set`):
+    the profile-likelihood interval of Hudson (1966) and Lerman (1980), see the module
+    docstring.
+
     Parameters
     ----------
     x, y : numpy.ndarray
@@ -161,6 +201,8 @@ def hinge_fit(x: np.ndarray, y: np.ndarray, min_points: int, *, flat_below: bool
         Least number of samples on each side of the breakpoint.
     flat_below : bool
         Fit a plateau below the breakpoint instead of a sloping line.
+    confidence : float
+        Confidence level of the breakpoint's interval.
 
     Returns
     -------
@@ -182,8 +224,24 @@ def hinge_fit(x: np.ndarray, y: np.ndarray, min_points: int, *, flat_below: bool
     best = int(np.argmin(rss))
     slope = y_scale / x_scale
     below = 0.0 if flat_below else float(coef[best, 1] * slope)
+    low, high = _confidence_set(rss, candidates, len(xs), rhs.shape[1] + 1, confidence)
     return Hinge(x=float(candidates[best] * x_scale + x_mean), slope_below=below,
-                 slope_above=below + float(coef[best, -1] * slope))
+                 slope_above=below + float(coef[best, -1] * slope),
+                 x_low=low * x_scale + x_mean, x_high=high * x_scale + x_mean)
+
+
+def _confidence_set(rss: np.ndarray, candidates: np.ndarray, n: int, parameters: int,
+                    confidence: float) -> tuple[float, float]:
+    """Least and greatest candidate whose residual sum of squares is within the F-test's
+    critical increase of the smallest: ``rss <= min (1 + F(1, n - p; confidence) / (n - p))``
+    with ``p`` parameters, the breakpoint included (Lerman 1980). A perfect fit (zero
+    residual) gives the best candidate alone."""
+    dof = n - parameters
+    best = float(np.min(rss))
+    if dof < 1 or not math.isfinite(best):
+        return math.nan, math.nan
+    inside = candidates[rss <= max(best, 0.0) * (1.0 + float(fdtri(1, dof, confidence)) / dof)]
+    return float(inside.min()), float(inside.max())
 
 
 def _hinge_normal_equations(xs: np.ndarray, ys: np.ndarray, candidates: np.ndarray,
@@ -253,8 +311,8 @@ def _bins(arrays: TestArrays, prep: Preparation) -> dict[str, np.ndarray]:
     return arrays.time_bins(rows, names, prep.bin_s, start_s)
 
 
-#: A method's search: prepared bins in, (time_s, vo2_ml_min) or a reason out.
-_Locate = Callable[[dict[str, np.ndarray], Preparation], "tuple[float, float] | str"]
+#: A method's search: prepared bins in, the estimate's fields (:func:`_located`) or a reason out.
+_Locate = Callable[[dict[str, np.ndarray], Preparation], "dict[str, float] | str"]
 
 
 def _estimate(method: str, threshold: str, source: CPETRecord | pd.DataFrame | TestArrays,
@@ -284,7 +342,23 @@ def _estimate(method: str, threshold: str, source: CPETRecord | pd.DataFrame | T
     located = locate(bins, prep)
     if isinstance(located, str):
         return failed(located)
-    return ThresholdEstimate(method, threshold, *located)
+    return ThresholdEstimate(method, threshold, **located)
+
+
+def _located(bins: dict[str, np.ndarray], fit: Hinge, channel: str | None = None
+             ) -> dict[str, float]:
+    """The fields of an estimate at ``fit``'s breakpoint, with its interval in time.
+
+    With ``channel`` None the fit was against time; otherwise against that binned channel,
+    and each time is the first bin where the channel (running maximum) reaches the value.
+    VO2 is the breakpoint itself for a fit against VO2, else binned VO2 at its time.
+    """
+    values = (fit.x, fit.x_low, fit.x_high)
+    time_s, low_s, high_s = (values if channel is None
+                             else tuple(_time_at(bins, channel, v) for v in values))
+    vo2_ml_min = fit.x if channel == "VO2" else _vo2_at(bins, time_s)
+    return {"time_s": time_s, "vo2_ml_min": vo2_ml_min, "time_low_s": low_s,
+            "time_high_s": high_s}
 
 
 def _in_window(time_s: np.ndarray, after_s: float, before_s: float) -> np.ndarray:
@@ -340,8 +414,9 @@ def _time_at(bins: dict[str, np.ndarray], column: str, value: float) -> float:
 
 
 def _time_breakpoint(bins: dict[str, np.ndarray], values: np.ndarray, prep: Preparation,
-                     rising: bool, plateau: bool, label: str) -> tuple[float, float] | str:
-    """Breakpoint in time of ``values`` that starts a rise (or a fall): (time_s, VO2) or why not.
+                     rising: bool, plateau: bool, label: str) -> dict[str, float] | str:
+    """Breakpoint in time of ``values`` that starts a rise (or a fall): the estimate's fields
+    (:func:`_located`) or why not.
 
     A rise needs a positive slope after the breakpoint, steeper than before; a fall the mirror.
     With ``plateau`` the values are level before the breakpoint (:func:`hinge_fit`).
@@ -352,7 +427,7 @@ def _time_breakpoint(bins: dict[str, np.ndarray], values: np.ndarray, prep: Prep
         shape = "rise" if rising else "fall"
         return (f"no breakpoint: {label} does not {shape} after its best breakpoint "
                 f"(slopes {fit.slope_below * 60:.3g} then {fit.slope_above * 60:.3g} per min)")
-    return fit.x, _vo2_at(bins, fit.x)
+    return _located(bins, fit)
 
 
 def vslope_vt1(source: CPETRecord | pd.DataFrame | TestArrays, *,
@@ -388,13 +463,13 @@ def vslope_vt1(source: CPETRecord | pd.DataFrame | TestArrays, *,
         VO2 is the breakpoint itself; the time is the first bin where VO2 (running maximum)
         reaches it.
     """
-    def locate(bins: dict[str, np.ndarray], prep: Preparation) -> tuple[float, float] | str:
+    def locate(bins: dict[str, np.ndarray], prep: Preparation) -> dict[str, float] | str:
         fit = hinge_fit(bins["VO2"], bins["VCO2"], prep.min_points)
         change = fit.slope_above - fit.slope_below
         if not change >= min_slope_change:
             return (f"no breakpoint: VCO2-VO2 slope changes by {change:.2f} "
                     f"(from {fit.slope_below:.2f}), less than {min_slope_change:g}")
-        return _time_at(bins, "VO2", fit.x), fit.x
+        return _located(bins, fit, "VO2")
 
     return _estimate("vslope", "VT1", source, prep, ("VO2", "VCO2"), after_s, before_s, locate)
 
@@ -423,7 +498,7 @@ def equivalents_vt1(source: CPETRecord | pd.DataFrame | TestArrays, *,
         VE/VO2 level before the breakpoint (``hinge_fit(..., flat_below=True)``); ``False``
         lets it slope.
     """
-    def locate(bins: dict[str, np.ndarray], prep: Preparation) -> tuple[float, float] | str:
+    def locate(bins: dict[str, np.ndarray], prep: Preparation) -> dict[str, float] | str:
         ratio = bins["VE"] * 1000.0 / bins["VO2"]
         return _time_breakpoint(bins, ratio, prep, True, plateau, "VE/VO2")
 
@@ -451,7 +526,7 @@ def peto2_vt1(source: CPETRecord | pd.DataFrame | TestArrays, *,
     plateau : bool
         PetO2 level before the breakpoint; ``False`` lets it slope.
     """
-    def locate(bins: dict[str, np.ndarray], prep: Preparation) -> tuple[float, float] | str:
+    def locate(bins: dict[str, np.ndarray], prep: Preparation) -> dict[str, float] | str:
         return _time_breakpoint(bins, bins["PetO2"], prep, True, plateau, "PetO2")
 
     limit = _vco2_rise_s(source, prep, after_s) if before_s is None else before_s
@@ -476,7 +551,7 @@ def equivalents_vt2(source: CPETRecord | pd.DataFrame | TestArrays, *,
     plateau : bool
         VE/VCO2 level before the breakpoint; ``False`` lets it slope.
     """
-    def locate(bins: dict[str, np.ndarray], prep: Preparation) -> tuple[float, float] | str:
+    def locate(bins: dict[str, np.ndarray], prep: Preparation) -> dict[str, float] | str:
         ratio = bins["VE"] * 1000.0 / bins["VCO2"]
         return _time_breakpoint(bins, ratio, prep, True, plateau, "VE/VCO2")
 
@@ -503,7 +578,7 @@ def petco2_vt2(source: CPETRecord | pd.DataFrame | TestArrays, *,
         PetCO2 level before the breakpoint. ``False`` (default) lets it slope: PetCO2 often
         still rises through the isocapnic buffering region.
     """
-    def locate(bins: dict[str, np.ndarray], prep: Preparation) -> tuple[float, float] | str:
+    def locate(bins: dict[str, np.ndarray], prep: Preparation) -> dict[str, float] | str:
         return _time_breakpoint(bins, bins["PetCO2"], prep, False, plateau, "PetCO2")
 
     return _estimate("petco2", "VT2", source, prep, ("PetCO2",), after_s, math.nan, locate)
@@ -535,13 +610,12 @@ def vslope_vt2(source: CPETRecord | pd.DataFrame | TestArrays, *,
         The time is the first bin where VCO2 (running maximum) reaches the breakpoint; VO2
         is binned VO2 at that time.
     """
-    def locate(bins: dict[str, np.ndarray], prep: Preparation) -> tuple[float, float] | str:
+    def locate(bins: dict[str, np.ndarray], prep: Preparation) -> dict[str, float] | str:
         fit = hinge_fit(bins["VCO2"], bins["VE"], prep.min_points)
         if not fit.slope_above >= min_slope_ratio * fit.slope_below:
             return (f"no breakpoint: VE-VCO2 slope goes from {fit.slope_below * 1000:.1f} to "
                     f"{fit.slope_above * 1000:.1f}, less than {min_slope_ratio:g} times")
-        time_s = _time_at(bins, "VCO2", fit.x)
-        return time_s, _vo2_at(bins, time_s)
+        return _located(bins, fit, "VCO2")
 
     return _estimate("vslope", "VT2", source, prep, ("VE", "VCO2"), after_s, math.nan, locate)
 

@@ -17,6 +17,11 @@ expected absolute error, built from what the test's data say:
     at the threshold stay within :data:`CROSSING_MARGIN` of each other around the crossing
     (s), times the VO2 rate there. A sharp switch of domains gives a short time; an
     undecided model a long one.
+``precision_ml_min``
+    the breakpoints' own precision: the median width (s) of the confidence intervals of the
+    classical estimates behind the consensus (the profile-likelihood interval of each
+    two-segment fit, Lerman 1980; :func:`~cpet_nb.physiology.thresholds.hinge_fit`), times
+    the VO2 rate. NaN when no classical estimate is behind the consensus.
 ``gap_ml_min``
     gaps: the longest interval without VO2 within the window, as the standard deviation of
     a threshold anywhere in it (gap / √12), times the VO2 rate.
@@ -26,20 +31,17 @@ expected absolute error, built from what the test's data say:
     (:class:`~cpet_nb.physiology.thresholds.Preparation` needs 60 s); the missing seconds
     times the VO2 rate.
 
-The uncertainty is a weighted sum (:func:`combine`): a constant, plus the first three
+The uncertainty is a weighted sum (:func:`combine`): a constant, plus the first four
 components times coefficients, plus the gap and edge terms as they are (the labelled tests
 have neither gaps nor thresholds at the edges, so nothing could be fitted for them). The
 coefficients (:data:`COEFFICIENTS`) were fitted by non-negative least squares of the
-consensus VO2 error on the three components, on the odd-numbered half of pyoxynet's
-labelled tests only (``python benchmarks/bench_accuracy.py --fit-uncertainty``; figures on
-the even half in ``docs/accuracy.md``). The fit gave method disagreement little or no
-weight: on those tests the spread of the methods hardly predicts the consensus error, breath
-noise does best. The uncertainty in seconds is the one in mL/min divided by the VO2 rate
+consensus VO2 error on the components, on the odd-numbered half of pyoxynet's labelled
+tests only (``python benchmarks/bench_accuracy.py --fit-uncertainty``; figures on the even
+half in ``docs/accuracy.md``). Which components enter was chosen there by cross-validating
+the whole review rule: the breakpoints' precision made the flags less informative and has no
+weight (it is computed and reported all the same). Every component predicts the consensus
+error only weakly. The uncertainty in seconds is the one in mL/min divided by the VO2 rate
 (mL/min per s, the slope of the same linear trend); NaN when VO2 does not rise there.
-
-The classical estimates carry no fit statistics
-(:class:`~cpet_nb.physiology.thresholds.ThresholdEstimate`), so the fit quality of each
-breakpoint enters only through the noise and the disagreement.
 
 References
 ----------
@@ -51,6 +53,8 @@ characterizing exercise gas exchange kinetics. J Appl Physiol 62:2003-2012.
 Gaskill SE, Ruby BC, Walker AJ, Sanchez OA, Serfass RC, Leon AS (2001). Validity and
 reliability of combining three methods to determine ventilatory threshold. Med Sci Sports
 Exerc 33:1841-1848.
+Lerman PM (1980). Fitting segmented regression models by grid search. J R Stat Soc C (Appl
+Stat) 29:77-84.
 Lawson CL, Hanson RJ (1974). Solving Least Squares Problems. Prentice-Hall (non-negative
 least squares).
 """
@@ -77,9 +81,9 @@ CROSSING_MARGIN = 0.2
 #: segment of :class:`~cpet_nb.physiology.thresholds.Preparation`.
 EDGE_S = 60.0
 #: Default review limit (mL/min): a test whose VT1 or VT2 uncertainty is above it is flagged.
-#: The lowest multiple of 10 mL/min that flags at most 35 % of the odd-numbered labelled
+#: The lowest multiple of 10 mL/min that flags at most 33 % of the odd-numbered labelled
 #: tests (``docs/accuracy.md``).
-REVIEW_UNCERTAINTY_ML_MIN = 250.0
+REVIEW_UNCERTAINTY_ML_MIN = 200.0
 #: Which probabilities meet at each threshold: (lower domain, upper domain).
 CROSSINGS: dict[str, tuple[str, str]] = {"vt1": ("p_moderate", "p_heavy"),
                                          "vt2": ("p_heavy", "p_severe")}
@@ -105,7 +109,7 @@ class Coefficients:
     ----------
     base_ml_min : float
         Constant part (mL/min): the error of a clean, decided test.
-    noise, disagreement, model : float
+    noise, disagreement, model, precision : float
         mL/min of uncertainty per mL/min of each component.
     """
 
@@ -113,12 +117,13 @@ class Coefficients:
     noise: float
     disagreement: float
     model: float
+    precision: float = 0.0
 
 
 #: Fitted on the odd-numbered half of pyoxynet's labelled tests (see the module docstring).
 COEFFICIENTS: dict[str, Coefficients] = {
-    "vt1": Coefficients(base_ml_min=64.2, noise=0.59, disagreement=0.20, model=0.35),
-    "vt2": Coefficients(base_ml_min=65.0, noise=1.05, disagreement=0.0, model=0.0),
+    "vt1": Coefficients(base_ml_min=115.9, noise=0.19, disagreement=0.082, model=0.195),
+    "vt2": Coefficients(base_ml_min=125.2, noise=0.148, disagreement=0.0, model=0.068),
 }
 
 
@@ -133,8 +138,10 @@ class Uncertainty:
     s : float
         The same in time (s): ``ml_min`` over ``vo2_rate_ml_min_s``; NaN when VO2 does not
         rise about the threshold.
-    noise_ml_min, disagreement_ml_min, model_ml_min, gap_ml_min, edge_ml_min : float
-        The components (module docstring), before weighting.
+    noise_ml_min, disagreement_ml_min, model_ml_min, precision_ml_min : float
+        The weighted components (module docstring), before weighting.
+    gap_ml_min, edge_ml_min : float
+        The components added as they are.
     vo2_rate_ml_min_s : float
         Slope of VO2 against time about the threshold (mL/min per s).
     """
@@ -147,11 +154,12 @@ class Uncertainty:
     gap_ml_min: float
     edge_ml_min: float
     vo2_rate_ml_min_s: float
+    precision_ml_min: float = math.nan
 
     @classmethod
     def missing(cls) -> Uncertainty:
         """The uncertainty of a threshold nobody estimated: every field NaN."""
-        return cls(*(math.nan,) * 8)
+        return cls(*(math.nan,) * 9)
 
 
 def vo2_window(data: pd.DataFrame, time_s: float, window_s: float = WINDOW_S
@@ -232,6 +240,15 @@ def disagreement_ml_min(agreed: Consensus, estimates: Mapping[str, Estimate | No
     return float(np.median(np.abs(values - agreed.vo2_ml_min)))
 
 
+def interval_s(agreed: Consensus, estimates: Mapping[str, Estimate | None]) -> float:
+    """Median width (s) of the breakpoint intervals of the estimates behind ``agreed`` that
+    have one (``interval_s``, the classical estimates); NaN when none has."""
+    widths = np.array([_number(getattr(estimates.get(key), "interval_s", None))
+                       for key in agreed.methods])
+    widths = widths[np.isfinite(widths)]
+    return float(np.median(widths)) if len(widths) else math.nan
+
+
 def edge_s(time_s: float, span_s: tuple[float, float], edge: float = EDGE_S) -> float:
     """Seconds short of ``edge`` between ``time_s`` and the nearer end of exercise (0 when
     the threshold is at least ``edge`` from both)."""
@@ -240,11 +257,12 @@ def edge_s(time_s: float, span_s: tuple[float, float], edge: float = EDGE_S) -> 
 
 
 def combine(noise_ml_min: float, disagreement: float, model_ml_min: float,
-            coefficients: Coefficients) -> float:
+            coefficients: Coefficients, precision_ml_min: float = math.nan) -> float:
     """The weighted part of the uncertainty (mL/min): ``base + noise·a + disagreement·b +
-    model·c`` (:data:`COEFFICIENTS`); NaN when a component with a weight is NaN."""
+    model·c + precision·d`` (:data:`COEFFICIENTS`); NaN when a component with a weight is
+    NaN."""
     terms = ((noise_ml_min, coefficients.noise), (disagreement, coefficients.disagreement),
-             (model_ml_min, coefficients.model))
+             (model_ml_min, coefficients.model), (precision_ml_min, coefficients.precision))
     return coefficients.base_ml_min + sum(value * weight for value, weight in terms
                                           if weight != 0)
 
@@ -285,12 +303,13 @@ def threshold_uncertainty(data: pd.DataFrame, agreed: Consensus,
     gap = rise * largest_gap_s(t, agreed.time_s) / math.sqrt(12.0)
     edge = rise * edge_s(agreed.time_s, span_s)
     model = rise * crossing_width_s(curves, label)
+    precision = rise * interval_s(agreed, estimates)
     disagreement = disagreement_ml_min(agreed, estimates)
-    total = combine(noise, disagreement, model, coefficients) + gap + edge
+    total = combine(noise, disagreement, model, coefficients, precision) + gap + edge
     seconds = total / rate if rate > 0 else math.nan
     return Uncertainty(ml_min=total, s=seconds, noise_ml_min=noise,
                        disagreement_ml_min=disagreement, model_ml_min=model, gap_ml_min=gap,
-                       edge_ml_min=edge, vo2_rate_ml_min_s=rate)
+                       edge_ml_min=edge, vo2_rate_ml_min_s=rate, precision_ml_min=precision)
 
 
 def consensus_uncertainty(data: pd.DataFrame, agreed: Mapping[str, Consensus],

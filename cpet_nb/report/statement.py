@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from ..physiology.consensus import DEFAULT_WEIGHTS
+from ..physiology.consensus import DEFAULT_WEIGHTS, MODEL_VOTE_LAG_S
 from ..physiology.measures import HR_MAX_FORMULAS
 from ..physiology.slopes import AVERAGE_S
 from ..physiology.thresholds import Preparation
@@ -126,6 +126,16 @@ def screening_text() -> str:
             "applied")
 
 
+def vote_lag_text(settings: Settings) -> str:
+    """How the model's vote was moved in the consensus (:data:`MODEL_VOTE_LAG_S`), in words;
+    empty when it was not (an ensemble, or a model whose lateness was not measured)."""
+    lags = MODEL_VOTE_LAG_S.get(settings.models[0]) if len(settings.models) == 1 else None
+    if not lags:
+        return ""
+    return (f", the network voting {lags['vt1']:g} s before its VT1 and {lags['vt2']:g} s "
+            "before its VT2, its median lateness against pyoxynet's labelled tests")
+
+
 def statement_text(data: JobData) -> str:
     """The processing statement as a paragraph a methods section can take (plain text)."""
     s = data.settings
@@ -146,7 +156,8 @@ def statement_text(data: JobData) -> str:
         f"{job['model_version']}) and by the classical V-slope, ventilatory-equivalent and "
         f"end-tidal methods (Beaver et al. 1986; Wasserman et al. 2005) on {prep.bin_s:g} s "
         f"bins of the exercise after its first {prep.skip_start_s:g} s, and combined into a "
-        f"consensus by a weighted median (VT2: model weight {DEFAULT_WEIGHTS['vt2_model']:g}). "
+        f"consensus by a weighted median (VT2: model weight {DEFAULT_WEIGHTS['vt2_model']:g})"
+        f"{vote_lag_text(s)}. "
         f"Tests were flagged for review when the uncertainty of a threshold (from breath "
         f"noise, method disagreement and the model's indecision, calibrated on pyoxynet's "
         f"labelled tests) was above {s.review_uncertainty_ml_min:g} mL/min, when a threshold "

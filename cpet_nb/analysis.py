@@ -285,11 +285,21 @@ def _model_votes(arrays: TestArrays, settings: Settings, vote: ModelEstimate | N
                  ) -> tuple[Estimate | None, Estimate | None]:
     """The model's VT1 and VT2 votes in the consensus: a model run alone whose lateness was
     measured (:data:`~cpet_nb.physiology.consensus.MODEL_VOTE_LAG_S`) votes that much earlier,
-    with VO2 read there as the classical methods read it."""
+    with VO2 read there as the classical methods read it, unless ``settings.model_vote_lag``
+    is False."""
     if vote is None:
         return None, None
-    lags = MODEL_VOTE_LAG_S.get(settings.models[0], {}) if len(settings.models) == 1 else {}
-    return lag_corrected_votes(vote.vt1, vote.vt2, lags, partial(vo2_at, arrays))
+    return lag_corrected_votes(vote.vt1, vote.vt2, vote_lags_s(settings), partial(vo2_at, arrays))
+
+
+def vote_lags_s(settings: Settings) -> dict[str, float]:
+    """How much earlier (s) the model votes at ``{"vt1": ..., "vt2": ...}`` in the consensus
+    under ``settings``: its measured lateness when it runs alone and
+    ``settings.model_vote_lag`` is on (:data:`~cpet_nb.physiology.consensus.MODEL_VOTE_LAG_S`),
+    else nothing (an ensemble, or a model whose lateness was not measured)."""
+    if not settings.model_vote_lag or len(settings.models) != 1:
+        return {}
+    return dict(MODEL_VOTE_LAG_S.get(settings.models[0], {}))
 
 
 def analyze_isolated(source: str | os.PathLike | CPETRecord, **kwargs) -> FileResult:

@@ -271,6 +271,12 @@ class Settings:
         help="pyoxynet's models to run (docs/model.md): each gets its own thresholds "
              "(vt1_<name>_time_s, ...; the CNN's are vt1_time_s, ...); with several, their "
              "averaged domain curves (the ensemble) are the model's vote in the consensus.")
+    model_vote_lag: bool = _setting(
+        True, kind=bool, analysis=True, group="analysis",
+        help="In the consensus, the CNN run alone votes earlier by its median lateness against "
+             "pyoxynet's labelled tests (VT1 95 s, VT2 45 s; measured on the odd half, "
+             "docs/accuracy.md); False: it votes at its own thresholds. Its reported "
+             "thresholds are never moved.")
     profile: dict[str, Any] | None = _setting(
         None, kind=dict, optional=True, analysis=True, group="analysis",
         help="A column mapping (ColumnMapping.to_dict) for files no built-in reader knows; "

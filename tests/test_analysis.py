@@ -191,6 +191,19 @@ def several_models(bundled_tests):
             cpet_nb.analyze(path, models=["nswis"]))
 
 
+def test_without_the_vote_lag_the_cnn_votes_at_its_own_thresholds(several_models,
+                                                                  bundled_tests):
+    from cpet_nb.physiology.consensus import threshold_consensus
+
+    alone = several_models[0]
+    plain = cpet_nb.analyze(bundled_tests[1], settings=cpet_nb.Settings(model_vote_lag=False))
+    assert plain.consensus == threshold_consensus(plain.classical, plain.vt1, plain.vt2)
+    assert plain.consensus != alone.consensus  # the default's vote is moved
+    assert (plain.vt1.to_dict(), plain.classical) == (alone.vt1.to_dict(), alone.classical)
+    assert (cpet_nb.Settings(model_vote_lag=False).analysis_key("m")
+            != cpet_nb.Settings().analysis_key("m"))
+
+
 def test_other_models_leave_the_cnn_results_as_they_were(several_models):
     alone, several, _ = several_models
     assert several.vt1.to_dict() == alone.vt1.to_dict()

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from ..physiology.consensus import DEFAULT_WEIGHTS, MODEL_VOTE_LAG_S
+from ..analysis import vote_lags_s
+from ..physiology.consensus import DEFAULT_WEIGHTS
 from ..physiology.measures import HR_MAX_FORMULAS
 from ..physiology.slopes import AVERAGE_S
 from ..physiology.thresholds import Preparation
@@ -127,9 +128,9 @@ def screening_text() -> str:
 
 
 def vote_lag_text(settings: Settings) -> str:
-    """How the model's vote was moved in the consensus (:data:`MODEL_VOTE_LAG_S`), in words;
-    empty when it was not (an ensemble, or a model whose lateness was not measured)."""
-    lags = MODEL_VOTE_LAG_S.get(settings.models[0]) if len(settings.models) == 1 else None
+    """How the model's vote was moved in the consensus (:func:`cpet_nb.analysis.vote_lags_s`),
+    in words; empty when it was not."""
+    lags = vote_lags_s(settings)
     if not lags:
         return ""
     return (f", the network voting {lags['vt1']:g} s before its VT1 and {lags['vt2']:g} s "

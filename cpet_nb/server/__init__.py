@@ -30,13 +30,13 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     """Register the API's handlers and start its service (called by jupyter_server)."""
     from tornado.ioloop import PeriodicCallback
 
-    from .config import CpetNb
-    from .handlers import API_PREFIX, SERVICE_KEY, add_page_config, handlers
+    from .config import API_PREFIX, CpetNb
+    from .handlers import SERVICE_KEY, add_page_config, handlers
     from .service import BatchService
 
     config = CpetNb(parent=serverapp)
-    service = BatchService(config, serverapp.root_dir)
     web_app = serverapp.web_app
+    service = BatchService(config, serverapp.root_dir, web_app.settings["base_url"])
     web_app.settings[SERVICE_KEY] = service
     web_app.add_handlers(".*$", handlers(web_app.settings["base_url"]))
     add_page_config(web_app.settings, service)

@@ -32,7 +32,7 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
 
     from .config import API_PREFIX, CpetNb
     from .handlers import SERVICE_KEY, add_page_config, handlers
-    from .service import BatchService
+    from .service import BatchService, freeze_long_lived
 
     config = CpetNb(parent=serverapp)
     web_app = serverapp.web_app
@@ -42,5 +42,6 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     add_page_config(web_app.settings, service)
     service.pool.submit(service.cleanup)
     PeriodicCallback(lambda: service.pool.submit(service.cleanup), CLEANUP_EVERY_MS).start()
+    freeze_long_lived()  # the server's modules: kept out of full garbage collections
     serverapp.log.info("cpet_nb: batch API at %s%s/ (job store %s)",
                        web_app.settings["base_url"], API_PREFIX, config.store)

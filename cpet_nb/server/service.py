@@ -19,6 +19,7 @@ server's, or one that has ended) is re-read in the thread pool once its document
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import itertools
 import json
@@ -300,6 +301,7 @@ class BatchService:
             if self._client is None or self._client.status != "running":
                 self._client = get_client(None, self.config.cluster_max_workers,
                                           adapt_minimum=self.config.cluster_min_workers)
+                freeze_long_lived()  # with dask's modules and the cluster's objects
             return self._client
 
     # -- staged uploads ------------------------------------------------------------------
@@ -598,6 +600,21 @@ class BatchService:
         if days is not None:
             for job_id in self.store.cleanup(days):
                 self._report_path(job_id).unlink(missing_ok=True)
+
+
+def freeze_long_lived() -> None:
+    """Collect the garbage, then move every object left (modules, classes, the server's
+    and the cluster's long-lived state) out of the cyclic garbage collector's reach
+    (:func:`gc.freeze`).
+
+    The collector's full (oldest-generation) pass walks every tracked object: with
+    jupyter_server, pandas and dask loaded that took 0.25-0.4 s under load, with every
+    thread stopped -- the event loop's longest pauses, each one delaying every status poll
+    in flight. Frozen objects are never collected (they live as long as the server anyway),
+    so a full pass then walks only what was made since.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def report_maker() -> Callable[..., Any]:

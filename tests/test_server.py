@@ -762,8 +762,10 @@ def test_a_job_not_run_here_is_read_again_once_its_status_document_is_old(tmp_pa
     now[0] += STATUS_MAX_AGE_S / 2
     assert service.cached_status("alice", job).state == "running"  # still the last read
     assert sum(reads.values()) == 1  # finish_job's; no poll read the store
+    assert service.forget_old_statuses() == 0  # still answered from
     now[0] += STATUS_MAX_AGE_S
     assert service.cached_status("alice", job) is None  # too old: read again
+    assert service.forget_old_statuses() == 1  # no poll is answered from it any more
     assert service.status("alice", job).state == "cancelled"
     assert service.cached_status("alice", job).state == "cancelled"
     with pytest.raises(Exception, match="no job"):

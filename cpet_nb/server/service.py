@@ -412,6 +412,18 @@ class BatchService:
             return document
         return document if self.clock() - document.read_at <= STATUS_MAX_AGE_S else None
 
+    def forget_old_statuses(self) -> int:
+        """Drop the status documents that :meth:`cached_status` would no longer answer
+        with (of jobs not run here, older than :data:`STATUS_MAX_AGE_S`): a poll reads
+        those again anyway, and a server sees many jobs. How many were dropped."""
+        with self._lock:
+            old = [job_id for job_id, document in self._documents.items()
+                   if job_id not in self._batches
+                   and self.clock() - document.read_at > STATUS_MAX_AGE_S]
+            for job_id in old:
+                del self._documents[job_id]
+        return len(old)
+
     def _remember(self, user: str, batch: Batch,
                   progress: Progress | None = None) -> StatusDocument:
         """Read the job's status from the store (its ``progress`` when just notified) and
@@ -587,7 +599,8 @@ class BatchService:
         """Remove upload folders of requests that never became jobs and staged uploads
         (with their records), once older than ``upload_expiry_hours``, and, when the
         server's settings set ``job_expiry_days``, expired jobs with their uploads and
-        reports."""
+        reports; and the status documents no poll can be answered from any more."""
+        self.forget_old_statuses()
         cutoff = time.time() - self.config.upload_expiry_hours * 3600
         for area in (self.incoming, self.staged):
             for path in area.iterdir() if area.is_dir() else []:

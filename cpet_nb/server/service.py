@@ -161,7 +161,8 @@ class BatchService:
         self._starting = Starting()
         self._batches: dict[str, Batch] = {}  # the running jobs this server drives
         self._report_jobs: dict[str, Future] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # brief holds only: the event loop takes it per poll
+        self._cluster_lock = threading.Lock()  # held while the cluster starts (seconds)
         self._client: Any = None
         self._integrity: tuple[float, str] = (-math.inf, "")
         self._documents: dict[str, StatusDocument] = {}
@@ -297,7 +298,7 @@ class BatchService:
         started by the first batch."""
         from ..batch.engine import get_client
 
-        with self._lock:
+        with self._cluster_lock:
             if self._client is None or self._client.status != "running":
                 self._client = get_client(None, self.config.cluster_max_workers,
                                           adapt_minimum=self.config.cluster_min_workers)

@@ -15,8 +15,10 @@ limits raised so that the load itself is measured, not the refusals. Nothing but
    pyoxynet's bundled tests in one multipart request and the batches run on the server's
    cluster. Reported: status latency (median, p95, max over every poll; and the server's
    own time per status request, from the request read to the reply written), failed requests
-   (any exception or status other than 200/202), upload times, and when the last batch
-   ended. Target (issue 14): p95 < 100 ms, no failed request.
+   (any exception or status other than 200/202), upload times, when the last batch ended,
+   and, from the server process during the polling, its event loop's stalls and its full
+   garbage collections (:data:`SERVER_TIMES`). Target (issue 14): p95 < 100 ms, no failed
+   request.
 2. **One large upload.** A ``--big-mb`` MB file (random bytes, generated while sent: a
    chunked body, never in this process's memory either) is uploaded in one request while
    the server process's RSS is sampled every 20 ms. Reported: RSS growth over the RSS just
@@ -121,8 +123,9 @@ def _upload(server: JupyterServer, files: list[tuple[str, bytes]], jobs: list[st
     jobs.append(record["job_id"])
 
 
-def polling_under_uploads(server: JupyterServer, args: argparse.Namespace) -> dict[str, Any]:
-    """Phase 1 (see the module docstring)."""
+def polling_under_uploads(server: JupyterServer, args: argparse.Namespace,
+                          times: Path) -> dict[str, Any]:
+    """Phase 1 (see the module docstring); the server's figures from ``times``."""
     session = server.session("alice")
     first = session.post(f"{server.api}/batches", files=[
         ("files", item) for item in _copies(2, 900_000)])
@@ -138,6 +141,7 @@ def polling_under_uploads(server: JupyterServer, args: argparse.Namespace) -> di
     uploaders = [threading.Thread(target=_upload, args=(server, files, jobs, record))
                  for files, record in zip(payloads, records, strict=True)]
     cpu_before = psutil.cpu_times()
+    offset = times.stat().st_size
     began = time.monotonic()
     for thread in pollers + uploaders:
         thread.start()
@@ -160,31 +164,61 @@ def polling_under_uploads(server: JupyterServer, args: argparse.Namespace) -> di
             "failed_requests": len(failures), "failures": failures[:10],
             "upload_s": [round(r.get("upload_s", float("nan")), 2) for r in records],
             "batches_ended": ended, "until_last_batch_ended_s": batches_s,
-            "other_cpu_s": _other_cpu_s(cpu_before)}
+            "other_cpu_s": _other_cpu_s(cpu_before)} | _server_side(times, offset)
 
 
-#: The server's own time per status request (tornado's ``request_time``: from the request
-#: read to the reply written), logged to a file by the server's config.
-TIMES = "status-times.txt"
+#: What the server's config logs to a file, one ``<kind> <ms>`` line each: ``status``, the
+#: server's own time per status request (tornado's ``request_time``: from the request read
+#: to the reply written); ``stall``, each time its event loop ran a 10 ms timer more than
+#: 5 ms late (busy, or waiting for the GIL or a core); ``gc2``, each full (oldest
+#: generation) pass of the cyclic garbage collector, which stops every thread.
+TIMES = "server-times.txt"
 SERVER_TIMES = '''
-import re as _re
+import asyncio as _asyncio, gc as _gc, re as _re, time as _time
 _STATUS = _re.compile(r"/cpet-nb/api/v1/batches/[^/]+$")
 _times = open({path!r}, "a", buffering=1)
+_ticking = []
+def _tick(due):
+    now = _time.monotonic()
+    if now - due > 0.005:
+        _times.write(f"stall {{1000 * (now - due):.3f}}\\n")
+    _asyncio.get_running_loop().call_later(0.01, _tick, now + 0.01)
 def _log_request(handler):
+    if not _ticking:  # the first request: the event loop runs
+        _ticking.append(_tick(_time.monotonic()))
     if handler.request.method == "GET" and _STATUS.search(handler.request.path):
-        _times.write(f"{{1000 * handler.request.request_time():.3f}}\\n")
+        _times.write(f"status {{1000 * handler.request.request_time():.3f}}\\n")
+_gc_began = [0.0]
+def _gc_pause(phase, info):
+    if phase == "start":
+        _gc_began[0] = _time.perf_counter()
+    elif info["generation"] == 2:
+        _times.write(f"gc2 {{1000 * (_time.perf_counter() - _gc_began[0]):.3f}}\\n")
+_gc.callbacks.append(_gc_pause)
 c.ServerApp.tornado_settings = {{"log_function": _log_request}}
 '''
 
 
-def _server_side(path: Path) -> dict[str, float]:
-    """Median and p95 of the server's own time per status request (ms)."""
-    times = sorted(float(line) for line in path.read_text().split())
+def _server_side(path: Path, offset: int) -> dict[str, float]:
+    """The server's own figures logged after ``offset`` (bytes into ``path``): median and
+    p95 of its time per status request, its event loop's stalls over 20 ms and longest
+    stall, and its full garbage collections (count, longest) (ms)."""
+    with path.open("rb") as stream:
+        stream.seek(offset)
+        lines = [line.split() for line in stream.read().decode().splitlines()]
+    kinds: dict[str, list[float]] = {"status": [], "stall": [], "gc2": []}
+    for kind, ms in lines:
+        kinds[kind].append(float(ms))
+    times = sorted(kinds["status"])
     if not times:
         return {}
     return {"server_status_median_ms": statistics.median(times),
             "server_status_p95_ms": times[int(0.95 * (len(times) - 1))],
-            "server_status_polls": len(times)}
+            "server_status_polls": len(times),
+            "server_loop_stalls_over_20ms": sum(ms > 20 for ms in kinds["stall"]),
+            "server_loop_longest_stall_ms": max(kinds["stall"], default=0.0),
+            "server_full_gcs": len(kinds["gc2"]),
+            "server_full_gc_longest_ms": max(kinds["gc2"], default=0.0)}
 
 
 def _wait_all(session: requests.Session, server: JupyterServer, job_ids: list[str],
@@ -266,8 +300,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as folder, \
             JupyterServer(Path(folder), _limits(args),
                           config=SERVER_TIMES.format(path=str(Path(folder) / TIMES))) as server:
-        figures = polling_under_uploads(server, args)
-        figures |= _server_side(Path(folder) / TIMES) | big_upload(server, args)
+        figures = polling_under_uploads(server, args, Path(folder) / TIMES)
+        figures |= big_upload(server, args)
     figures["cores"] = os.cpu_count()
     print(json.dumps(figures, indent=1, default=str))
     checks = {"status p95": figures["status_p95_ms"],

@@ -9,12 +9,14 @@ limits could otherwise carry over between tests.
 
 from __future__ import annotations
 
+import collections
 import io
 import json
 import os
 import re
 import subprocess
 import sys
+import threading
 import time
 import zipfile
 from pathlib import Path
@@ -718,34 +720,127 @@ def test_the_docs_list_every_error_code():
 # -- status under many pollers ----------------------------------------------------------
 
 
-def test_status_polls_between_store_reads_are_answered_from_memory(tmp_path, bundled_tests):
-    """GET /batches/{id} answers from the status last read when it is under
-    STATUS_MAX_AGE_S old (no thread, no SQLite), only to the job's owner; older, it reads
-    the store again, and a cancel or the job's end forgets it."""
+def counting_reads(store: Store) -> collections.Counter:
+    """Count ``store``'s connections taken, by thread: every read or write takes one."""
+    reads: collections.Counter = collections.Counter()
+    connect = store.connection
+
+    def counted():
+        reads[threading.get_ident()] += 1
+        return connect()
+
+    store.connection = counted
+    return reads
+
+
+def test_a_job_not_run_here_is_read_again_once_its_status_document_is_old(tmp_path,
+                                                                         bundled_tests):
+    """GET /batches/{id} of a job this server does not run answers from the document last
+    read while it is under STATUS_MAX_AGE_S old (no store read), only to the job's owner;
+    older, the store is read again. The document's bytes are the status with its links."""
     from cpet_nb.batch.store import FileEntry
     from cpet_nb.server.config import CpetNb
     from cpet_nb.server.service import STATUS_MAX_AGE_S, BatchService
 
-    service = BatchService(CpetNb(store=str(tmp_path / "jobs.sqlite")), tmp_path)
+    service = BatchService(CpetNb(store=str(tmp_path / "jobs.sqlite")), tmp_path, "/base/")
     now = [100.0]
     service.clock = lambda: now[0]
     job = service.store.new_job_id()
     entry = FileEntry(0, "a.csv", str(bundled_tests[0]), "sha-a", 1)
     service.store.create_job(job, [entry], settings={}, analysis_key="k", model_version="m",
                              inputs={"given": []}, user="alice")
-    assert service.recent_status("alice", job) is None  # never read
+    assert service.cached_status("alice", job) is None  # never read
     first = service.status("alice", job)
-    assert first["state"] == "running" and first["files"][0]["state"] == "pending"
-    assert service.recent_status("alice", job) == first
-    assert service.recent_status("bob", job) is None  # not bob's: the store decides (404)
+    assert first.state == "running" and first.status["files"][0]["state"] == "pending"
+    assert json.loads(first.body) == first.status | {"links": service.links(job)}
+    assert first.status["job_id"] == job and service.links(job)["self"] == \
+        f"/base/cpet-nb/api/v1/batches/{job}"
+    reads = counting_reads(service.store)
+    assert service.cached_status("alice", job) is first
+    assert service.cached_status("bob", job) is None  # not bob's: the store decides (404)
     service.store.finish_job(job, "cancelled")
     now[0] += STATUS_MAX_AGE_S / 2
-    assert service.recent_status("alice", job)["state"] == "running"  # still the last read
+    assert service.cached_status("alice", job).state == "running"  # still the last read
+    assert sum(reads.values()) == 1  # finish_job's; no poll read the store
+    assert service.forget_old_statuses() == 0  # still answered from
     now[0] += STATUS_MAX_AGE_S
-    assert service.recent_status("alice", job) is None  # too old: read again
-    assert service.status("alice", job)["state"] == "cancelled"
+    assert service.cached_status("alice", job) is None  # too old: read again
+    assert service.forget_old_statuses() == 1  # no poll is answered from it any more
+    assert service.status("alice", job).state == "cancelled"
+    assert service.cached_status("alice", job).state == "cancelled"
     with pytest.raises(Exception, match="no job"):
         service.status("bob", job)
+
+
+@pytest.mark.slow
+def test_a_batch_run_here_is_polled_from_memory_and_its_end_is_exact(
+        tmp_path, bundled_tests, dask_client, monkeypatch, request):
+    """While the server runs a batch, every status poll is answered from the document its
+    notices keep current -- however long since the last store read, and without reading
+    the store -- and never says a file is stored before a second connection sees its
+    result. Once the job ends, a poll says so, with every file done."""
+    from cpet_nb.batch import engine
+    from cpet_nb.server.config import CpetNb
+    from cpet_nb.server.service import STATUS_MAX_AGE_S, BatchService
+
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", dask_client.scheduler.address)
+    request.addfinalizer(engine.shutdown)  # the client the service opens
+    (tmp_path / "root").mkdir()
+    distinct_copies(bundled_tests, tmp_path / "root" / "many", 16)
+    service = BatchService(CpetNb(store=str(tmp_path / "jobs.sqlite")), tmp_path / "root")
+    now = [0.0]
+    service.clock = lambda: now[0]
+    reads = counting_reads(service.store)
+    job = service.submit_paths("alice", {"paths": ["many"]})["job_id"]
+    other = Store(service.store.path)  # a second connection: what is on disk
+    polls = []
+    for _ in range(100_000):  # bounded; the job ends long before
+        now[0] += 2 * STATUS_MAX_AGE_S  # a cache by age would read the store each time
+        before = reads[threading.get_ident()]
+        document = service.cached_status("alice", job)
+        from_memory = document is not None
+        if document is None:
+            document = service.status("alice", job)
+        done = {f["name"] for f in document.status["files"] if f["state"] == "done"}
+        stored = set(other.results(job)["file"])
+        polls.append((document.state, from_memory, reads[threading.get_ident()] - before,
+                      done <= stored))
+        if document.state != "running":
+            break
+        time.sleep(0.02)
+    running = [p for p in polls if p[0] == "running"]
+    assert len(running) >= 5
+    assert all(from_memory and n_reads == 0 for _, from_memory, n_reads, _ in running)
+    assert all(on_disk for *_, on_disk in polls)
+    final = service.cached_status("alice", job) or service.status("alice", job)
+    assert final.state == "done" and final.status["counts"]["done"] == 16
+    assert {f["state"] for f in final.status["files"]} == {"done"}
+    assert polls[-1][0] == "done"
+
+
+def test_freezing_collects_the_garbage_then_keeps_the_rest_out_of_full_collections():
+    """freeze_long_lived (run when the extension loads and when its cluster starts): a
+    garbage cycle is collected, not kept forever; what is alive is frozen, so a full
+    collection no longer walks it (those walks were the event loop's longest pauses)."""
+    import gc
+    import weakref
+
+    from cpet_nb.server.service import freeze_long_lived
+
+    class Node:
+        pass
+
+    alive, cycle = Node(), Node()
+    cycle.itself = cycle
+    garbage = weakref.ref(cycle)
+    del cycle
+    try:
+        freeze_long_lived()
+        assert garbage() is None
+        assert gc.get_freeze_count() > 0
+        assert not any(o is alive for o in gc.get_objects())
+    finally:
+        gc.unfreeze()
 
 
 # -- the multipart intake, chunk by chunk -----------------------------------------------

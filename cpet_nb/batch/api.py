@@ -214,8 +214,16 @@ class Batch:
         (:func:`cpet_nb.batch.review.review_queue`)."""
         return review_queue(self.results())
 
+    @property
+    def driven_here(self) -> bool:
+        """Whether a thread of this process is running the job now (its notices then tell
+        every change of the job's state)."""
+        return self._driver is not None and self._driver.is_alive()
+
     def subscribe(self, callback: Callable[[Progress], None]) -> None:
-        """Call ``callback(progress)`` after each partition is stored and when the job ends.
+        """Call ``callback(progress)`` once the first partitions are submitted, after each
+        partition comes back (stored: its files in ``new_files``; the next partitions are
+        then already submitted) and when the job ends.
 
         Callbacks run on the batch's thread; an exception in one is logged, never raised.
         """

@@ -1,6 +1,6 @@
 """The driver of a running batch: a thread that submits partitions to dask (a bounded
 number in flight), commits each finished partition to the store in one transaction, and
-only then tells the batch's subscribers."""
+only then -- once the next partitions are submitted -- tells the batch's subscribers."""
 
 from __future__ import annotations
 
@@ -106,23 +106,28 @@ class Driver(threading.Thread):
         by_path = ship == "path" or (ship == "auto" and workers_share_files(self.client))
         completed = as_completed(loop=self.client.loop)
         window = 2 * threads
-        while queue and len(self._in_flight) < window:
-            self._submit(queue.pop(0), completed, by_path)
+        self._fill(queue, completed, by_path, window)
+        self.batch._notify(self.batch.status())  # its first files are running
         for future in completed:
             with self._state_lock:
                 partition = self._in_flight.pop(future)
             outcomes = self._outcomes(future, partition, queue)
-            if outcomes:
-                stored = store.commit(job_id, outcomes)
-                self._stored += len(stored)
-                names = {o.idx: o.result.file for o in outcomes}
-                self.batch._notify(replace(self.batch.status(),
-                                           new_files=tuple(names[i] for i in stored)))
-            while queue and not self._cancel.is_set() and len(self._in_flight) < window:
-                self._submit(queue.pop(0), completed, by_path)
+            stored = store.commit(job_id, outcomes) if outcomes else []
+            self._stored += len(stored)
+            self._fill(queue, completed, by_path, window)
+            # after the window is full again: the notice shows the files now running too
+            names = {o.idx: o.result.file for o in outcomes}
+            self.batch._notify(replace(self.batch.status(),
+                                       new_files=tuple(names[i] for i in stored)))
         if self._cancel.is_set() and store.pending(job_id):
             return "cancelled"
         return "done" if not store.pending(job_id) else "failed"
+
+    def _fill(self, queue: list[Partition], completed: Any, by_path: bool,
+              window: int) -> None:
+        """Submit queued partitions until ``window`` are in flight (none once cancelled)."""
+        while queue and not self._cancel.is_set() and len(self._in_flight) < window:
+            self._submit(queue.pop(0), completed, by_path)
 
     def _partitions(self, pending: list[FileEntry], threads: int) -> list[Partition]:
         """Partitions in file order. With an automatic size, each worker thread's first

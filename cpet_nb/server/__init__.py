@@ -30,17 +30,18 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     """Register the API's handlers and start its service (called by jupyter_server)."""
     from tornado.ioloop import PeriodicCallback
 
-    from .config import CpetNb
-    from .handlers import API_PREFIX, SERVICE_KEY, add_page_config, handlers
-    from .service import BatchService
+    from .config import API_PREFIX, CpetNb
+    from .handlers import SERVICE_KEY, add_page_config, handlers
+    from .service import BatchService, freeze_long_lived
 
     config = CpetNb(parent=serverapp)
-    service = BatchService(config, serverapp.root_dir)
     web_app = serverapp.web_app
+    service = BatchService(config, serverapp.root_dir, web_app.settings["base_url"])
     web_app.settings[SERVICE_KEY] = service
     web_app.add_handlers(".*$", handlers(web_app.settings["base_url"]))
     add_page_config(web_app.settings, service)
     service.pool.submit(service.cleanup)
     PeriodicCallback(lambda: service.pool.submit(service.cleanup), CLEANUP_EVERY_MS).start()
+    freeze_long_lived()  # the server's modules: kept out of full garbage collections
     serverapp.log.info("cpet_nb: batch API at %s%s/ (job store %s)",
                        web_app.settings["base_url"], API_PREFIX, config.store)

@@ -18,6 +18,8 @@ from traitlets.config import Configurable
 
 #: 1 MB, as in :attr:`cpet_nb.Settings.max_file_mb`.
 MB = 1_000_000
+#: Where the API lives, under the server's base URL.
+API_PREFIX = "cpet-nb/api/v1"
 
 
 class CpetNb(Configurable):

@@ -23,12 +23,11 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
 
+from .config import API_PREFIX
 from .errors import ApiError
 from .service import BatchService
 from .uploads import FORM_FIELDS, STAGING_FIELDS, JsonIntake, MultipartIntake
 
-#: Where the API lives, under the server's base URL.
-API_PREFIX = "cpet-nb/api/v1"
 #: The authorizer's resource name for every endpoint.
 AUTH_RESOURCE = "cpet_nb"
 #: Key of the :class:`BatchService` in the tornado application's settings.
@@ -110,9 +109,7 @@ class ApiHandler(APIHandler):
 
     def links(self, job_id: str) -> dict[str, str]:
         """URLs of a job's endpoints."""
-        job = url_path_join(self.base_url, API_PREFIX, "batches", job_id)
-        return {"self": job, "results": job + "/results", "cancel": job + "/cancel",
-                "report": job + "/report"}
+        return self.service.links(job_id)
 
     def upload_links(self, upload_id: str) -> dict[str, str]:
         """URLs of a staged upload's endpoint."""
@@ -302,14 +299,16 @@ class UploadHandler(ApiHandler):
 
 
 class BatchHandler(ApiHandler):
-    """``GET /batches/{job_id}``: state, counts, fraction done, ETA, per-file states."""
+    """``GET /batches/{job_id}``: state, counts, fraction done, ETA, per-file states -- the
+    job's status document, from memory while it is current (no thread, no SQLite, no
+    JSON encoding: :meth:`BatchService.cached_status`)."""
 
     @web.authenticated
     async def get(self, job_id: str) -> None:
-        status = (self.service.recent_status(self.user, job_id)
-                  or await self.blocking(self.service.status, self.user, job_id))
-        status["links"] = self.links(job_id)
-        self.reply(status)
+        document = (self.service.cached_status(self.user, job_id)
+                    or await self.blocking(self.service.status, self.user, job_id))
+        self.set_header("Etag", document.etag)  # else tornado hashes the body on each poll
+        self.finish(document.body)
 
 
 class ResultsHandler(ApiHandler):

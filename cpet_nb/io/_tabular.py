@@ -143,11 +143,12 @@ def to_numeric_columns(frame: pd.DataFrame, file: str, source_names: dict[str, s
     reported (never turned into 0).
     """
     findings = []
-    for column in frame.columns:
-        if column == "phase":
-            continue
-        if pd.api.types.is_float_dtype(frame[column]):
+    for column, dtype in frame.dtypes.items():
+        if column == "phase" or dtype.kind == "f":
             continue  # parsed as numbers already: nothing to report or convert
+        if dtype.kind in "iub":  # whole numbers or booleans: every cell is a number
+            frame[column] = frame[column].to_numpy(dtype=float)
+            continue
         values = pd.to_numeric(frame[column], errors="coerce")
         bad = values.isna() & frame[column].notna()
         if bad.any():

@@ -172,8 +172,10 @@ def clean_time(frame: pd.DataFrame, file: str, time_name: str
     exports that do this have appended blocks. Both are reported.
     """
     findings = []
-    frame = frame[frame["t"].notna()]
-    t = frame["t"].to_numpy()
+    t = frame["t"].to_numpy(dtype=float)
+    present = ~np.isnan(t)
+    if not present.all():
+        frame, t = frame[present], t[present]
     if len(t) > 1 and np.any(np.diff(t) < 0):
         first = int(np.flatnonzero(np.diff(t) < 0)[0]) + 2
         findings.append(Finding(
@@ -182,7 +184,9 @@ def clean_time(frame: pd.DataFrame, file: str, time_name: str
             file=file, column=time_name, row=first,
         ))
         frame = frame.sort_values("t", kind="stable")
-    duplicated = frame["t"].duplicated(keep="first")
+        t = frame["t"].to_numpy(dtype=float)
+    duplicated = np.zeros(len(t), dtype=bool)
+    duplicated[1:] = t[1:] == t[:-1]  # sorted: a repeat follows the row it repeats
     if duplicated.any():
         findings.append(Finding(
             "duplicate-time", Severity.WARNING,
@@ -190,7 +194,7 @@ def clean_time(frame: pd.DataFrame, file: str, time_name: str
             "(the first row at each time was kept)",
             file=file, column=time_name,
         ))
-        frame = frame[~duplicated.to_numpy()]
+        frame = frame[~duplicated]
     return frame.reset_index(drop=True), findings
 
 

@@ -146,12 +146,15 @@ class OxynetModel:
         n_windows = len(windows)
         if n_windows == 0:
             return np.empty((0, 3), dtype=np.float32)
-        padding = -n_windows % WINDOWS_PER_INVOKE
-        windows = np.concatenate([windows, np.zeros((padding, N_PAST_POINTS, N_CHANNELS),
-                                                    dtype=np.float32)])
+        whole = n_windows - n_windows % WINDOWS_PER_INVOKE
+        batches = [windows[start: start + WINDOWS_PER_INVOKE]
+                   for start in range(0, whole, WINDOWS_PER_INVOKE)]
+        if whole < n_windows:  # the last batch, padded with zeros
+            last = np.zeros((WINDOWS_PER_INVOKE, N_PAST_POINTS, N_CHANNELS), dtype=np.float32)
+            last[: n_windows - whole] = windows[whole:]
+            batches.append(last)
         with self._lock:
-            scores = [self._invoke(windows[start: start + WINDOWS_PER_INVOKE])
-                      for start in range(0, len(windows), WINDOWS_PER_INVOKE)]
+            scores = [self._invoke(batch) for batch in batches]
         return np.concatenate(scores)[:n_windows]
 
     def _load(self) -> None:

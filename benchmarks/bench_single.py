@@ -10,12 +10,14 @@ Measures, on pyoxynet's bundled real tests:
 * the model pipeline alone (1 s grid, scaling, inference, smoothing, VT1/VT2; record already
   parsed), the complete analysis of a parsed record (the model plus the measures, the
   classical thresholds and their consensus), reading alone and ``cpet_nb.analyze(path)`` end
-  to end, pinned to one core, scaled to a 10-minute test (600 s; cost grows about linearly
-  with duration), so that the time splits into reading, model and the rest (screening,
-  measures, slopes, classical thresholds, consensus);
+  to end, pinned to one core with one-thread interpreters (as in the batch's analysis
+  processes), scaled to a 10-minute test (600 s; cost grows about linearly with duration), so
+  that the time splits into reading, model and the rest (screening, measures, slopes,
+  classical thresholds, consensus); the end-to-end times per test above are not pinned and
+  use the default interpreter (one thread per CPU the process may use);
 * the same for each of pyoxynet's other models (:data:`cpet_nb.model.MODEL_NAMES`; one
-  interpreter per model, loaded once, all windows of a test in one invoke): its model
-  pipeline, its inference alone, and the complete analysis with every model chosen;
+  interpreter per model, loaded once): its model pipeline, its inference alone, and the
+  complete analysis with every model chosen;
 * peak resident memory (``VmHWM``: ``ru_maxrss`` would include the parent's, as Linux keeps
   it across ``exec``) of a fresh process that imports the package and analyses one test.
 
@@ -38,6 +40,7 @@ import cpet_nb
 from cpet_nb.analysis import analyze_record
 from cpet_nb.model import MODEL_NAMES, get_model
 from cpet_nb.model.pipeline import model_input, model_thresholds
+from cpet_nb.model.runtime import THREADS_ENV
 from cpet_nb.settings import Settings
 
 HERE = Path(__file__).parent
@@ -86,7 +89,9 @@ def peak_mib_cpet_nb(path: Path) -> float:
     code = (f"import cpet_nb; cpet_nb.analyze({str(path)!r}); "
             "print([int(l.split()[1]) / 1024 for l in open('/proc/self/status') "
             "if l.startswith('VmHWM')][0])")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    default = {k: v for k, v in os.environ.items() if k != THREADS_ENV}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env=default)
     return float(out.stdout.strip().splitlines()[-1])
 
 
@@ -106,7 +111,10 @@ def main() -> None:
     sample = tests[: args.n]
     ours = time_cpet_nb(sample)
     all_ours = time_cpet_nb(tests)
+    ours_threads = get_model().num_threads
     records = [cpet_nb.read(p) for p in tests]
+    os.environ[THREADS_ENV] = "1"  # one core from here on: interpreters of one thread
+    get_model.cache_clear()
     model = cpet_nb.model.get_model()
     pipeline_ms = ms_per_10_min(records, lambda record: model_thresholds(record, model))
     analysis_ms = ms_per_10_min(records, analyze_record)
@@ -118,7 +126,8 @@ def main() -> None:
     costs = model_costs(records)
     peak = peak_mib_cpet_nb(sample[0])
     print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, "
-          f"cpet_nb {cpet_nb.__version__}, runtime {cpet_nb.model.get_model().info.runtime}")
+          f"cpet_nb {cpet_nb.__version__}, runtime {cpet_nb.model.get_model().info.runtime}; "
+          f"end to end with {ours_threads} interpreter thread(s)")
     print(f"cpet_nb end to end, all {len(tests)} tests: median "
           f"{statistics.median(all_ours) * 1000:.1f} ms/test, total {sum(all_ours):.2f} s")
     print(f"cpet_nb model pipeline (preprocess+inference+post-processing), one core: "

@@ -10,6 +10,7 @@ from importlib import resources
 import numpy as np
 import pytest
 
+import cpet_nb
 from cpet_nb.model import (
     MODEL_NAMES,
     OxynetModel,
@@ -20,7 +21,9 @@ from cpet_nb.model import (
 )
 from cpet_nb.model import oxynet as oxynet_module
 from cpet_nb.model import runtime as runtime_module
-from cpet_nb.model.oxynet import MAX_WINDOWS_PER_INVOKE
+from cpet_nb.model.oxynet import WINDOWS_PER_INVOKE, model_threads
+from cpet_nb.model.pipeline import model_input
+from cpet_nb.model.runtime import THREADS_ENV
 
 #: pyoxynet's folder of each model (the provenance must name it).
 PYOXYNET_FOLDERS = {"cnn": "regressor", "ais": "AIS", "nswis": "NSWIS", "tcn": "TCN",
@@ -170,56 +173,109 @@ def test_only_the_delegate_notice_is_held_back():
     assert lines == ["native inside", "python inside", "python after"]
 
 
-class _FailsToAllocateOnce:
-    """A real interpreter whose next ``allocate_tensors`` fails after the input was resized,
-    as TFLite's does at a memory limit."""
+class _FailsToAllocate:
+    """A real interpreter whose ``allocate_tensors`` fails after the input was resized, as
+    TFLite's does at a memory limit."""
+
+    def __init__(self, *args, **kwargs):
+        self._interpreter = interpreter_class()[1](*args, **kwargs)
+
+    def allocate_tensors(self):
+        raise RuntimeError("XNNPack delegate failed to reshape runtime")
+
+    def __getattr__(self, name):
+        return getattr(self._interpreter, name)
+
+
+class _FailsToInvokeOnce:
+    """A real interpreter whose next ``invoke`` fails."""
 
     def __init__(self, interpreter):
         self._interpreter = interpreter
         self._failed = False
 
-    def allocate_tensors(self):
+    def invoke(self):
         if not self._failed:
             self._failed = True
-            raise RuntimeError("XNNPack delegate failed to reshape runtime")
-        return self._interpreter.allocate_tensors()
+            raise RuntimeError("invoke failed")
+        return self._interpreter.invoke()
 
     def __getattr__(self, name):
         return getattr(self._interpreter, name)
 
 
-def test_a_failed_allocation_leaves_the_model_usable_and_right():
+def test_a_failed_allocation_is_a_memory_error():
     model = OxynetModel()
-    rng = np.random.default_rng(1)
-    first, second = (rng.uniform(0, 1, (n, 40, 5)).astype(np.float32) for n in (50, 80))
-    expected_first = model.predict(first)
-    expected_second = OxynetModel().predict(second)
-    model._interpreter = _FailsToAllocateOnce(model._interpreter)
-    with pytest.raises(MemoryError, match="80 windows"):
-        model.predict(second)
-    np.testing.assert_array_equal(model.predict(first), expected_first)
-    np.testing.assert_array_equal(model.predict(second), expected_second)
+    model._interpreter_class = _FailsToAllocate
+    model._interpreter = None  # as after a failure: the next call loads a new one
+    with pytest.raises(MemoryError, match=f"{WINDOWS_PER_INVOKE} windows"):
+        model.predict(np.zeros((3, 40, 5), dtype=np.float32))
+
+
+def test_a_failed_invoke_leaves_the_model_usable_and_right():
+    model = OxynetModel()
+    windows = np.random.default_rng(1).uniform(0, 1, (80, 40, 5)).astype(np.float32)
+    expected = model.predict(windows)
+    model._interpreter = _FailsToInvokeOnce(model._interpreter)
+    with pytest.raises(RuntimeError, match="invoke failed"):
+        model.predict(windows)
+    np.testing.assert_array_equal(model.predict(windows), expected)
 
 
 class _RecordsBatches:
     def __init__(self, interpreter):
         self._interpreter = interpreter
+        self.resized = []
         self.sizes = []
 
     def resize_tensor_input(self, index, shape):
-        self.sizes.append(shape[0])
+        self.resized.append(shape[0])
         return self._interpreter.resize_tensor_input(index, shape)
+
+    def set_tensor(self, index, value):
+        self.sizes.append(len(value))
+        return self._interpreter.set_tensor(index, value)
 
     def __getattr__(self, name):
         return getattr(self._interpreter, name)
 
 
-def test_a_long_test_goes_through_in_bounded_batches_with_the_same_scores(monkeypatch):
-    windows = np.random.default_rng(2).uniform(
-        0, 1, (2 * MAX_WINDOWS_PER_INVOKE + 7, 40, 5)).astype(np.float32)
+def test_tests_of_any_length_go_through_one_batch_size_with_the_same_scores(monkeypatch):
+    """The interpreter never resizes (a resize costs about an invoke); the padding of the
+    last batch changes no score."""
+    rng = np.random.default_rng(2)
+    tests = [rng.uniform(0, 1, (n, 40, 5)).astype(np.float32)
+             for n in (2 * WINDOWS_PER_INVOKE + 7, 5, WINDOWS_PER_INVOKE)]
     model = OxynetModel()
     recorder = model._interpreter = _RecordsBatches(model._interpreter)
-    scores = model.predict(windows)
-    assert recorder.sizes == [MAX_WINDOWS_PER_INVOKE, 7]
-    monkeypatch.setattr(oxynet_module, "MAX_WINDOWS_PER_INVOKE", len(windows))
-    np.testing.assert_array_equal(scores, OxynetModel().predict(windows))  # one batch
+    scores = [model.predict(windows) for windows in tests]
+    assert recorder.resized == []
+    assert recorder.sizes == [WINDOWS_PER_INVOKE] * (3 + 1 + 1)
+    for windows, got in zip(tests, scores, strict=True):
+        monkeypatch.setattr(oxynet_module, "WINDOWS_PER_INVOKE", len(windows))
+        np.testing.assert_array_equal(got, OxynetModel().predict(windows))  # one batch
+
+
+def test_the_interpreter_uses_the_cpus_the_process_may_use(monkeypatch):
+    monkeypatch.delenv(THREADS_ENV, raising=False)
+    assert model_threads() == len(os.sched_getaffinity(0))
+    assert OxynetModel().num_threads == len(os.sched_getaffinity(0))
+    monkeypatch.setenv(THREADS_ENV, "1")
+    assert OxynetModel().num_threads == 1
+    assert OxynetModel(num_threads=2).num_threads == 2
+    monkeypatch.setenv(THREADS_ENV, "")
+    assert model_threads() == len(os.sched_getaffinity(0))
+    for bad in ("0", "two", "-1"):
+        monkeypatch.setenv(THREADS_ENV, bad)
+        with pytest.raises(ValueError, match=THREADS_ENV):
+            model_threads()
+
+
+@pytest.mark.parametrize("name", ["cnn", "lstmgru"])
+def test_scores_do_not_depend_on_the_thread_count(name, bundled_tests):
+    """Bitwise: the full check on all 139 bundled tests and every model is in
+    docs/performance.md."""
+    one, two = OxynetModel(name, num_threads=1), OxynetModel(name, num_threads=2)
+    for path in bundled_tests[:3]:
+        windows = model_input(cpet_nb.read(path)).windows
+        np.testing.assert_array_equal(one.predict(windows), two.predict(windows))

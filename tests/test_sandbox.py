@@ -12,6 +12,7 @@ from synthetic import ramp_test, write_canonical_csv
 
 import cpet_nb
 from cpet_nb.batch.sandbox import NICENESS, Sandbox
+from cpet_nb.model.runtime import THREADS_ENV
 from cpet_nb.result import results_table
 
 
@@ -99,3 +100,13 @@ def test_the_child_runs_at_a_lower_priority(sandbox, bundled_tests):
     sandbox.analyze(bundled_tests[0], "first")
     mine = os.getpriority(os.PRIO_PROCESS, 0)
     assert os.getpriority(os.PRIO_PROCESS, sandbox.pid) == min(19, mine + NICENESS)
+
+
+def test_the_child_runs_the_model_on_one_thread(sandbox, bundled_tests):
+    """The analysis processes run one per core already: each interpreter gets one thread
+    (a process of its own would get one per CPU it may use)."""
+    sandbox.analyze(bundled_tests[0], "first")
+    environ = Path(f"/proc/{sandbox.pid}/environ")
+    if not environ.exists():
+        pytest.skip("no /proc on this system")
+    assert f"{THREADS_ENV}=1".encode() in environ.read_bytes().split(b"\0")

@@ -78,3 +78,16 @@ def test_no_smoothing_returns_the_data(uneven):
 def test_rejects_times_that_do_not_increase(t):
     with pytest.raises(ValueError):
         optimal_filter(np.array(t, float), np.zeros(len(t)), 100)
+
+
+def test_several_series_at_once_are_each_smoothed_on_their_own(uneven):
+    """Bitwise the numbers of one call per series (the model's scores and the values at a
+    threshold are smoothed this way)."""
+    t, y = uneven
+    series = np.column_stack([y, 3 * y[::-1], np.full(len(y), 7.0)])
+    together = optimal_filter(t, series, 100)
+    assert together.shape == series.shape
+    for j in range(series.shape[1]):
+        np.testing.assert_array_equal(together[:, j], optimal_filter(t, series[:, j], 100))
+    with pytest.raises(ValueError):
+        optimal_filter(t, series[:-1], 100)

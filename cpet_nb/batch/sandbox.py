@@ -28,6 +28,7 @@ import threading
 from multiprocessing.connection import Connection
 from typing import Any
 
+from ..model.runtime import THREADS_ENV
 from ..result import FileResult
 
 #: How much lower the analysis processes' scheduling priority is (``nice``) than their
@@ -78,7 +79,8 @@ class Sandbox:
         """Start the child now (it loads the model while the caller does other work)."""
         if self._process is not None and self._process.poll() is None:
             return
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p),
+                   **{THREADS_ENV: "1"})  # one analysis process per core: one thread each
         self._process = subprocess.Popen([sys.executable, "-c", CHILD], stdin=subprocess.PIPE,
                                          stdout=subprocess.PIPE, env=env)
         self._reader = Connection(os.dup(self._process.stdout.fileno()), writable=False)

@@ -143,11 +143,12 @@ def to_numeric_columns(frame: pd.DataFrame, file: str, source_names: dict[str, s
     reported (never turned into 0).
     """
     findings = []
-    for column in frame.columns:
-        if column == "phase":
-            continue
-        if pd.api.types.is_float_dtype(frame[column]):
+    for column, dtype in frame.dtypes.items():
+        if column == "phase" or dtype.kind == "f":
             continue  # parsed as numbers already: nothing to report or convert
+        if dtype.kind in "iub":  # whole numbers or booleans: every cell is a number
+            frame[column] = frame[column].to_numpy(dtype=float)
+            continue
         values = pd.to_numeric(frame[column], errors="coerce")
         bad = values.isna() & frame[column].notna()
         if bad.any():
@@ -171,8 +172,10 @@ def clean_time(frame: pd.DataFrame, file: str, time_name: str
     exports that do this have appended blocks. Both are reported.
     """
     findings = []
-    frame = frame[frame["t"].notna()]
-    t = frame["t"].to_numpy()
+    t = frame["t"].to_numpy(dtype=float)
+    present = ~np.isnan(t)
+    if not present.all():
+        frame, t = frame[present], t[present]
     if len(t) > 1 and np.any(np.diff(t) < 0):
         first = int(np.flatnonzero(np.diff(t) < 0)[0]) + 2
         findings.append(Finding(
@@ -181,7 +184,9 @@ def clean_time(frame: pd.DataFrame, file: str, time_name: str
             file=file, column=time_name, row=first,
         ))
         frame = frame.sort_values("t", kind="stable")
-    duplicated = frame["t"].duplicated(keep="first")
+        t = frame["t"].to_numpy(dtype=float)
+    duplicated = np.zeros(len(t), dtype=bool)
+    duplicated[1:] = t[1:] == t[:-1]  # sorted: a repeat follows the row it repeats
     if duplicated.any():
         findings.append(Finding(
             "duplicate-time", Severity.WARNING,
@@ -189,7 +194,7 @@ def clean_time(frame: pd.DataFrame, file: str, time_name: str
             "(the first row at each time was kept)",
             file=file, column=time_name,
         ))
-        frame = frame[~duplicated.to_numpy()]
+        frame = frame[~duplicated]
     return frame.reset_index(drop=True), findings
 
 

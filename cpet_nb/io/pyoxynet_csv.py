@@ -76,7 +76,9 @@ def _constant(raw: pd.DataFrame, column: str) -> float | None:
     """A subject value repeated on every row, or None when absent or inconsistent."""
     if column not in raw:
         return None
-    values = pd.to_numeric(raw[column], errors="coerce").to_numpy(dtype=float)
+    values = raw[column]
+    values = (values.to_numpy(dtype=float) if values.dtype.kind in "fiub"
+              else pd.to_numeric(values, errors="coerce").to_numpy(dtype=float))
     values = np.unique(values[~np.isnan(values)])
     return float(values[0]) if len(values) == 1 else None
 

@@ -98,8 +98,7 @@ def domain_curves(time_s: np.ndarray, scores: np.ndarray, file: str
     scores : numpy.ndarray
         Raw model scores, shape ``[n, 3]``.
     """
-    smoothed = np.column_stack(
-        [optimal_filter(time_s, scores[:, j], SMOOTHING_LAMBDA_S2) for j in range(3)])
+    smoothed = optimal_filter(time_s, scores, SMOOTHING_LAMBDA_S2)  # each score on its own
     order, findings = map_outputs(smoothed, file)
     curves = DomainCurves(time_s, *(smoothed[:, j] for j in order), output_order=order)
     return curves, findings

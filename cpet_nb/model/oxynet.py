@@ -6,12 +6,17 @@ scores per window, in the model's own order (which domain each one stands for is
 test, see :func:`cpet_nb.model.domains.map_outputs`): sigmoid scores for the CNN-type models
 (``cnn``, ``ais``, ``nswis``, ``tcn``), softmax probabilities for the recurrent ones
 (``lstmgru``, ``murias_lab``). Each model is loaded once per process (:func:`get_model`); the
-windows of a test go through ``invoke`` in batches of at most :data:`MAX_WINDOWS_PER_INVOKE`
-(a 12-minute test is three batches), so the interpreter's memory does not grow with the
-test's length. The scores do not depend on the batching (each window is computed on its
-own). ``docs/model.md`` says where each model comes from and how it was converted.
+windows of a test go through ``invoke`` in batches of :data:`WINDOWS_PER_INVOKE`, the last
+one padded, so the interpreter's tensors keep one size for every test (it never resizes
+between tests of different lengths) and its memory does not grow with the test's length.
+The scores do not depend on the batching or the padding (each window is computed on its
+own). The interpreter uses as many threads as the process may use CPUs
+(:func:`model_threads`), unless :data:`~cpet_nb.model.runtime.THREADS_ENV` says otherwise
+(the batch's analysis processes, one per core, use one each); the scores do not depend on
+the thread count either. ``docs/model.md`` says where each model comes from and how it was
+converted.
 
-An interpreter whose resizing, allocation or invocation failed (e.g. at a memory limit) is
+An interpreter whose allocation or invocation failed (e.g. at a memory limit) is
 never used again: TFLite can leave it half-resized, and reusing it then fails or corrupts
 memory on the next test. It is dropped and a new one is made for the next call.
 """
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from .._checks import check_choice
-from .runtime import interpreter_class, without_delegate_notice
+from .runtime import THREADS_ENV, interpreter_class, without_delegate_notice
 
 #: The shipped models, by the name used in settings and result columns (pyoxynet's
 #: ``regressor``, ``AIS``, ``NSWIS``, ``TCN``, ``LSTMGRUModel`` and ``murias_lab``).
@@ -39,11 +45,12 @@ MODEL_NAMES: tuple[str, ...] = ("cnn", "ais", "nswis", "tcn", "lstmgru", "murias
 DEFAULT_MODEL = "cnn"
 N_PAST_POINTS = 40
 N_CHANNELS = 5
-#: Most windows per ``invoke``. The interpreter holds about 28 kB per window of the batch
-#: (7 MB at this size), so this bounds its memory for any length of test. Per window an
-#: invoke of 256 takes as long as one of 2,048 (resizing costs ~0.03 ms), and a process that
-#: analyses a 12-minute test peaks ~20 MiB lower than with one batch of all its windows.
-MAX_WINDOWS_PER_INVOKE = 256
+#: Windows per ``invoke`` (the last batch of a test padded with zeros, their scores dropped).
+#: The interpreter holds about 28 kB per window of the batch (under 2 MB at this size). Per
+#: window, a batch of 64 is as fast as larger ones on one thread and on two, and with a
+#: fixed size the interpreter never resizes (a resize and reallocation cost about as much as
+#: an invoke of 256 windows; see docs/performance.md).
+WINDOWS_PER_INVOKE = 64
 
 
 def model_file(name: str) -> str:
@@ -80,6 +87,8 @@ class OxynetModel:
         One of :data:`MODEL_NAMES`.
     runtime : str, optional
         ``"ai-edge-litert"`` or ``"tflite-runtime"`` (default: whichever imports).
+    num_threads : int, optional
+        Threads of the interpreter (default: :func:`model_threads`).
 
     Raises
     ------
@@ -89,7 +98,8 @@ class OxynetModel:
         When the shipped file's sha256 differs from its provenance record.
     """
 
-    def __init__(self, name: str = DEFAULT_MODEL, runtime: str | None = None) -> None:
+    def __init__(self, name: str = DEFAULT_MODEL, runtime: str | None = None,
+                 num_threads: int | None = None) -> None:
         check_choice(name, MODEL_NAMES, "model")
         provenance = read_provenance(name)
         model_bytes = resources.files(__package__).joinpath(model_file(name)).read_bytes()
@@ -99,6 +109,7 @@ class OxynetModel:
                                "the provenance record")
         runtime_name, self._interpreter_class = interpreter_class(runtime)
         self._model_bytes = model_bytes
+        self.num_threads = model_threads() if num_threads is None else num_threads
         self._load()
         self._lock = threading.Lock()  # an interpreter must not be invoked concurrently
         self.name = name
@@ -132,39 +143,22 @@ class OxynetModel:
         if windows.ndim != 3 or windows.shape[1:] != (N_PAST_POINTS, N_CHANNELS):
             raise ValueError(f"windows must have shape [n, {N_PAST_POINTS}, {N_CHANNELS}], "
                              f"got {list(windows.shape)}")
-        if len(windows) == 0:
+        n_windows = len(windows)
+        if n_windows == 0:
             return np.empty((0, 3), dtype=np.float32)
+        whole = n_windows - n_windows % WINDOWS_PER_INVOKE
+        batches = [windows[start: start + WINDOWS_PER_INVOKE]
+                   for start in range(0, whole, WINDOWS_PER_INVOKE)]
+        if whole < n_windows:  # the last batch, padded with zeros
+            last = np.zeros((WINDOWS_PER_INVOKE, N_PAST_POINTS, N_CHANNELS), dtype=np.float32)
+            last[: n_windows - whole] = windows[whole:]
+            batches.append(last)
         with self._lock:
-            return np.concatenate([self._invoke(windows[start: start + MAX_WINDOWS_PER_INVOKE])
-                                   for start in range(0, len(windows), MAX_WINDOWS_PER_INVOKE)])
+            scores = [self._invoke(batch) for batch in batches]
+        return np.concatenate(scores)[:n_windows]
 
     def _load(self) -> None:
-        """A fresh interpreter (its tensors are allocated again for the first batch)."""
-        with without_delegate_notice():  # the first allocation applies XNNPACK and says so
-            self._interpreter = self._interpreter_class(model_content=self._model_bytes,
-                                                        num_threads=1)
-            self._interpreter.allocate_tensors()
-        self._input = self._interpreter.get_input_details()[0]["index"]
-        self._output = self._interpreter.get_output_details()[0]["index"]
-        self._batch = -1
-
-    def _invoke(self, batch: np.ndarray) -> np.ndarray:
-        """Scores of one batch. On any failure the interpreter is dropped (a new one is loaded
-        by the next call), then the exception is raised."""
-        try:
-            if self._interpreter is None:
-                self._load()
-            if len(batch) != self._batch:
-                self._resize(len(batch))
-            self._interpreter.set_tensor(self._input, batch)
-            self._interpreter.invoke()
-            return self._interpreter.get_tensor(self._output).copy()
-        except BaseException:
-            self._interpreter = None  # never reuse a half-resized or half-allocated one
-            raise
-
-    def _resize(self, n_windows: int) -> None:
-        """Resize the input to ``n_windows`` and allocate the tensors.
+        """A fresh interpreter, its input sized for :data:`WINDOWS_PER_INVOKE` windows.
 
         Raises
         ------
@@ -172,14 +166,55 @@ class OxynetModel:
             When the tensors cannot be allocated (for this model, with its shape checked,
             that means memory ran out).
         """
-        self._interpreter.resize_tensor_input(self._input, [n_windows, N_PAST_POINTS,
-                                                            N_CHANNELS])
+        with without_delegate_notice():  # the first allocation applies XNNPACK and says so
+            interpreter = self._interpreter_class(model_content=self._model_bytes,
+                                                  num_threads=self.num_threads)
+            self._input = interpreter.get_input_details()[0]["index"]
+            self._output = interpreter.get_output_details()[0]["index"]
+            interpreter.resize_tensor_input(self._input, [WINDOWS_PER_INVOKE, N_PAST_POINTS,
+                                                          N_CHANNELS])
+            try:
+                interpreter.allocate_tensors()
+            except RuntimeError as exc:
+                raise MemoryError(f"the model's tensors for {WINDOWS_PER_INVOKE} windows "
+                                  f"could not be allocated ({exc or 'no reason given'})"
+                                  ) from exc
+        self._interpreter = interpreter
+
+    def _invoke(self, batch: np.ndarray) -> np.ndarray:
+        """Scores of one batch of :data:`WINDOWS_PER_INVOKE` windows. On any failure the
+        interpreter is dropped (a new one is loaded by the next call), then the exception is
+        raised."""
         try:
-            self._interpreter.allocate_tensors()
-        except RuntimeError as exc:
-            raise MemoryError(f"the model's tensors for {n_windows} windows could not be "
-                              f"allocated ({exc or 'no reason given'})") from exc
-        self._batch = n_windows
+            if self._interpreter is None:
+                self._load()
+            self._interpreter.set_tensor(self._input, batch)
+            self._interpreter.invoke()
+            return self._interpreter.get_tensor(self._output).copy()
+        except BaseException:
+            self._interpreter = None  # never reuse a half-allocated or failed one
+            raise
+
+
+def model_threads() -> int:
+    """Threads for a new interpreter: :data:`~cpet_nb.model.runtime.THREADS_ENV` when set
+    (and not empty), else the number of CPUs this process may run on
+    (``os.sched_getaffinity``; ``os.cpu_count()`` where that is not available).
+
+    Raises
+    ------
+    ValueError
+        When the environment variable is not a whole number of at least 1.
+    """
+    value = os.environ.get(THREADS_ENV)
+    if not value:
+        if hasattr(os, "sched_getaffinity"):
+            return len(os.sched_getaffinity(0))
+        return os.cpu_count() or 1
+    if not value.strip().isdigit() or int(value) < 1:
+        raise ValueError(f"{THREADS_ENV} must be a whole number of threads >= 1, "
+                         f"got {value!r}")
+    return int(value)
 
 
 @cache

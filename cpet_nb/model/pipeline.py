@@ -13,7 +13,6 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 
 import numpy as np
-import pandas as pd
 
 from ..findings import Finding
 from ..grid import resample_1s_arrays
@@ -77,9 +76,9 @@ class ModelInput:
     Attributes
     ----------
     record : CPETRecord
-    grid : pandas.DataFrame
-        The 1 s grid (:data:`~cpet_nb.model.preprocess.GRID_CHANNELS`), trimmed to the seconds
-        that have every model channel.
+    grid : dict of str to numpy.ndarray
+        The 1 s grid (``t`` and the :data:`~cpet_nb.model.preprocess.GRID_CHANNELS` the
+        record has), trimmed to the seconds that have every model channel.
     time_s : numpy.ndarray
         Label of each window (s).
     windows : numpy.ndarray
@@ -89,7 +88,7 @@ class ModelInput:
     """
 
     record: CPETRecord
-    grid: pd.DataFrame
+    grid: dict[str, np.ndarray]
     time_s: np.ndarray
     windows: np.ndarray
     findings: list[Finding]
@@ -119,7 +118,7 @@ def model_input(record: CPETRecord) -> ModelInput:
                           file)
     t = grid["t"]
     time_s = t[1: len(t) - N_PAST_POINTS] + N_PAST_POINTS
-    return ModelInput(record, pd.DataFrame(grid), time_s, model_windows(scaled), findings)
+    return ModelInput(record, grid, time_s, model_windows(scaled), findings)
 
 
 def model_estimate(prepared: ModelInput, model: OxynetModel
@@ -193,14 +192,17 @@ def _threshold(prepared: ModelInput, row: int) -> Threshold:
                      speed_km_h=recorded_at(data, "speed", time_s))
 
 
-def _smoothed_values(grid: pd.DataFrame, time_s: np.ndarray) -> dict[str, np.ndarray]:
+def _smoothed_values(grid: dict[str, np.ndarray], time_s: np.ndarray
+                     ) -> dict[str, np.ndarray]:
     """Smoothed series of each channel at the windows (the raw series where it has gaps, so
     a value there is the value at that second, or missing)."""
-    out: dict[str, np.ndarray] = {}
     last_sample = slice(N_PAST_POINTS, N_PAST_POINTS + len(time_s))
-    for field, channel in VALUE_CHANNELS.items():
-        series = (grid[channel].to_numpy(dtype=float)[last_sample] if channel in grid
-                  else np.full(len(time_s), np.nan))
-        out[field] = (optimal_filter(time_s, series, SMOOTHING_LAMBDA_S2)
-                      if np.isfinite(series).all() else series)
+    out = {field: (grid[channel][last_sample] if channel in grid
+                   else np.full(len(time_s), np.nan))
+           for field, channel in VALUE_CHANNELS.items()}
+    complete = [field for field, series in out.items() if np.isfinite(series).all()]
+    if complete:  # smoothed together: one factorisation, the same numbers as one by one
+        smoothed = optimal_filter(time_s, np.column_stack([out[f] for f in complete]),
+                                  SMOOTHING_LAMBDA_S2)
+        out |= {field: smoothed[:, j] for j, field in enumerate(complete)}
     return out

@@ -104,5 +104,5 @@ def model_windows(scaled: np.ndarray) -> np.ndarray:
     n = len(scaled)
     if n < N_PAST_POINTS + 2:
         return np.empty((0, N_PAST_POINTS, scaled.shape[1]), dtype=np.float32)
-    views = sliding_window_view(scaled, N_PAST_POINTS, axis=0)  # [n-39, 5, 40]
-    return np.ascontiguousarray(views[1: n - N_PAST_POINTS].transpose(0, 2, 1), dtype=np.float32)
+    views = sliding_window_view(scaled.astype(np.float32), N_PAST_POINTS, axis=0)  # [n-39, 5, 40]
+    return np.ascontiguousarray(views[1: n - N_PAST_POINTS].transpose(0, 2, 1))

@@ -24,19 +24,22 @@ def optimal_filter(t: np.ndarray, y: np.ndarray, lam: float) -> np.ndarray:
     t : numpy.ndarray
         Sample times (s), strictly increasing, at least two.
     y : numpy.ndarray
-        Values at ``t``; must be finite.
+        Values at ``t``; must be finite. Shape ``[n]``, or ``[n, k]`` for ``k`` series at the
+        same times, each smoothed on its own (one factorisation for all: the same numbers
+        as ``k`` calls).
     lam : float
         Smoothing weight :math:`\\lambda` (s²); pyoxynet uses 100.
 
     Returns
     -------
     numpy.ndarray
-        Smoothed values, float64, same length as ``y``.
+        Smoothed values, float64, the shape of ``y``.
     """
     t = np.asarray(t, dtype=float)
     y = np.asarray(y, dtype=float)
-    if t.shape != y.shape or t.ndim != 1 or len(t) < 2:
-        raise ValueError("t and y must be 1-D arrays of the same length, at least 2")
+    if t.ndim != 1 or len(t) < 2 or y.ndim not in (1, 2) or len(y) != len(t):
+        raise ValueError("t must be a 1-D array of at least 2 times and y have one row (or "
+                         "value) per time")
     dt = np.diff(t)
     if np.any(dt <= 0):
         raise ValueError("t must be strictly increasing")
@@ -48,4 +51,4 @@ def optimal_filter(t: np.ndarray, y: np.ndarray, lam: float) -> np.ndarray:
     banded[1, :-1] += w
     banded[1, 1:] += w
     banded[0, 1:] = -w
-    return solveh_banded(banded, h * y)
+    return solveh_banded(banded, (h if y.ndim == 1 else h[:, None]) * y)

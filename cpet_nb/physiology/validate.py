@@ -177,9 +177,10 @@ def _spikes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     with np.errstate(invalid="ignore", divide="ignore"):
         fold = np.maximum(values / median, median / values)
     candidates = np.flatnonzero(fold > SPIKE_FOLD)
-    spread = 1.4826 * _centred_median(deviation, SPREAD_HALF_WINDOW, candidates)
     spikes = np.zeros(len(values), dtype=bool)
-    spikes[candidates] = deviation[candidates] > SPIKE_ROBUST_SD * spread
+    if len(candidates):
+        spread = 1.4826 * _centred_median(deviation, SPREAD_HALF_WINDOW, candidates)
+        spikes[candidates] = deviation[candidates] > SPIKE_ROBUST_SD * spread
     return spikes, median
 
 
@@ -191,15 +192,23 @@ def _centred_median(values: np.ndarray, half_window: int, at: np.ndarray | None 
     min_periods=half_window + 1).median()`` on arrays."""
     if not len(values):
         return np.empty(0)
+    width = 2 * half_window + 1
     edge = np.full(half_window, np.nan)
-    windows = sliding_window_view(np.concatenate((edge, values, edge)), 2 * half_window + 1)
-    windows = np.sort(windows if at is None else windows[at], axis=1)  # NaN sort last
-    count = np.count_nonzero(~np.isnan(windows), axis=1)
-    rows = np.arange(len(windows))
-    upper = windows[rows, count // 2]
-    lower = windows[rows, np.maximum(count - 1, 0) // 2]
-    median = np.where(count % 2 == 1, upper, (lower + upper) / 2)
-    return np.where(count > half_window, median, np.nan)
+    padded = np.concatenate((edge, values, edge))
+    present = np.concatenate(([0], np.cumsum(~np.isnan(padded))))
+    count = present[width:] - present[:-width]  # values present in each window
+    windows = sliding_window_view(padded, width)
+    if at is not None:
+        windows, count = windows[at], count[at]
+    windows = np.sort(windows, axis=1)  # NaN sort last
+    median = windows[:, half_window].copy()  # of a full window: its middle value
+    partial = np.flatnonzero(count < width)
+    count = count[partial]
+    upper = windows[partial, count // 2]
+    lower = windows[partial, np.maximum(count - 1, 0) // 2]
+    median[partial] = np.where(count > half_window,
+                               np.where(count % 2 == 1, upper, (lower + upper) / 2), np.nan)
+    return median
 
 
 def _rows_finding(code: str, severity: Severity, record: CPETRecord, channel: str,

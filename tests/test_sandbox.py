@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -11,14 +13,24 @@ from conftest import misbehaving_file
 from synthetic import ramp_test, write_canonical_csv
 
 import cpet_nb
-from cpet_nb.batch.sandbox import NICENESS, Sandbox
+from cpet_nb.batch.sandbox import NICENESS, Prestarted, Sandbox, can_adopt
 from cpet_nb.result import results_table
 
+needs_adoption = pytest.mark.skipif(not can_adopt(), reason="no Unix sockets or pidfds")
 
-@pytest.fixture(scope="module")
-def sandbox(misbehaving_plugin):
-    with Sandbox() as box:
+
+@pytest.fixture(scope="module", params=["own child", pytest.param("prestarted child",
+                                                                  marks=needs_adoption)])
+def sandbox(misbehaving_plugin, request):
+    """A sandbox with a child of its own, or one that adopted a prestarted child (the
+    embedded cluster's workers): both behave the same."""
+    prestarted = Prestarted(1) if request.param == "prestarted child" else None
+    with Sandbox(prestarted.addresses if prestarted else ()) as box:
+        box.start()
+        assert prestarted is None or box.pid == prestarted.addresses[0][1]
         yield box
+    if prestarted is not None:
+        prestarted.close()
 
 
 def test_result_equals_in_process_analysis(sandbox, bundled_tests):
@@ -99,3 +111,51 @@ def test_the_child_runs_at_a_lower_priority(sandbox, bundled_tests):
     sandbox.analyze(bundled_tests[0], "first")
     mine = os.getpriority(os.PRIO_PROCESS, 0)
     assert os.getpriority(os.PRIO_PROCESS, sandbox.pid) == min(19, mine + NICENESS)
+
+
+@needs_adoption
+def test_a_prestarted_child_is_adopted_by_one_sandbox_only(bundled_tests):
+    prestarted = Prestarted(1)
+    ((_, pid),) = prestarted.addresses
+    try:
+        with Sandbox(prestarted.addresses) as first, Sandbox(prestarted.addresses) as second:
+            assert first.analyze(bundled_tests[0], "a").status == "ok"
+            assert first.pid == pid
+            assert second.analyze(bundled_tests[1], "b").status == "ok"
+            assert second.pid not in (None, pid)  # taken: it started its own
+            assert first.analyze(bundled_tests[2], "c").status == "ok"
+        assert not Path(f"/proc/{pid}").exists() or _is_zombie(pid)  # stopped with first
+    finally:
+        prestarted.close()
+
+
+@needs_adoption
+def test_prestarted_children_nobody_adopts_end_with_their_parent(tmp_path):
+    """A cluster whose workers never came must not leave analysis processes behind."""
+    script = ("from cpet_nb.batch.sandbox import Prestarted; "
+              "print(*(pid for _, pid in Prestarted(2).addresses))")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True, env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+    for pid in map(int, out.stdout.split()):
+        _wait_gone(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z"
+    except OSError:
+        return False
+
+
+def _wait_gone(pid: int) -> None:
+    """Wait until ``pid`` has exited (a child of another parent: its pidfd says so)."""
+    import select
+
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        assert select.select([pidfd], [], [], 120)[0], f"process {pid} still running"
+    finally:
+        os.close(pidfd)

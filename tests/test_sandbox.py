@@ -159,3 +159,12 @@ def _wait_gone(pid: int) -> None:
         assert select.select([pidfd], [], [], 120)[0], f"process {pid} still running"
     finally:
         os.close(pidfd)
+
+
+def test_a_worker_importing_the_engine_does_not_load_scipy():
+    """A dask worker imports cpet_nb (its tasks and plugin) but analyses nothing itself:
+    ``scipy.linalg`` (the model's smoothing) is the child's, on first use."""
+    script = "import sys, cpet_nb.batch.engine; print('scipy.linalg' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True, env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+    assert out.stdout.split() == ["False"]

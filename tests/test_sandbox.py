@@ -134,8 +134,9 @@ def test_prestarted_children_nobody_adopts_end_with_their_parent(tmp_path):
     """A cluster whose workers never came must not leave analysis processes behind."""
     script = ("from cpet_nb.batch.sandbox import Prestarted; "
               "print(*(pid for _, pid in Prestarted(2).addresses))")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), TMPDIR=str(tmp_path))
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         check=True, env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+                         check=True, env=env)
     for pid in map(int, out.stdout.split()):
         _wait_gone(pid)
 
@@ -168,3 +169,17 @@ def test_a_worker_importing_the_engine_does_not_load_scipy():
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          check=True, env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
     assert out.stdout.split() == ["False"]
+
+
+@needs_adoption
+def test_prestarting_where_no_socket_fits_fails_cleanly(tmp_path, monkeypatch):
+    """A temporary folder too deep for a Unix socket's path: nothing is left running or on
+    disk (the engine then lets its workers start their own children)."""
+    import tempfile
+
+    deep = tmp_path / ("d" * 120)
+    deep.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(deep))
+    with pytest.raises(OSError):
+        Prestarted(2)
+    assert list(deep.iterdir()) == []

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import atexit
 import ipaddress
+import logging
 import os
 import socket
 import tempfile
@@ -35,6 +36,8 @@ from distributed.diagnostics.plugin import WorkerPlugin
 
 from .sandbox import Prestarted, Sandbox, can_adopt
 from .store import FileEntry, Outcome
+
+log = logging.getLogger(__name__)
 
 PLUGIN_NAME = "cpet_nb-sandbox"
 #: How often a running task looks at the cancel event (s).
@@ -114,7 +117,12 @@ def _prestart_sandboxes(n: int) -> None:
     global _prestarted
     if _prestarted is not None:
         _prestarted.close()
-    _prestarted = Prestarted(n) if n and can_adopt() else None
+    _prestarted = None
+    if n and can_adopt():
+        try:
+            _prestarted = Prestarted(n)
+        except OSError as exc:  # the workers start their own, as on other systems
+            log.warning("analysis processes not started ahead of the workers: %s", exc)
 
 
 def _scheduler_client(address: str) -> Client:

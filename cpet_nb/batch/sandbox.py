@@ -95,15 +95,21 @@ class Prestarted:
     def __init__(self, n: int) -> None:
         self._folder = tempfile.mkdtemp(prefix="cpet_nb-")  # mode 0700: this user only
         self._children: list[tuple[str, subprocess.Popen]] = []
-        for i in range(n):
-            path = os.path.join(self._folder, f"{i}.sock")
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
-                listener.bind(path)
-                listener.listen(1)  # a worker may connect before the child accepts
-                argv, env = child_command(LISTEN_FD, str(listener.fileno()))
-                process = subprocess.Popen(argv, stdin=subprocess.PIPE, env=env,
-                                           pass_fds=(listener.fileno(),))
-            self._children.append((path, process))
+        try:
+            for i in range(n):
+                self._children.append(self._start(os.path.join(self._folder, f"{i}.sock")))
+        except OSError:  # e.g. a socket path too long for AF_UNIX (a deep TMPDIR)
+            self.close()
+            raise
+
+    @staticmethod
+    def _start(path: str) -> tuple[str, subprocess.Popen]:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+            listener.bind(path)
+            listener.listen(1)  # a worker may connect before the child accepts
+            argv, env = child_command(LISTEN_FD, str(listener.fileno()))
+            return path, subprocess.Popen(argv, stdin=subprocess.PIPE, env=env,
+                                          pass_fds=(listener.fileno(),))
 
     @property
     def addresses(self) -> tuple[tuple[str, int], ...]:

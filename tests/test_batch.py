@@ -169,18 +169,22 @@ def test_the_embedded_cluster_s_workers_adopt_children_started_before_them():
     the other: the children start with the cluster and each worker adopts one."""
     from cpet_nb.batch import engine
 
-    def sandbox_pid(dask_worker):
-        return dask_worker.plugins[engine.PLUGIN_NAME].sandbox.pid
+    def sandbox_parent(dask_worker):
+        sandbox = dask_worker.plugins[engine.PLUGIN_NAME].sandbox
+        sandbox.analyze(cpet_nb.datasets.pyoxynet_tests()[0], "warm-up")
+        with open(f"/proc/{sandbox.pid}/stat") as stat:
+            return sandbox.pid, int(stat.read().rsplit(")", 1)[1].split()[1])
 
     engine.shutdown()
     try:
         client = engine.get_client(None, workers=2)
-        prestarted = {pid for _, pid in engine._prestarted.addresses}
-        assert set(client.run(sandbox_pid).values()) == prestarted
+        first = engine._prestarted._process.pid
+        children = client.run(sandbox_parent)
+        assert sorted(parent for _, parent in children.values()) == sorted([os.getpid(), first])
+        assert first in {pid for pid, _ in children.values()}
     finally:
         engine.shutdown()
-    for pid in prestarted:  # stopped with the cluster
-        assert not os.path.exists(f"/proc/{pid}")
+    assert not os.path.exists(f"/proc/{first}")  # stopped with the cluster
 
 
 def test_files_travel_as_bytes_when_workers_cannot_see_them(dask_client, bundled_tests,

@@ -24,10 +24,10 @@ needs_adoption = pytest.mark.skipif(not can_adopt(), reason="no Unix sockets or 
 def sandbox(misbehaving_plugin, request):
     """A sandbox with a child of its own, or one that adopted a prestarted child (the
     embedded cluster's workers): both behave the same."""
-    prestarted = Prestarted(1) if request.param == "prestarted child" else None
-    with Sandbox(prestarted.addresses if prestarted else ()) as box:
-        box.start()
-        assert prestarted is None or box.pid == prestarted.addresses[0][1]
+    prestarted = Prestarted(2) if request.param == "prestarted child" else None
+    with Sandbox(prestarted.addresses[1:] if prestarted else ()) as box:  # a forked copy
+        box.analyze(cpet_nb.datasets.pyoxynet_tests()[0], "warm-up")
+        assert prestarted is None or _parent(box.pid) != os.getpid()
         yield box
     if prestarted is not None:
         prestarted.close()
@@ -114,17 +114,23 @@ def test_the_child_runs_at_a_lower_priority(sandbox, bundled_tests):
 
 
 @needs_adoption
-def test_a_prestarted_child_is_adopted_by_one_sandbox_only(bundled_tests):
-    prestarted = Prestarted(1)
-    ((_, pid),) = prestarted.addresses
+def test_prestarted_children_are_adopted_by_one_sandbox_each(bundled_tests):
+    """One process imports cpet_nb for all of them (the others are its forks); a sandbox
+    that finds every one taken starts its own."""
+    prestarted = Prestarted(2)
+    first = prestarted._process.pid
     try:
-        with Sandbox(prestarted.addresses) as first, Sandbox(prestarted.addresses) as second:
-            assert first.analyze(bundled_tests[0], "a").status == "ok"
-            assert first.pid == pid
-            assert second.analyze(bundled_tests[1], "b").status == "ok"
-            assert second.pid not in (None, pid)  # taken: it started its own
-            assert first.analyze(bundled_tests[2], "c").status == "ok"
-        assert not Path(f"/proc/{pid}").exists() or _is_zombie(pid)  # stopped with first
+        with Sandbox(prestarted.addresses) as a, Sandbox(prestarted.addresses) as b, \
+                Sandbox(prestarted.addresses) as c:
+            results = [box.analyze(bundled_tests[i], f"f{i}") for i, box in enumerate((a, b, c))]
+            assert [r.status for r in results] == ["ok"] * 3
+            pids = [box.pid for box in (a, b, c)]
+            parents = sorted(_parent(pid) for pid in pids)
+            assert len(set(pids)) == 3 and first in pids
+            assert parents == sorted([os.getpid(), first, os.getpid()])  # a fork, its own
+            assert all(box.analyze(bundled_tests[3], "again").status == "ok" for box in (a, b, c))
+        for pid in pids:  # stopped with their sandboxes
+            _wait_gone(pid)
     finally:
         prestarted.close()
 
@@ -132,20 +138,25 @@ def test_a_prestarted_child_is_adopted_by_one_sandbox_only(bundled_tests):
 @needs_adoption
 def test_prestarted_children_nobody_adopts_end_with_their_parent(tmp_path):
     """A cluster whose workers never came must not leave analysis processes behind."""
-    script = ("from cpet_nb.batch.sandbox import Prestarted; "
-              "print(*(pid for _, pid in Prestarted(2).addresses))")
+    script = ("import time; from cpet_nb.batch.sandbox import Prestarted; "
+              "p = Prestarted(3); time.sleep(5); print(p._process.pid)")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), TMPDIR=str(tmp_path))
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          check=True, env=env)
-    for pid in map(int, out.stdout.split()):
+    first = int(out.stdout)
+    copies = [pid for pid in _pids() if _parent(pid) == first]  # forked by now, or never
+    for pid in [first, *copies]:
         _wait_gone(pid)
+    assert not list(tmp_path.glob("cpet_nb-*/*.sock"))
 
 
-def _is_zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z"
-    except OSError:
-        return False
+def _parent(pid: int) -> int:
+    """The parent process id of ``pid`` (Linux ``/proc``)."""
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def _pids() -> list[int]:
+    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
 
 
 def _wait_gone(pid: int) -> None:

@@ -55,8 +55,8 @@ class SandboxPlugin(WorkerPlugin):
 
     Parameters
     ----------
-    prestarted : sequence of (str, int)
-        :attr:`Prestarted.addresses` of children waiting for the cluster's workers: a
+    prestarted : sequence of str
+        :attr:`Prestarted.addresses` (sockets) of children waiting for the cluster's workers: a
         worker tries the one at its own position first (the embedded cluster names its
         workers 0, 1, ...), then the others, then starts its own.
     """
@@ -64,7 +64,7 @@ class SandboxPlugin(WorkerPlugin):
     idempotent = True
     name = PLUGIN_NAME
 
-    def __init__(self, prestarted: Sequence[tuple[str, int]] = ()) -> None:
+    def __init__(self, prestarted: Sequence[str] = ()) -> None:
         self.prestarted = tuple(prestarted)
 
     def setup(self, worker: Any) -> None:
@@ -93,7 +93,7 @@ def get_client(client: Client | str | None = None, workers: int = 0,
         several users' batches). Default: a fixed number of workers. Used only when the
         embedded cluster is started.
     """
-    prestarted: tuple[tuple[str, int], ...] = ()
+    prestarted: tuple[str, ...] = ()
     if not isinstance(client, Client):
         address = client or os.environ.get("DASK_SCHEDULER_ADDRESS") or None
         client = (_scheduler_client(address) if address
@@ -104,7 +104,7 @@ def get_client(client: Client | str | None = None, workers: int = 0,
     return client
 
 
-def _own_first(prestarted: Sequence[tuple[str, int]], name: Any) -> list[tuple[str, int]]:
+def _own_first(prestarted: Sequence[str], name: Any) -> list[str]:
     """``prestarted`` from the worker's own position on (its name, when a number)."""
     start = name % len(prestarted) if isinstance(name, int) and prestarted else 0
     return [*prestarted[start:], *prestarted[:start]]

@@ -20,10 +20,11 @@ to stderr.
 
 A cold start waits mostly for these children to import cpet_nb and load the model, and a
 worker could only start its child once it was up itself. So the embedded cluster starts the
-children first (:class:`Prestarted`, in the client's process, as the cluster starts): each
-loads the model, then waits on its own Unix socket for one worker, which adopts it
-(:meth:`Sandbox.start`) and talks to it over that socket instead of pipes; the limits, the
-replacement of a child and the findings are the same. A worker that finds no waiting child
+children first (:class:`Prestarted`, from the client's process, as the cluster starts: one
+import of cpet_nb, then a fork per further child): each loads the model, then waits on its
+own Unix socket for one worker, which adopts it (:meth:`Sandbox.start`) and talks to it over
+that socket instead of pipes; the limits, the replacement of a child and the findings are the
+same. A worker that finds no waiting child
 (a remote cluster, a worker that joins later, a replacement) starts its own.
 """
 
@@ -80,82 +81,93 @@ def can_adopt() -> bool:
 
 
 class Prestarted:
-    """Children started before their workers: each loads the model, then waits on its own
-    Unix socket (in a private folder) for one worker to adopt it.
+    """Children started before their workers, each waiting on its own Unix socket (in a
+    private folder) for one worker to adopt it.
 
+    One process imports cpet_nb and forks a copy of itself per further socket (they share
+    the imported modules' memory until they write to it), then each loads the model and
+    waits: a cold start imports cpet_nb once for all the analysis processes, not once each.
     A child that no worker adopts exits when :meth:`close` is called or this process ends
     (its stdin, a pipe from here, closes).
 
     Parameters
     ----------
     n : int
-        Children to start (one per worker expected).
+        Children to start (one per worker expected), at least 1.
     """
 
     def __init__(self, n: int) -> None:
         self._folder = tempfile.mkdtemp(prefix="cpet_nb-")  # mode 0700: this user only
-        self._children: list[tuple[str, subprocess.Popen]] = []
+        self.addresses = tuple(os.path.join(self._folder, f"{i}.sock") for i in range(n))
+        """Socket path of each child, for :class:`Sandbox`."""
+        listeners = []
         try:
-            for i in range(n):
-                self._children.append(self._start(os.path.join(self._folder, f"{i}.sock")))
+            for path in self.addresses:
+                listeners.append(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM))
+                listeners[-1].bind(path)
+                listeners[-1].listen(1)  # a worker may connect before its child accepts
+            fds = [listener.fileno() for listener in listeners]
+            argv, env = child_command(LISTEN_FD, ",".join(map(str, fds)))
+            self._process = subprocess.Popen(argv, stdin=subprocess.PIPE, env=env,
+                                             pass_fds=fds)
         except OSError:  # e.g. a socket path too long for AF_UNIX (a deep TMPDIR)
-            self.close()
+            shutil.rmtree(self._folder, ignore_errors=True)
             raise
-
-    @staticmethod
-    def _start(path: str) -> tuple[str, subprocess.Popen]:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
-            listener.bind(path)
-            listener.listen(1)  # a worker may connect before the child accepts
-            argv, env = child_command(LISTEN_FD, str(listener.fileno()))
-            return path, subprocess.Popen(argv, stdin=subprocess.PIPE, env=env,
-                                          pass_fds=(listener.fileno(),))
-
-    @property
-    def addresses(self) -> tuple[tuple[str, int], ...]:
-        """Socket path and process id of each child, for :class:`Sandbox`."""
-        return tuple((path, process.pid) for path, process in self._children)
+        finally:
+            for listener in listeners:
+                listener.close()
 
     def close(self) -> None:
-        """Stop every child (adopted or not) and remove the sockets' folder."""
-        for _, process in self._children:
-            if process.poll() is None:
-                process.kill()
-            process.wait()
-            process.stdin.close()
-        self._children.clear()
+        """Stop the children no worker adopted (the first, adopted or not, is stopped; the
+        others see their stdin close) and remove the sockets' folder."""
+        if self._process.poll() is None:
+            self._process.kill()
+        self._process.wait()
+        self._process.stdin.close()
         shutil.rmtree(self._folder, ignore_errors=True)
 
 
 class _Adopted:
     """A child this process did not start, with the part of :class:`subprocess.Popen` that
-    :class:`Sandbox` uses, through a pidfd. Its exit code goes to its parent: once it has
-    exited, :meth:`poll` and :meth:`wait` give :data:`UNKNOWN_EXIT`."""
+    :class:`Sandbox` uses, through a pidfd once its id is known (:meth:`attach`; until then
+    it counts as running and cannot be signalled: closing its socket ends it). Its exit code
+    goes to its parent: once it has exited, :meth:`poll` and :meth:`wait` give
+    :data:`UNKNOWN_EXIT`."""
 
     UNKNOWN_EXIT = -1
     returncode = UNKNOWN_EXIT
 
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
+    def __init__(self) -> None:
+        self.pid: int | None = None
+        self._pidfd = -1
+        self._released = False
+
+    def attach(self, pid: int) -> None:
+        """Address the child from now on (it sent its process id)."""
         self._pidfd = os.pidfd_open(pid)
+        self.pid = pid
 
     def poll(self) -> int | None:
-        return None if self._pidfd >= 0 and not self._exited(0) else self.returncode
+        if self._released:
+            return self.returncode
+        return None if self._pidfd < 0 or not self._exited(0) else self.returncode
 
     def kill(self) -> None:
-        try:
-            signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        if self._pidfd >= 0:
+            try:
+                signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
     def wait(self) -> int | None:
         if self._pidfd >= 0:
             self._exited(None)
-            self.release()
+        self.release()
         return self.returncode
 
     def release(self) -> None:
         """Close the pidfd (the process is no longer watched)."""
+        self._released = True
         if self._pidfd >= 0:
             os.close(self._pidfd)
             self._pidfd = -1
@@ -176,9 +188,9 @@ class Sandbox:
     ('test 1', 'ok')
     """
 
-    def __init__(self, prestarted: Sequence[tuple[str, int]] = ()) -> None:
+    def __init__(self, prestarted: Sequence[str] = ()) -> None:
         self._process: subprocess.Popen | _Adopted | None = None
-        self._prestarted = list(prestarted)  # (socket path, pid) to try before starting one
+        self._prestarted = list(prestarted)  # sockets to try before starting a child
         self._fresh = False
         self._lock = threading.Lock()
 
@@ -201,7 +213,7 @@ class Sandbox:
             return
         self._fresh = True
         while self._prestarted:
-            if self._adopt(*self._prestarted.pop(0)):
+            if self._adopt(self._prestarted.pop(0)):
                 return
         argv, env = child_command()
         self._process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -211,20 +223,15 @@ class Sandbox:
         self._process.stdout.close()
         self._process.stdin.close()
 
-    def _adopt(self, path: str, pid: int) -> bool:
+    def _adopt(self, path: str) -> bool:
         """Connect to a prestarted child's socket; False when it is gone or taken."""
-        try:
-            process = _Adopted(pid)
-        except OSError:  # exited (and reaped), or no pidfds here
-            return False
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             try:
                 sock.connect(path)
             except OSError:  # another worker took it (the socket is removed then)
-                process.release()
                 return False
             self._reader = self._writer = Connection(sock.detach())
-        self._process = process
+        self._process = _Adopted()
         return True
 
     def _await_ready(self) -> bool:
@@ -232,8 +239,14 @@ class Sandbox:
         prestarted child that another worker adopted first is replaced by one of our own."""
         self._fresh = False
         try:
+            if isinstance(self._process, _Adopted):  # it says who it is first
+                if not self._reader.poll(STARTUP_ALLOWANCE_S):
+                    raise TimeoutError
+                self._process.attach(self._reader.recv())
             if self._reader.poll(STARTUP_ALLOWANCE_S) and self._reader.recv() == READY:
                 return True
+        except TimeoutError:
+            pass
         except (EOFError, OSError):
             if isinstance(self._process, _Adopted):  # not ours after all (or it died)
                 self._release()
@@ -351,16 +364,35 @@ def _load_model() -> None:
     get_model()
 
 
+def _one_listener_each(listener_fds: list[int]) -> int:
+    """Fork a copy of this process for each listener after the first; each process keeps
+    one listener (this one the first) and closes the others. Returns this process's."""
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps the copies
+    for fd in listener_fds[1:]:
+        if os.fork() == 0:
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            for other in listener_fds:
+                if other != fd:
+                    os.close(other)
+            return fd
+    for other in listener_fds[1:]:
+        os.close(other)
+    return listener_fds[0]
+
+
 def _accept(listener_fd: int) -> Connection | None:
     """The connection of the one worker that adopts this prestarted child (its socket then
-    disappears, so no other worker waits on it); None when the parent closed our stdin."""
+    disappears, so no other worker waits on it), told this process's id; None when the
+    parent closed our stdin."""
     with socket.socket(fileno=listener_fd) as listener:
         ready = select.select([listener, sys.stdin], [], [])[0]
         os.unlink(listener.getsockname())
         if listener not in ready:  # our parent is gone, or it gave up on us
             return None
         connection, _ = listener.accept()
-    return Connection(connection.detach())
+    adopter = Connection(connection.detach())
+    adopter.send(os.getpid())
+    return adopter
 
 
 def _serve(reader: Connection, writer: Connection) -> None:
@@ -403,13 +435,15 @@ def main() -> None:
     protocol_out = os.dup(1)
     os.dup2(2, 1)  # stray prints must not corrupt the replies
     sys.stdout = sys.stderr
-    _load_model()
     if sys.argv[1:2] == [LISTEN_FD]:  # prestarted: the worker that adopts us is the peer
         os.close(protocol_out)
-        reader = writer = _accept(int(sys.argv[2]))
+        listener = _one_listener_each([int(fd) for fd in sys.argv[2].split(",")])
+        _load_model()
+        reader = writer = _accept(listener)
         if reader is None:
             return
     else:
+        _load_model()
         reader = Connection(os.dup(0), writable=False)
         writer = Connection(protocol_out, readable=False)
     _serve(reader, writer)

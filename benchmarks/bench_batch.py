@@ -316,6 +316,8 @@ class MemorySampler(threading.Thread):
                 role = "workers"
             else:
                 role = "other"
+            if not cmdline:  # not readable yet (a process just forked): look again next time
+                return role
             self._roles[proc.pid] = role
         return self._roles[proc.pid]
 

@@ -24,8 +24,8 @@ children first (:class:`Prestarted`, from the client's process, as the cluster s
 import of cpet_nb, then a fork per further child): each loads the model, then waits on its
 own Unix socket for one worker, which adopts it (:meth:`Sandbox.start`) and talks to it over
 that socket instead of pipes; the limits, the replacement of a child and the findings are the
-same. A worker that finds no waiting child
-(a remote cluster, a worker that joins later, a replacement) starts its own.
+same. A worker that finds no waiting child (a remote cluster, a worker that joins later, a
+replacement) starts its own.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ CHILD = ("import sys; sys.modules['pyarrow'] = None; "
 STARTUP_ALLOWANCE_S = 60.0
 #: What a child sends once its model is loaded.
 READY = "ready"
-#: The child's argument that names its listening socket's file descriptor (prestarted).
+#: The child's argument before the file descriptors of its listening sockets (prestarted).
 LISTEN_FD = "--listen-fd"
 
 

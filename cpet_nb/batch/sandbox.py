@@ -386,13 +386,23 @@ def _accept(listener_fd: int) -> Connection | None:
     parent closed our stdin."""
     with socket.socket(fileno=listener_fd) as listener:
         ready = select.select([listener, sys.stdin], [], [])[0]
-        os.unlink(listener.getsockname())
+        _remove_socket(listener.getsockname())
         if listener not in ready:  # our parent is gone, or it gave up on us
             return None
         connection, _ = listener.accept()
     adopter = Connection(connection.detach())
     adopter.send(os.getpid())
     return adopter
+
+
+def _remove_socket(path: str) -> None:
+    """Remove a socket file, and its folder once it is empty (the last child's turn), so that
+    a parent killed before its :meth:`Prestarted.close` leaves nothing behind."""
+    os.unlink(path)
+    try:
+        os.rmdir(os.path.dirname(path))
+    except OSError:  # other sockets still waiting
+        pass
 
 
 def _serve(reader: Connection, writer: Connection) -> None:
@@ -402,7 +412,7 @@ def _serve(reader: Connection, writer: Connection) -> None:
     while True:
         try:
             path, label, options, memory_mb = reader.recv()
-        except EOFError:
+        except (EOFError, OSError):  # the worker is gone (a socket may say so by a reset)
             return
         restart = True  # after an exception: the model's state is not known
         _limit_memory(memory_mb)

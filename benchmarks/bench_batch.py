@@ -26,6 +26,10 @@ afterwards), and reports:
   plugin at start through a preload) and the store's per-file ``elapsed_s`` (definitions
   are printed with the figures);
 * per-file analysis time (``elapsed_s``: on the worker, around the analysis process's call);
+* the rate as a share of twice a one-core rate, by two definitions: issue 11's (2 x
+  ``cpet_nb.analyze`` on one core, timed on every tenth file of the batch in a separate
+  process pinned to one core, before the run) and the workers' own (2 x their mean
+  ``elapsed_s``), each end to end and from the first task to the last;
 * CPU seconds used meanwhile by this benchmark's processes and by the rest of the machine
   (other users' load on a shared machine skews every figure above).
 
@@ -66,6 +70,9 @@ from cpet_nb.io.inputs import expand_inputs
 HERE = Path(__file__).parent
 SEED = 0
 SAMPLE_PERIOD_S = 0.05
+#: Every this many files of a batch, one is timed with ``cpet_nb.analyze`` on one core (the
+#: single-core rate the batch is compared with).
+SINGLE_CORE_EVERY = 10
 MIB = 1024 * 1024
 #: Scheduler preload (script text) that records every task from the scheduler's start.
 TASK_STREAM_PRELOAD = """
@@ -158,6 +165,39 @@ def comment_safe(paths: list[str]) -> dict[str, bool]:
             safe[name] = (result_signature(cpet_nb.analyze(path))
                           == result_signature(cpet_nb.analyze(copy)))
     return safe
+
+
+def analysis_seconds(paths: list[str]) -> list[float]:
+    """Seconds of ``cpet_nb.analyze(path)`` for each path, in this process pinned to one core
+    (model loaded and one file analysed first, untimed). Run in a separate process (see
+    :func:`single_core_seconds`).
+
+    Parameters
+    ----------
+    paths : list of str
+
+    Returns
+    -------
+    list of float
+    """
+    cores = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(cores)})
+    cpet_nb.analyze(paths[0])
+    seconds = []
+    for path in paths:
+        start = time.perf_counter()
+        cpet_nb.analyze(path)
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
+def single_core_seconds(paths: list[Path]) -> list[float]:
+    """:func:`analysis_seconds` in a fresh child process (spawned)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(analysis_seconds, [str(p) for p in paths]).result()
 
 
 def check_comment_safe(paths: list[Path]) -> dict[Path, bool]:
@@ -276,6 +316,8 @@ class MemorySampler(threading.Thread):
                 role = "workers"
             else:
                 role = "other"
+            if not cmdline:  # not readable yet (a process just forked): look again next time
+                return role
             self._roles[proc.pid] = role
         return self._roles[proc.pid]
 
@@ -395,6 +437,7 @@ def run_batch(n: int, workdir: Path, tests: list[Path], exports: list[Path],
     dict
     """
     staged = build_batch(n, workdir / "files", tests, exports, copyable)
+    single = single_core_seconds([s.path for s in staged[::SINGLE_CORE_EVERY]])
     store_path = workdir / "jobs.sqlite"
     first_stored: list[float] = []
     notices = 0
@@ -471,6 +514,8 @@ def run_batch(n: int, workdir: Path, tests: list[Path], exports: list[Path],
         "last_task_end_s": over["window_end"] - wall0,
         "end_to_end_s": t_end - t0,
         "files_per_s": n / (t_end - t0),
+        "single_core": {"files": len(single), "mean_s": statistics.fmean(single),
+                        "median_s": statistics.median(single)},
         "peak_mib": sampler.peak_mib,
         "peak_parts_mib": sampler.peak_parts,
         "memory_samples": sampler.samples,
@@ -600,6 +645,8 @@ def print_run(run: dict[str, Any]) -> None:
     print(f"end to end {run['end_to_end_s']:.2f} s = {run['files_per_s']:.1f} files/s; CPU "
           f"meanwhile: this benchmark's processes {run['cpu_s']:.1f} s, the rest of the machine "
           f"{run['others_cpu_s']:.1f} s, of {os.cpu_count() * run['end_to_end_s']:.1f} core-s")
+    for line in rate_lines(run):
+        print(line)
     parts = ", ".join(f"{k} {v:.0f}" for k, v in run["peak_parts_mib"].items())
     print(f"peak memory (RSS sum, {run['memory_samples']} samples): {run['peak_mib']:.0f} MiB "
           f"({parts})")
@@ -613,6 +660,29 @@ def print_run(run: dict[str, Any]) -> None:
           f"(b) task time not analysing files (T-A)/T = {over['in_task_pct']:.1f} %; "
           f"total, worker-thread time not analysing files (W-A)/W = "
           f"{over['overhead_pct']:.1f} %")
+
+
+def rate_lines(run: dict[str, Any]) -> list[str]:
+    """The batch's rate as a share of twice a one-core rate, by the two definitions: the
+    issue's (``cpet_nb.analyze`` in one process on one core, on a sample of this batch's
+    files) and the workers' own (their mean per-file ``elapsed_s``: in the analysis process,
+    at ``nice`` 10, next to the other worker, the pipe included)."""
+    cores = run["threads"]
+    single, el, over = run["single_core"], run["elapsed_s"], run["overhead"]
+    by_analyze = cores / single["mean_s"]
+    by_workers = cores * run["n"] / el["sum"]
+    steady = run["n"] / over["window_s"]
+    return [
+        f"rate against {cores} x one core, cpet_nb.analyze ({single['files']} files of this "
+        f"batch, one process pinned to one core, mean {single['mean_s'] * 1000:.1f} ms, median "
+        f"{single['median_s'] * 1000:.1f} ms): {cores} x = {by_analyze:.1f} files/s; end to end "
+        f"{100 * run['files_per_s'] / by_analyze:.0f} %, first task to last "
+        f"{100 * steady / by_analyze:.0f} %",
+        f"rate against {cores} x the workers' per-file rate (mean elapsed_s "
+        f"{el['sum'] / run['n'] * 1000:.1f} ms): {cores} x = {by_workers:.1f} files/s; end to "
+        f"end {100 * run['files_per_s'] / by_workers:.0f} %, first task to last "
+        f"{100 * steady / by_workers:.0f} %",
+    ]
 
 
 def print_targets(runs: list[dict[str, Any]]) -> None:

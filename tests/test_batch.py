@@ -15,6 +15,7 @@ from conftest import distinct_copies, misbehaving_file, without_hanging
 
 import cpet_nb
 from cpet_nb.batch import NoCPETFiles, Upload, jobs, resume, submit
+from cpet_nb.batch.sandbox import can_adopt
 from cpet_nb.batch.store import Store
 from cpet_nb.result import RESULT_COLUMNS, results_table
 
@@ -160,6 +161,30 @@ def test_an_adaptive_embedded_cluster_grows_from_its_minimum():
         assert 1 <= len(client.scheduler_info()["workers"]) <= 2
     finally:
         engine.shutdown()
+
+
+@pytest.mark.skipif(not can_adopt(), reason="no Unix sockets or pidfds")
+def test_the_embedded_cluster_s_workers_adopt_children_started_before_them():
+    """A cold start waits for the workers or for their analysis processes, not for one after
+    the other: the children start with the cluster and each worker adopts one."""
+    from cpet_nb.batch import engine
+
+    def sandbox_parent(dask_worker):
+        sandbox = dask_worker.plugins[engine.PLUGIN_NAME].sandbox
+        sandbox.analyze(cpet_nb.datasets.pyoxynet_tests()[0], "warm-up")
+        with open(f"/proc/{sandbox.pid}/stat") as stat:
+            return sandbox.pid, int(stat.read().rsplit(")", 1)[1].split()[1])
+
+    engine.shutdown()
+    try:
+        client = engine.get_client(None, workers=2)
+        first = engine._prestarted._process.pid
+        children = client.run(sandbox_parent)
+        assert sorted(parent for _, parent in children.values()) == sorted([os.getpid(), first])
+        assert first in {pid for pid, _ in children.values()}
+    finally:
+        engine.shutdown()
+    assert not os.path.exists(f"/proc/{first}")  # stopped with the cluster
 
 
 def test_files_travel_as_bytes_when_workers_cannot_see_them(dask_client, bundled_tests,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -11,15 +13,25 @@ from conftest import misbehaving_file
 from synthetic import ramp_test, write_canonical_csv
 
 import cpet_nb
-from cpet_nb.batch.sandbox import NICENESS, Sandbox
+from cpet_nb.batch.sandbox import NICENESS, Prestarted, Sandbox, can_adopt
 from cpet_nb.model.runtime import THREADS_ENV
 from cpet_nb.result import results_table
 
+needs_adoption = pytest.mark.skipif(not can_adopt(), reason="no Unix sockets or pidfds")
 
-@pytest.fixture(scope="module")
-def sandbox(misbehaving_plugin):
-    with Sandbox() as box:
+
+@pytest.fixture(scope="module", params=["own child", pytest.param("prestarted child",
+                                                                  marks=needs_adoption)])
+def sandbox(misbehaving_plugin, request):
+    """A sandbox with a child of its own, or one that adopted a prestarted child (the
+    embedded cluster's workers): both behave the same."""
+    prestarted = Prestarted(2) if request.param == "prestarted child" else None
+    with Sandbox(prestarted.addresses[1:] if prestarted else ()) as box:  # a forked copy
+        box.analyze(cpet_nb.datasets.pyoxynet_tests()[0], "warm-up")
+        assert prestarted is None or _parent(box.pid) != os.getpid()
         yield box
+    if prestarted is not None:
+        prestarted.close()
 
 
 def test_result_equals_in_process_analysis(sandbox, bundled_tests):
@@ -110,3 +122,86 @@ def test_the_child_runs_the_model_on_one_thread(sandbox, bundled_tests):
     if not environ.exists():
         pytest.skip("no /proc on this system")
     assert f"{THREADS_ENV}=1".encode() in environ.read_bytes().split(b"\0")
+
+
+@needs_adoption
+def test_prestarted_children_are_adopted_by_one_sandbox_each(bundled_tests):
+    """One process imports cpet_nb for all of them (the others are its forks); a sandbox
+    that finds every one taken starts its own."""
+    prestarted = Prestarted(2)
+    first = prestarted._process.pid
+    try:
+        with Sandbox(prestarted.addresses) as a, Sandbox(prestarted.addresses) as b, \
+                Sandbox(prestarted.addresses) as c:
+            results = [box.analyze(bundled_tests[i], f"f{i}") for i, box in enumerate((a, b, c))]
+            assert [r.status for r in results] == ["ok"] * 3
+            pids = [box.pid for box in (a, b, c)]
+            parents = sorted(_parent(pid) for pid in pids)
+            assert len(set(pids)) == 3 and first in pids
+            assert parents == sorted([os.getpid(), first, os.getpid()])  # a fork, its own
+            assert all(box.analyze(bundled_tests[3], "again").status == "ok" for box in (a, b, c))
+        for pid in pids:  # stopped with their sandboxes
+            _wait_gone(pid)
+    finally:
+        prestarted.close()
+
+
+@needs_adoption
+def test_prestarted_children_nobody_adopts_end_with_their_parent(tmp_path):
+    """A cluster whose workers never came must not leave analysis processes behind."""
+    script = ("import time; from cpet_nb.batch.sandbox import Prestarted; "
+              "p = Prestarted(3); time.sleep(5); print(p._process.pid)")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), TMPDIR=str(tmp_path))
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True, env=env)
+    first = int(out.stdout)
+    copies = [pid for pid in _pids() if _parent(pid) == first]  # forked by now, or never
+    for pid in [first, *copies]:
+        _wait_gone(pid)
+    assert not list(tmp_path.glob("cpet_nb-*"))  # sockets and their folder
+
+
+def _parent(pid: int) -> int:
+    """The parent process id of ``pid`` (Linux ``/proc``)."""
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def _pids() -> list[int]:
+    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
+
+
+def _wait_gone(pid: int) -> None:
+    """Wait until ``pid`` has exited (a child of another parent: its pidfd says so)."""
+    import select
+
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        assert select.select([pidfd], [], [], 120)[0], f"process {pid} still running"
+    finally:
+        os.close(pidfd)
+
+
+def test_a_worker_importing_the_engine_does_not_load_scipy():
+    """A dask worker imports cpet_nb (its tasks and plugin) but analyses nothing itself:
+    ``scipy.linalg`` (the model's smoothing) is the child's, on first use."""
+    script = "import sys, cpet_nb.batch.engine; print('scipy.linalg' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True, env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+    assert out.stdout.split() == ["False"]
+
+
+@needs_adoption
+def test_prestarting_where_no_socket_fits_fails_cleanly(tmp_path, monkeypatch):
+    """A temporary folder too deep for a Unix socket's path: nothing is left running or on
+    disk (the engine then lets its workers start their own children)."""
+    import tempfile
+
+    deep = tmp_path / ("d" * 120)
+    deep.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(deep))
+    with pytest.raises(OSError):
+        Prestarted(2)
+    assert list(deep.iterdir()) == []

@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 MAX_AUTO_PARTITION = 25
 #: Partitions per worker thread when the size is chosen automatically (load balance).
 PARTITIONS_PER_THREAD = 4
+#: With an automatic size, the last files (one partition per worker thread) go in partitions
+#: this many times smaller, so that at the end no worker waits idle for a whole partition.
+TAIL_SPLIT = 5
 
 
 def finish(store: Store, job_id: str, status: str, settings: Settings) -> None:
@@ -132,15 +135,20 @@ class Driver(threading.Thread):
     def _partitions(self, pending: list[FileEntry], threads: int) -> list[Partition]:
         """Partitions in file order. With an automatic size, each worker thread's first
         partition holds one file, so the first results are stored (and shown) while the
-        rest of the batch is still being planned into larger tasks."""
+        rest of the batch is still being planned into larger tasks, and the last
+        ``threads`` partitions' worth of files go in partitions :data:`TAIL_SPLIT` times
+        smaller (the tail: workers finish at about the same time)."""
         size = self.settings.partition_size
-        first: list[Partition] = []
-        if not size:
-            size = min(MAX_AUTO_PARTITION,
-                       max(1, math.ceil(len(pending) / (threads * PARTITIONS_PER_THREAD))))
-            if size > 1:
-                first, pending = [Partition([e]) for e in pending[:threads]], pending[threads:]
-        return first + [Partition(pending[i:i + size]) for i in range(0, len(pending), size)]
+        if size:
+            return _chunks(pending, size)
+        size = min(MAX_AUTO_PARTITION,
+                   max(1, math.ceil(len(pending) / (threads * PARTITIONS_PER_THREAD))))
+        if size == 1:
+            return _chunks(pending, 1)
+        first, body = pending[:threads], pending[threads:]
+        tail_start = max(0, (len(body) - threads * size) // size * size)
+        return (_chunks(first, 1) + _chunks(body[:tail_start], size)
+                + _chunks(body[tail_start:], math.ceil(size / TAIL_SPLIT)))
 
     def _submit(self, partition: Partition, completed: Any, by_path: bool) -> None:
         from .engine import run_partition
@@ -200,6 +208,11 @@ class Driver(threading.Thread):
             Event(cancel_event_name(self.batch.job_id), client=self.client).clear()
         except Exception:  # noqa: BLE001 - the scheduler may be gone at shutdown
             log.debug("could not clear the cancel event of %s", self.batch.job_id)
+
+
+def _chunks(entries: list[FileEntry], size: int) -> list[Partition]:
+    """``entries`` in order, in partitions of ``size`` (the last one may be smaller)."""
+    return [Partition(entries[i:i + size]) for i in range(0, len(entries), size)]
 
 
 def _contents(entries: Sequence[FileEntry], max_file_bytes: int) -> dict[int, bytes]:

@@ -6,7 +6,10 @@
   client of an existing scheduler (an address, ``DASK_SCHEDULER_ADDRESS``, or a ``Client``
   passed in) — everything after that is the same code path.
 - :class:`SandboxPlugin` gives every worker one :class:`~cpet_nb.batch.sandbox.Sandbox` (a child
-  process that loads the model once and enforces the per-file time and memory limits).
+  process that loads the model once and enforces the per-file time and memory limits). The
+  embedded cluster's children are started with the cluster, before its workers
+  (:class:`~cpet_nb.batch.sandbox.Prestarted`), and each worker adopts one: a cold start
+  then waits for the slower of the two, not for both in turn.
 - :func:`run_partition` is the task: it analyses several files in order and returns their
   :class:`~cpet_nb.batch.store.Outcome` objects. Workers read files by path when they share the
   client's file system, else the task carries that partition's bytes (never the batch's).
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import atexit
 import ipaddress
+import logging
 import os
 import socket
 import tempfile
@@ -30,8 +34,10 @@ from urllib.parse import urlparse
 from distributed import Client, Event, LocalCluster, get_worker
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from .sandbox import Sandbox
+from .sandbox import Prestarted, Sandbox, can_adopt
 from .store import FileEntry, Outcome
+
+log = logging.getLogger(__name__)
 
 PLUGIN_NAME = "cpet_nb-sandbox"
 #: How often a running task looks at the cancel event (s).
@@ -40,17 +46,29 @@ CANCEL_POLL_S = 0.2
 _lock = threading.Lock()
 _clients: dict[str, Client] = {}
 _local_cluster: LocalCluster | None = None
+_prestarted: Prestarted | None = None
 
 
 class SandboxPlugin(WorkerPlugin):
     """Starts one analysis child process per worker (idempotent: registered once per
-    worker, and given to workers that join later)."""
+    worker, and given to workers that join later).
+
+    Parameters
+    ----------
+    prestarted : sequence of str
+        :attr:`Prestarted.addresses` (sockets) of children waiting for the cluster's workers: a
+        worker tries the one at its own position first (the embedded cluster names its
+        workers 0, 1, ...), then the others, then starts its own.
+    """
 
     idempotent = True
     name = PLUGIN_NAME
 
+    def __init__(self, prestarted: Sequence[str] = ()) -> None:
+        self.prestarted = tuple(prestarted)
+
     def setup(self, worker: Any) -> None:
-        self.sandbox = Sandbox()
+        self.sandbox = Sandbox(_own_first(self.prestarted, worker.name))
         self.sandbox.start()  # loads the model while the client prepares the batch
 
     def teardown(self, worker: Any) -> None:
@@ -75,12 +93,36 @@ def get_client(client: Client | str | None = None, workers: int = 0,
         several users' batches). Default: a fixed number of workers. Used only when the
         embedded cluster is started.
     """
+    prestarted: tuple[str, ...] = ()
     if not isinstance(client, Client):
         address = client or os.environ.get("DASK_SCHEDULER_ADDRESS") or None
         client = (_scheduler_client(address) if address
                   else _embedded_client(workers, adapt_minimum))
-    client.register_plugin(SandboxPlugin())
+        if not address and _prestarted is not None:
+            prestarted = _prestarted.addresses
+    client.register_plugin(SandboxPlugin(prestarted))
     return client
+
+
+def _own_first(prestarted: Sequence[str], name: Any) -> list[str]:
+    """``prestarted`` from the worker's own position on (its name, when a number)."""
+    start = name % len(prestarted) if isinstance(name, int) and prestarted else 0
+    return [*prestarted[start:], *prestarted[:start]]
+
+
+def _prestart_sandboxes(n: int) -> None:
+    """Start the analysis children of a cluster about to start ``n`` workers (where workers
+    can adopt them, :func:`~cpet_nb.batch.sandbox.can_adopt`); any left from a previous
+    cluster are stopped."""
+    global _prestarted
+    if _prestarted is not None:
+        _prestarted.close()
+    _prestarted = None
+    if n and can_adopt():
+        try:
+            _prestarted = Prestarted(n)
+        except OSError as exc:  # the workers start their own, as on other systems
+            log.warning("analysis processes not started ahead of the workers: %s", exc)
 
 
 def _scheduler_client(address: str) -> Client:
@@ -93,9 +135,10 @@ def _embedded_client(workers: int, adapt_minimum: int | None = None) -> Client:
         if _local_cluster is not None:  # its client closed: start afresh, not beside it
             _local_cluster.close()
         maximum = workers or os.cpu_count() or 1
+        n_workers = maximum if adapt_minimum is None else min(adapt_minimum, maximum)
+        _prestart_sandboxes(n_workers)  # they load the model while the workers start
         _local_cluster = LocalCluster(
-            n_workers=maximum if adapt_minimum is None else min(adapt_minimum, maximum),
-            threads_per_worker=1, processes=True, dashboard_address=":0")
+            n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0")
         if adapt_minimum is not None:
             _local_cluster.adapt(minimum=min(adapt_minimum, maximum), maximum=maximum)
         return Client(_local_cluster, set_as_default=False)
@@ -115,7 +158,7 @@ def _cached_client(key: str, connect: Callable[[], Client]) -> Client:
 @atexit.register
 def shutdown() -> None:
     """Close the clients this module opened and the embedded cluster (also at exit)."""
-    global _local_cluster
+    global _local_cluster, _prestarted
     with _lock:
         for client in _clients.values():
             client.close()
@@ -123,6 +166,9 @@ def shutdown() -> None:
         if _local_cluster is not None:
             _local_cluster.close()
             _local_cluster = None
+        if _prestarted is not None:
+            _prestarted.close()
+            _prestarted = None
 
 
 def workers_share_files(client: Client) -> bool:

@@ -17,14 +17,29 @@ file is affected.
 Requests and replies are pickled over the child's stdin/stdout
 (:class:`multiprocessing.connection.Connection` framing); anything the analysis prints goes
 to stderr.
+
+A cold start waits mostly for these children to import cpet_nb and load the model, and a
+worker could only start its child once it was up itself. So the embedded cluster starts the
+children first (:class:`Prestarted`, from the client's process, as the cluster starts: one
+import of cpet_nb, then a fork per further child): each loads the model, then waits on its
+own Unix socket for one worker, which adopts it (:meth:`Sandbox.start`) and talks to it over
+that socket instead of pipes; the limits, the replacement of a child and the findings are the
+same. A worker that finds no waiting child (a remote cluster, a worker that joins later, a
+replacement) starts its own.
 """
 
 from __future__ import annotations
 
 import os
+import select
+import shutil
+import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import threading
+from collections.abc import Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -43,6 +58,124 @@ CHILD = ("import sys; sys.modules['pyarrow'] = None; "
 STARTUP_ALLOWANCE_S = 60.0
 #: What a child sends once its model is loaded.
 READY = "ready"
+#: The child's argument before the file descriptors of its listening sockets (prestarted).
+LISTEN_FD = "--listen-fd"
+
+
+def child_command(*args: str) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment of a child (this process's ``sys.path`` becomes its
+    ``PYTHONPATH``, so it imports the same cpet_nb and reader plugins)."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p),
+               **{THREADS_ENV: "1"})  # one analysis process per core: one thread each
+    return [sys.executable, "-c", CHILD, *args], env
+
+
+def can_adopt() -> bool:
+    """Whether a worker can adopt a child it did not start (Linux: Unix sockets and pidfds,
+    which address that process even after its id is reused)."""
+    if not (hasattr(os, "pidfd_open") and hasattr(socket, "AF_UNIX")):
+        return False
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except OSError:  # a kernel older than 5.3
+        return False
+    return True
+
+
+class Prestarted:
+    """Children started before their workers, each waiting on its own Unix socket (in a
+    private folder) for one worker to adopt it.
+
+    One process imports cpet_nb and forks a copy of itself per further socket (they share
+    the imported modules' memory until they write to it), then each loads the model and
+    waits: a cold start imports cpet_nb once for all the analysis processes, not once each.
+    A child that no worker adopts exits when :meth:`close` is called or this process ends
+    (its stdin, a pipe from here, closes).
+
+    Parameters
+    ----------
+    n : int
+        Children to start (one per worker expected), at least 1.
+    """
+
+    def __init__(self, n: int) -> None:
+        self._folder = tempfile.mkdtemp(prefix="cpet_nb-")  # mode 0700: this user only
+        self.addresses = tuple(os.path.join(self._folder, f"{i}.sock") for i in range(n))
+        """Socket path of each child, for :class:`Sandbox`."""
+        listeners = []
+        try:
+            for path in self.addresses:
+                listeners.append(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM))
+                listeners[-1].bind(path)
+                listeners[-1].listen(1)  # a worker may connect before its child accepts
+            fds = [listener.fileno() for listener in listeners]
+            argv, env = child_command(LISTEN_FD, ",".join(map(str, fds)))
+            self._process = subprocess.Popen(argv, stdin=subprocess.PIPE, env=env,
+                                             pass_fds=fds)
+        except OSError:  # e.g. a socket path too long for AF_UNIX (a deep TMPDIR)
+            shutil.rmtree(self._folder, ignore_errors=True)
+            raise
+        finally:
+            for listener in listeners:
+                listener.close()
+
+    def close(self) -> None:
+        """Stop the children no worker adopted (the first, adopted or not, is stopped; the
+        others see their stdin close) and remove the sockets' folder."""
+        if self._process.poll() is None:
+            self._process.kill()
+        self._process.wait()
+        self._process.stdin.close()
+        shutil.rmtree(self._folder, ignore_errors=True)
+
+
+class _Adopted:
+    """A child this process did not start, with the part of :class:`subprocess.Popen` that
+    :class:`Sandbox` uses, through a pidfd once its id is known (:meth:`attach`; until then
+    it counts as running and cannot be signalled: closing its socket ends it). Its exit code
+    goes to its parent: once it has exited, :meth:`poll` and :meth:`wait` give
+    :data:`UNKNOWN_EXIT`."""
+
+    UNKNOWN_EXIT = -1
+    returncode = UNKNOWN_EXIT
+
+    def __init__(self) -> None:
+        self.pid: int | None = None
+        self._pidfd = -1
+        self._released = False
+
+    def attach(self, pid: int) -> None:
+        """Address the child from now on (it sent its process id)."""
+        self._pidfd = os.pidfd_open(pid)
+        self.pid = pid
+
+    def poll(self) -> int | None:
+        if self._released:
+            return self.returncode
+        return None if self._pidfd < 0 or not self._exited(0) else self.returncode
+
+    def kill(self) -> None:
+        if self._pidfd >= 0:
+            try:
+                signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def wait(self) -> int | None:
+        if self._pidfd >= 0:
+            self._exited(None)
+        self.release()
+        return self.returncode
+
+    def release(self) -> None:
+        """Close the pidfd (the process is no longer watched)."""
+        self._released = True
+        if self._pidfd >= 0:
+            os.close(self._pidfd)
+            self._pidfd = -1
+
+    def _exited(self, timeout_s: float | None) -> bool:
+        return bool(select.select([self._pidfd], [], [], timeout_s)[0])
 
 
 class Sandbox:
@@ -57,9 +190,9 @@ class Sandbox:
     ('test 1', 'ok')
     """
 
-    def __init__(self) -> None:
-        self._process: subprocess.Popen | None = None
-        self._connection: Connection | None = None
+    def __init__(self, prestarted: Sequence[str] = ()) -> None:
+        self._process: subprocess.Popen | _Adopted | None = None
+        self._prestarted = list(prestarted)  # sockets to try before starting a child
         self._fresh = False
         self._lock = threading.Lock()
 
@@ -76,29 +209,60 @@ class Sandbox:
         return self._process.pid if self._process else None
 
     def start(self) -> None:
-        """Start the child now (it loads the model while the caller does other work)."""
+        """Start the child now (it loads the model while the caller does other work), or
+        adopt the first prestarted child still waiting (:class:`Prestarted`)."""
         if self._process is not None and self._process.poll() is None:
             return
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p),
-                   **{THREADS_ENV: "1"})  # one analysis process per core: one thread each
-        self._process = subprocess.Popen([sys.executable, "-c", CHILD], stdin=subprocess.PIPE,
-                                         stdout=subprocess.PIPE, env=env)
+        self._fresh = True
+        while self._prestarted:
+            if self._adopt(self._prestarted.pop(0)):
+                return
+        argv, env = child_command()
+        self._process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         env=env)
         self._reader = Connection(os.dup(self._process.stdout.fileno()), writable=False)
         self._writer = Connection(os.dup(self._process.stdin.fileno()), readable=False)
         self._process.stdout.close()
         self._process.stdin.close()
-        self._fresh = True
+
+    def _adopt(self, path: str) -> bool:
+        """Connect to a prestarted child's socket; False when it is gone or taken."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            try:
+                sock.connect(path)
+            except OSError:  # another worker took it (the socket is removed then)
+                return False
+            self._reader = self._writer = Connection(sock.detach())
+        self._process = _Adopted()
+        return True
 
     def _await_ready(self) -> bool:
-        """Wait for a new child's "model loaded" message; stop it if none comes."""
+        """Wait for a new child's "model loaded" message; stop it if none comes. A
+        prestarted child that another worker adopted first is replaced by one of our own."""
         self._fresh = False
         try:
+            if isinstance(self._process, _Adopted):  # it says who it is first
+                if not self._reader.poll(STARTUP_ALLOWANCE_S):
+                    raise TimeoutError
+                self._process.attach(self._reader.recv())
             if self._reader.poll(STARTUP_ALLOWANCE_S) and self._reader.recv() == READY:
                 return True
-        except (EOFError, OSError):
+        except TimeoutError:
             pass
+        except (EOFError, OSError):
+            if isinstance(self._process, _Adopted):  # not ours after all (or it died)
+                self._release()
+                self.start()
+                return self._await_ready()
         self.close()
         return False
+
+    def _release(self) -> None:
+        """Forget the child without stopping it."""
+        process, self._process = self._process, None
+        self._reader.close()
+        self._writer.close()
+        process.release()
 
     def close(self) -> None:
         """Stop the child (safe to call twice)."""
@@ -151,9 +315,11 @@ class Sandbox:
                 result, restart = self._reader.recv()
             except (EOFError, OSError):
                 code = self._process.wait() if self._process else None
+                died = ("" if isinstance(self._process, _Adopted) or code is None
+                        else f" (exit code {code})")
                 self.close()
                 return _failed(label, "analysis-crashed",
-                               f"the analysis process died (exit code {code}) on this file")
+                               f"the analysis process died{died} on this file")
             if restart:
                 self.close()
             return result
@@ -194,16 +360,61 @@ def _limit_memory(memory_mb: float | None) -> None:
     resource.setrlimit(resource.RLIMIT_DATA, (soft, hard))
 
 
-def _serve(reader: Connection, writer: Connection) -> None:
-    from ..analysis import analyze, internal_error
+def _load_model() -> None:
     from ..model import get_model
 
     get_model()
+
+
+def _one_listener_each(listener_fds: list[int]) -> int:
+    """Fork a copy of this process for each listener after the first; each process keeps
+    one listener (this one the first) and closes the others. Returns this process's."""
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps the copies
+    for fd in listener_fds[1:]:
+        if os.fork() == 0:
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            for other in listener_fds:
+                if other != fd:
+                    os.close(other)
+            return fd
+    for other in listener_fds[1:]:
+        os.close(other)
+    return listener_fds[0]
+
+
+def _accept(listener_fd: int) -> Connection | None:
+    """The connection of the one worker that adopts this prestarted child (its socket then
+    disappears, so no other worker waits on it), told this process's id; None when the
+    parent closed our stdin."""
+    with socket.socket(fileno=listener_fd) as listener:
+        ready = select.select([listener, sys.stdin], [], [])[0]
+        _remove_socket(listener.getsockname())
+        if listener not in ready:  # our parent is gone, or it gave up on us
+            return None
+        connection, _ = listener.accept()
+    adopter = Connection(connection.detach())
+    adopter.send(os.getpid())
+    return adopter
+
+
+def _remove_socket(path: str) -> None:
+    """Remove a socket file, and its folder once it is empty (the last child's turn), so that
+    a parent killed before its :meth:`Prestarted.close` leaves nothing behind."""
+    os.unlink(path)
+    try:
+        os.rmdir(os.path.dirname(path))
+    except OSError:  # other sockets still waiting
+        pass
+
+
+def _serve(reader: Connection, writer: Connection) -> None:
+    from ..analysis import analyze, internal_error
+
     writer.send(READY)
     while True:
         try:
             path, label, options, memory_mb = reader.recv()
-        except EOFError:
+        except (EOFError, OSError):  # the worker is gone (a socket may say so by a reset)
             return
         restart = True  # after an exception: the model's state is not known
         _limit_memory(memory_mb)
@@ -225,7 +436,8 @@ def _serve(reader: Connection, writer: Connection) -> None:
 
 
 def main() -> None:
-    """Entry point of the child: serve requests on stdin/stdout until stdin closes.
+    """Entry point of the child: serve requests on stdin/stdout until stdin closes (or, when
+    prestarted, on the socket of the worker that adopts it until that closes).
 
     The child runs at a lower priority (:data:`NICENESS`): where analyses share cores with a
     Jupyter server, a kernel or a client, those answer first and the analyses take the rest.
@@ -235,6 +447,15 @@ def main() -> None:
     protocol_out = os.dup(1)
     os.dup2(2, 1)  # stray prints must not corrupt the replies
     sys.stdout = sys.stderr
-    reader = Connection(os.dup(0), writable=False)
-    writer = Connection(protocol_out, readable=False)
+    if sys.argv[1:2] == [LISTEN_FD]:  # prestarted: the worker that adopts us is the peer
+        os.close(protocol_out)
+        listener = _one_listener_each([int(fd) for fd in sys.argv[2].split(",")])
+        _load_model()
+        reader = writer = _accept(listener)
+        if reader is None:
+            return
+    else:
+        _load_model()
+        reader = Connection(os.dup(0), writable=False)
+        writer = Connection(protocol_out, readable=False)
     _serve(reader, writer)

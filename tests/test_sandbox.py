@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -121,7 +123,34 @@ def test_the_child_runs_the_model_on_one_thread(sandbox, bundled_tests):
     environ = Path(f"/proc/{sandbox.pid}/environ")
     if not environ.exists():
         pytest.skip("no /proc on this system")
-    assert f"{THREADS_ENV}=1".encode() in environ.read_bytes().split(b"\0")
+    variables = environ.read_bytes().split(b"\0")
+    assert f"{THREADS_ENV}=1".encode() in variables
+    # as dask's nannies set for their workers, whoever started the child
+    assert b"OPENBLAS_NUM_THREADS=1" in variables and b"OMP_NUM_THREADS=1" in variables
+
+
+@needs_adoption
+def test_the_prestarted_root_keeps_child_exit_codes_and_reaps_its_copies(bundled_tests):
+    """The process that forked the copies does not ignore SIGCHLD (a subprocess it started
+    would get exit code 0 whatever happened): it reaps its copies itself."""
+    prestarted = Prestarted(2)
+    try:
+        with Sandbox(prestarted.addresses[:1]) as root, \
+                Sandbox(prestarted.addresses[1:]) as copy:
+            root.analyze(bundled_tests[0], "a")
+            copy.analyze(bundled_tests[0], "b")
+            assert root.pid == prestarted._process.pid and _parent(copy.pid) == root.pid
+            status = Path(f"/proc/{root.pid}/status").read_text()
+            ignored = int(next(line.split()[1] for line in status.splitlines()
+                               if line.startswith("SigIgn:")), 16)
+            assert not ignored & (1 << (signal.SIGCHLD - 1))
+            copy_pid = copy.pid
+        deadline = time.monotonic() + 10
+        while copy_pid in _pids() and time.monotonic() < deadline:  # a zombie stays listed
+            time.sleep(0.05)
+        assert copy_pid not in _pids()
+    finally:
+        prestarted.close()
 
 
 @needs_adoption

@@ -208,6 +208,18 @@ def test_an_upload_batch_lists_every_input_and_runs_to_its_results(server, alice
         f"{server.api}/batches").json()["jobs"]] == [accepted["job_id"]]
 
 
+def test_a_poll_with_the_current_etag_gets_304_without_a_body(server, alice_job):
+    reply, final = alice_job
+    url = f"{server.api}/batches/{reply.json()['job_id']}"
+    session = server.session("alice")
+    first = session.get(url)
+    assert first.status_code == 200 and first.json()["state"] == final["state"]
+    again = session.get(url, headers={"If-None-Match": first.headers["Etag"]})
+    assert again.status_code == 304 and again.content == b""
+    other = session.get(url, headers={"If-None-Match": '"not-this-one"'})
+    assert other.status_code == 200 and other.json() == first.json()
+
+
 @pytest.mark.parametrize("fmt", ["json", "csv", "xlsx", "parquet"])
 def test_results_in_every_format_match_the_store(server, alice_job, fmt):
     job_id = alice_job[1]["job_id"]
@@ -818,6 +830,43 @@ def test_a_batch_run_here_is_polled_from_memory_and_its_end_is_exact(
     assert polls[-1][0] == "done"
 
 
+@pytest.mark.slow
+def test_a_batch_nobody_polls_costs_no_status_reads_until_a_poll(
+        tmp_path, bundled_tests, dask_client, monkeypatch, request):
+    """A running job's notices rebuild its status document only while someone polls it;
+    unpolled, the document is marked stale, and the next poll reads the store once."""
+    from cpet_nb.batch import engine
+    from cpet_nb.server.config import CpetNb
+    from cpet_nb.server.service import BatchService
+
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", dask_client.scheduler.address)
+    request.addfinalizer(engine.shutdown)
+    (tmp_path / "root").mkdir()
+    distinct_copies(bundled_tests, tmp_path / "root" / "many", 16)
+    service = BatchService(CpetNb(store=str(tmp_path / "jobs.sqlite")), tmp_path / "root")
+    rebuilt, notices = [], []
+    remember = service._remember
+
+    def counted(user, batch, progress=None):
+        rebuilt.append(None if progress is None else progress.state)
+        return remember(user, batch, progress)
+
+    service._remember = counted
+    asked = service._polled_recently  # a running notice asks whether to rebuild
+    service._polled_recently = lambda job_id: notices.append(job_id) or asked(job_id)
+    job = service.submit_paths("alice", {"paths": ["many"]})["job_id"]
+    assert service.cached_status("bob", job) is None  # a stranger's poll counts for nothing
+    for _ in range(6000):  # bounded: 60 s
+        if service.store.job(job)["status"] != "running" and rebuilt[-1] not in (None, "running"):
+            break
+        time.sleep(0.01)
+    assert len(notices) >= 2  # notices came while it ran ...
+    assert "running" not in rebuilt  # ... and none read the store while nobody polled
+    assert rebuilt[-1] == "done"  # the end is read, exactly
+    final = service.cached_status("alice", job) or service.status("alice", job)
+    assert final.state == "done" and final.status["counts"]["done"] == 16
+
+
 def test_freezing_collects_the_garbage_then_keeps_the_rest_out_of_full_collections():
     """freeze_long_lived (run when the extension loads and when its cluster starts): a
     garbage cycle is collected, not kept forever; what is alive is frozen, so a full
@@ -839,6 +888,12 @@ def test_freezing_collects_the_garbage_then_keeps_the_rest_out_of_full_collectio
         assert garbage() is None
         assert gc.get_freeze_count() > 0
         assert not any(o is alive for o in gc.get_objects())
+        # frozen, then garbage (a replaced cluster): the next freeze collects it
+        alive.itself = alive
+        replaced = weakref.ref(alive)
+        del alive
+        freeze_long_lived()
+        assert replaced() is None
     finally:
         gc.unfreeze()
 

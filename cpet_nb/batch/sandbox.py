@@ -30,6 +30,7 @@ replacement) starts its own.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import shutil
@@ -64,10 +65,25 @@ LISTEN_FD = "--listen-fd"
 
 def child_command(*args: str) -> tuple[list[str], dict[str, str]]:
     """The command line and environment of a child (this process's ``sys.path`` becomes its
-    ``PYTHONPATH``, so it imports the same cpet_nb and reader plugins)."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p),
+    ``PYTHONPATH``, so it imports the same cpet_nb and reader plugins; the environment dask's
+    nannies give a worker, :func:`worker_environ`, whether a worker starts the child or the
+    cluster does, :class:`Prestarted`)."""
+    env = dict(os.environ, **worker_environ(),
+               PYTHONPATH=os.pathsep.join(p for p in sys.path if p),
                **{THREADS_ENV: "1"})  # one analysis process per core: one thread each
     return [sys.executable, "-c", CHILD, *args], env
+
+
+def worker_environ() -> dict[str, str]:
+    """The variables dask's nannies set for their workers (``distributed.nanny.pre-spawn-environ``
+    and ``distributed.nanny.environ``: one thread for OpenMP, MKL and OpenBLAS, glibc's
+    ``MALLOC_TRIM_THRESHOLD_``)."""
+    import dask
+    import distributed  # noqa: F401 - registers the nanny's defaults in dask's config
+
+    return {name: str(value)
+            for key in ("distributed.nanny.pre-spawn-environ", "distributed.nanny.environ")
+            for name, value in (dask.config.get(key, None) or {}).items()}
 
 
 def can_adopt() -> bool:
@@ -214,8 +230,9 @@ class Sandbox:
         if self._process is not None and self._process.poll() is None:
             return
         self._fresh = True
-        while self._prestarted:
-            if self._adopt(self._prestarted.pop(0)):
+        prestarted, self._prestarted = self._prestarted, []  # a replacement starts its own
+        for path in prestarted:
+            if self._adopt(path):
                 return
         argv, env = child_command()
         self._process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -369,16 +386,19 @@ def _load_model() -> None:
 def _one_listener_each(listener_fds: list[int]) -> int:
     """Fork a copy of this process for each listener after the first; each process keeps
     one listener (this one the first) and closes the others. Returns this process's."""
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps the copies
+    copies = []
     for fd in listener_fds[1:]:
-        if os.fork() == 0:
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        pid = os.fork()
+        if pid == 0:
             for other in listener_fds:
                 if other != fd:
                     os.close(other)
             return fd
+        copies.append(pid)
     for other in listener_fds[1:]:
         os.close(other)
+    for pid in copies:  # reaped when they end; other children (a plugin's) keep their codes
+        threading.Thread(target=os.waitpid, args=(pid, 0), daemon=True).start()
     return listener_fds[0]
 
 
@@ -393,14 +413,19 @@ def _accept(listener_fd: int) -> Connection | None:
             return None
         connection, _ = listener.accept()
     adopter = Connection(connection.detach())
-    adopter.send(os.getpid())
+    try:
+        adopter.send(os.getpid())
+    except OSError:  # the worker gave up waiting
+        return None
     return adopter
 
 
 def _remove_socket(path: str) -> None:
     """Remove a socket file, and its folder once it is empty (the last child's turn), so that
-    a parent killed before its :meth:`Prestarted.close` leaves nothing behind."""
-    os.unlink(path)
+    a parent killed before its :meth:`Prestarted.close` leaves nothing behind (a closing
+    parent may have removed the folder already)."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
     try:
         os.rmdir(os.path.dirname(path))
     except OSError:  # other sockets still waiting

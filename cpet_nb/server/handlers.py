@@ -308,6 +308,10 @@ class BatchHandler(ApiHandler):
         document = (self.service.cached_status(self.user, job_id)
                     or await self.blocking(self.service.status, self.user, job_id))
         self.set_header("Etag", document.etag)  # else tornado hashes the body on each poll
+        if self.check_etag_header():  # tornado compares If-None-Match only for its own Etag
+            self.set_status(304)
+            self.finish()
+            return
         self.finish(document.body)
 
 

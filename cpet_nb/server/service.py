@@ -69,6 +69,10 @@ REQUEST_SETTINGS = tuple(n for n, o in Settings.options().items() if o.group == 
 #: ended) is read from the store again once it is this old (s); polls in between are
 #: answered from memory. A job this server runs is re-read on each of its changes instead.
 STATUS_MAX_AGE_S = 0.25
+#: A running job's notice rebuilds its status document (a read of every file's state) only
+#: when the job was polled this recently (s); else the document is marked stale and the next
+#: poll reads it (a batch nobody watches costs no reads but its last).
+POLLED_RECENTLY_S = 5.0
 #: The store's integrity check is repeated at most this often (s): it reads the whole file.
 INTEGRITY_EVERY_S = 60.0
 #: Why new batches are refused, by the names in ``GET /health``'s ``refusing``.
@@ -166,6 +170,8 @@ class BatchService:
         self._client: Any = None
         self._integrity: tuple[float, str] = (-math.inf, "")
         self._documents: dict[str, StatusDocument] = {}
+        self._stale: set[str] = set()  # jobs run here whose document a notice outdated
+        self._polled: dict[str, float] = {}  # job id: clock() of its last poll
         self._reads = itertools.count()  # StatusDocument.stamp
         self.clock = time.monotonic
 
@@ -263,9 +269,15 @@ class BatchService:
         until it ends; then forget the batch and remove its uploads. The document as
         first read."""
         def on_progress(progress: Progress) -> None:  # on the batch's thread
-            self._remember(user, batch, progress)
-            if progress.state != "running":
-                self._ended(batch.job_id, settings)
+            try:
+                if progress.state != "running" or self._polled_recently(batch.job_id):
+                    self._remember(user, batch, progress)
+                else:
+                    with self._lock:
+                        self._stale.add(batch.job_id)
+            finally:  # a failed read must not keep an ended batch (and its uploads) forever
+                if progress.state != "running":
+                    self._ended(batch.job_id, settings)
 
         with self._lock:
             self._batches[batch.job_id] = batch
@@ -401,17 +413,26 @@ class BatchService:
 
     def cached_status(self, user: str, job_id: str) -> StatusDocument | None:
         """The job's status document from memory, when it is ``user``'s job and the
-        document is current: the job runs here (re-read at each of its changes) or it was
+        document is current: the job runs here (re-read at each of its changes while it is
+        polled, :data:`POLLED_RECENTLY_S`) or it was
         read at most :data:`STATUS_MAX_AGE_S` ago. Else None: then :meth:`status` reads
         it. Touches no file: safe on the event loop."""
         with self._lock:
             document = self._documents.get(job_id)
             batch = self._batches.get(job_id)
+            stale = job_id in self._stale
+            if document is not None and document.user == user:  # no entry for a stranger
+                self._polled[job_id] = self.clock()
         if document is None or document.user != user:
             return None
         if batch is not None and batch.driven_here:
-            return document
+            return None if stale else document
         return document if self.clock() - document.read_at <= STATUS_MAX_AGE_S else None
+
+    def _polled_recently(self, job_id: str) -> bool:
+        """Whether the job was polled within :data:`POLLED_RECENTLY_S`."""
+        with self._lock:
+            return self.clock() - self._polled.get(job_id, -math.inf) <= POLLED_RECENTLY_S
 
     def forget_old_statuses(self) -> int:
         """Drop the status documents that :meth:`cached_status` would no longer answer
@@ -423,13 +444,16 @@ class BatchService:
                    and self.clock() - document.read_at > STATUS_MAX_AGE_S]
             for job_id in old:
                 del self._documents[job_id]
+                self._polled.pop(job_id, None)
         return len(old)
 
     def _remember(self, user: str, batch: Batch,
                   progress: Progress | None = None) -> StatusDocument:
         """Read the job's status from the store (its ``progress`` when just notified) and
         keep it as the job's document, unless a read that began later was kept first."""
-        stamp, read_at = next(self._reads), self.clock()
+        with self._lock:  # a notice from here on marks it stale again
+            stamp, read_at = next(self._reads), self.clock()
+            self._stale.discard(batch.job_id)
         status = self._status(batch, progress)
         body = json.dumps(status | {"links": self.links(batch.job_id)}).encode()
         document = StatusDocument(user, status, body, f'"{hashlib.sha1(body).hexdigest()}"',
@@ -625,8 +649,11 @@ def freeze_long_lived() -> None:
     jupyter_server, pandas and dask loaded that took 0.25-0.4 s under load, with every
     thread stopped -- the event loop's longest pauses, each one delaying every status poll
     in flight. Frozen objects are never collected (they live as long as the server anyway),
-    so a full pass then walks only what was made since.
+    so a full pass then walks only what was made since. Called again (a new cluster), what
+    was frozen before is thawed and collected first, so a replaced cluster's objects do not
+    stay frozen for ever.
     """
+    gc.unfreeze()
     gc.collect()
     gc.freeze()
 

@@ -21,7 +21,12 @@ from cpet_nb.model import (
 )
 from cpet_nb.model import oxynet as oxynet_module
 from cpet_nb.model import runtime as runtime_module
-from cpet_nb.model.oxynet import WINDOWS_PER_INVOKE, model_threads
+from cpet_nb.model.oxynet import (
+    MAX_DEFAULT_THREADS,
+    WINDOWS_PER_INVOKE,
+    cgroup_cpus,
+    model_threads,
+)
 from cpet_nb.model.pipeline import model_input
 from cpet_nb.model.runtime import THREADS_ENV
 
@@ -256,15 +261,28 @@ def test_tests_of_any_length_go_through_one_batch_size_with_the_same_scores(monk
         np.testing.assert_array_equal(got, OxynetModel().predict(windows))  # one batch
 
 
-def test_the_interpreter_uses_the_cpus_the_process_may_use(monkeypatch):
+def test_the_interpreter_uses_the_cpus_the_process_may_use(monkeypatch, tmp_path):
     monkeypatch.delenv(THREADS_ENV, raising=False)
-    assert model_threads() == len(os.sched_getaffinity(0))
-    assert OxynetModel().num_threads == len(os.sched_getaffinity(0))
+    expected = min(len(os.sched_getaffinity(0)), cgroup_cpus() or 64, MAX_DEFAULT_THREADS)
+    assert model_threads() == expected
+    assert OxynetModel().num_threads == expected
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "sched_getaffinity", lambda pid: set(range(64)))
+        patch.setattr(oxynet_module, "cgroup_cpus", lambda: None)
+        assert model_threads() == MAX_DEFAULT_THREADS  # a big machine: no more than helps
+        patch.setattr(oxynet_module, "cgroup_cpus", lambda: 1)
+        assert model_threads() == 1  # a container with one CPU's quota on that machine
+    quota = tmp_path / "cpu.max"
+    for text, cpus in (("150000 100000\n", 2), ("50000 100000", 1), ("max 100000", None),
+                       ("", None)):
+        quota.write_text(text)
+        assert cgroup_cpus(str(quota)) == cpus
+    assert cgroup_cpus(str(tmp_path / "absent")) is None
     monkeypatch.setenv(THREADS_ENV, "1")
     assert OxynetModel().num_threads == 1
     assert OxynetModel(num_threads=2).num_threads == 2
     monkeypatch.setenv(THREADS_ENV, "")
-    assert model_threads() == len(os.sched_getaffinity(0))
+    assert model_threads() == expected
     for bad in ("0", "two", "-1"):
         monkeypatch.setenv(THREADS_ENV, bad)
         with pytest.raises(ValueError, match=THREADS_ENV):

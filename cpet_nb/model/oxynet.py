@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import threading
 from collections.abc import Sequence
@@ -196,10 +197,17 @@ class OxynetModel:
             raise
 
 
+#: Most threads an interpreter gets by default: a 64-window invoke ran 1.9x faster on two
+#: threads than on one (docs/performance.md); more were not measured to help.
+MAX_DEFAULT_THREADS = 2
+#: The cgroup (v2) file that caps this process's CPU time, as ``"quota period"`` or ``"max"``.
+CGROUP_CPU_MAX = "/sys/fs/cgroup/cpu.max"
+
+
 def model_threads() -> int:
     """Threads for a new interpreter: :data:`~cpet_nb.model.runtime.THREADS_ENV` when set
-    (and not empty), else the number of CPUs this process may run on
-    (``os.sched_getaffinity``; ``os.cpu_count()`` where that is not available).
+    (and not empty), else the CPUs this process may use (``os.sched_getaffinity``, and a
+    container's CPU quota, :func:`cgroup_cpus`), at most :data:`MAX_DEFAULT_THREADS`.
 
     Raises
     ------
@@ -208,13 +216,24 @@ def model_threads() -> int:
     """
     value = os.environ.get(THREADS_ENV)
     if not value:
-        if hasattr(os, "sched_getaffinity"):
-            return len(os.sched_getaffinity(0))
-        return os.cpu_count() or 1
+        cpus = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                else os.cpu_count() or 1)
+        return max(1, min(cpus, cgroup_cpus() or cpus, MAX_DEFAULT_THREADS))
     if not value.strip().isdigit() or int(value) < 1:
         raise ValueError(f"{THREADS_ENV} must be a whole number of threads >= 1, "
                          f"got {value!r}")
     return int(value)
+
+
+def cgroup_cpus(path: str = CGROUP_CPU_MAX) -> int | None:
+    """CPUs' worth of time a cgroup v2 quota allows this process (``quota / period``, rounded
+    up); None without a quota or where the file cannot be read (cgroup v1, not Linux)."""
+    try:
+        with open(path, encoding="ascii") as stream:
+            quota, period = stream.read().split()[:2]
+        return max(1, math.ceil(int(quota) / int(period)))
+    except (OSError, ValueError):  # "max": no quota; absent or unreadable
+        return None
 
 
 @cache

@@ -23,7 +23,7 @@ RUNTIMES: tuple[tuple[str, str, str], ...] = (
 #: Environment variable that forces one runtime (``ai-edge-litert`` or ``tflite-runtime``).
 RUNTIME_ENV = "CPET_NB_TFLITE_RUNTIME"
 #: Environment variable that sets the threads of every interpreter a process makes (default:
-#: the CPUs the process may use; see :func:`cpet_nb.model.oxynet.model_threads`).
+#: the CPUs the process may use, at most 2; see :func:`cpet_nb.model.oxynet.model_threads`).
 THREADS_ENV = "CPET_NB_MODEL_THREADS"
 
 

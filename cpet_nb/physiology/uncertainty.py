@@ -139,7 +139,9 @@ class Uncertainty:
         The same in time (s): ``ml_min`` over ``vo2_rate_ml_min_s``; NaN when VO2 does not
         rise about the threshold.
     noise_ml_min, disagreement_ml_min, model_ml_min, precision_ml_min : float
-        The weighted components (module docstring), before weighting.
+        The components that enter ``ml_min`` with a fitted weight (module docstring),
+        each as measured, before its weight (``precision_ml_min`` has weight 0: it is
+        reported, not used).
     gap_ml_min, edge_ml_min : float
         The components added as they are.
     vo2_rate_ml_min_s : float

@@ -191,8 +191,12 @@ def test_prestarted_children_nobody_adopts_end_with_their_parent(tmp_path):
 
 
 def _parent(pid: int) -> int:
-    """The parent process id of ``pid`` (Linux ``/proc``)."""
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    """The parent process id of ``pid`` (Linux ``/proc``); -1 once it has gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):  # exited since it was listed
+        return -1
+    return int(stat.rsplit(")", 1)[1].split()[1])
 
 
 def _pids() -> list[int]:

@@ -836,8 +836,12 @@ def test_a_batch_nobody_polls_costs_no_status_reads_until_a_poll(
     """A running job's notices rebuild its status document only while someone polls it;
     unpolled, the document is marked stale, and the next poll reads the store once."""
     from cpet_nb.batch import engine
+    from cpet_nb.server import service as service_module
     from cpet_nb.server.config import CpetNb
     from cpet_nb.server.service import BatchService
+
+    # no grace after submitting (its submitter counts as polling for POLLED_RECENTLY_S)
+    monkeypatch.setattr(service_module, "POLLED_RECENTLY_S", 0.0)
 
     monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", dask_client.scheduler.address)
     request.addfinalizer(engine.shutdown)

@@ -70,8 +70,8 @@ REQUEST_SETTINGS = tuple(n for n, o in Settings.options().items() if o.group == 
 #: answered from memory. A job this server runs is re-read on each of its changes instead.
 STATUS_MAX_AGE_S = 0.25
 #: A running job's notice rebuilds its status document (a read of every file's state) only
-#: when the job was polled this recently (s); else the document is marked stale and the next
-#: poll reads it (a batch nobody watches costs no reads but its last).
+#: when the job was polled (or submitted) this recently (s); else the document is marked
+#: stale and the next poll reads it (a batch nobody watches costs no reads but its last).
 POLLED_RECENTLY_S = 5.0
 #: The store's integrity check is repeated at most this often (s): it reads the whole file.
 INTEGRITY_EVERY_S = 60.0
@@ -281,6 +281,7 @@ class BatchService:
 
         with self._lock:
             self._batches[batch.job_id] = batch
+            self._polled[batch.job_id] = self.clock()  # its submitter counts as watching
         batch.subscribe(on_progress)
         document = self._remember(user, batch)  # read after subscribing: no change missed
         if document.state != "running":  # ended before it was subscribed to

@@ -170,7 +170,7 @@ class BatchService:
         self._client: Any = None
         self._integrity: tuple[float, str] = (-math.inf, "")
         self._documents: dict[str, StatusDocument] = {}
-        self._stale: set[str] = set()  # jobs run here whose document a notice outdated
+        self._stale: dict[str, int] = {}  # job run here: stamp of the notice that outdated it
         self._polled: dict[str, float] = {}  # job id: clock() of its last poll
         self._reads = itertools.count()  # StatusDocument.stamp
         self.clock = time.monotonic
@@ -274,7 +274,7 @@ class BatchService:
                     self._remember(user, batch, progress)
                 else:
                     with self._lock:
-                        self._stale.add(batch.job_id)
+                        self._stale[batch.job_id] = next(self._reads)
             finally:  # a failed read must not keep an ended batch (and its uploads) forever
                 if progress.state != "running":
                     self._ended(batch.job_id, settings)
@@ -452,9 +452,8 @@ class BatchService:
                   progress: Progress | None = None) -> StatusDocument:
         """Read the job's status from the store (its ``progress`` when just notified) and
         keep it as the job's document, unless a read that began later was kept first."""
-        with self._lock:  # a notice from here on marks it stale again
+        with self._lock:
             stamp, read_at = next(self._reads), self.clock()
-            self._stale.discard(batch.job_id)
         status = self._status(batch, progress)
         body = json.dumps(status | {"links": self.links(batch.job_id)}).encode()
         document = StatusDocument(user, status, body, f'"{hashlib.sha1(body).hexdigest()}"',
@@ -463,6 +462,8 @@ class BatchService:
             kept = self._documents.get(batch.job_id)
             if kept is None or kept.stamp < stamp:
                 self._documents[batch.job_id] = document
+            if self._stale.get(batch.job_id, stamp) < stamp:  # outdated before this read began
+                del self._stale[batch.job_id]
         return document
 
     def links(self, job_id: str) -> dict[str, str]:

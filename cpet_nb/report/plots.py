@@ -566,7 +566,7 @@ def fit_legend(fig: Any, width_px: int) -> float:
             continue
         n_items, columns = len(legend.items), legend.ncols
         legend.ncols = legend_columns(legend, width_px, columns)
-        added_rows = -(-n_items // legend.ncols) - -(-n_items // columns)
+        added_rows = _legend_rows(n_items, legend.ncols) - _legend_rows(n_items, columns)
         if fig.height is not None:
             fig.height += added_rows * LEGEND_ROW_PX
         widest = max(widest, legend_width_px(legend, legend.ncols))
@@ -598,9 +598,14 @@ def legend_width_px(legend: Any, columns: int) -> float:
     entry_px = [legend.glyph_width + legend.label_standoff
                 + LEGEND_CHAR_PX * len(str(getattr(item.label, "value", "")))
                 for item in legend.items]
-    rows = max(1, -(-len(entry_px) // columns))
+    rows = max(1, _legend_rows(len(entry_px), columns))
     widths = [max(entry_px[start: start + rows]) for start in range(0, len(entry_px), rows)]
     return sum(widths) + legend.spacing * (len(widths) - 1) + 2 * legend.padding
+
+
+def _legend_rows(n_items: int, columns: int) -> int:
+    """Rows of a legend of ``n_items`` entries in ``columns`` columns."""
+    return -(-n_items // columns)
 
 
 def _axis_label(names: Sequence[str]) -> str:

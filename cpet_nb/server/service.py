@@ -415,17 +415,16 @@ class BatchService:
     def cached_status(self, user: str, job_id: str) -> StatusDocument | None:
         """The job's status document from memory, when it is ``user``'s job and the
         document is current: the job runs here (re-read at each of its changes while it is
-        polled, :data:`POLLED_RECENTLY_S`) or it was
-        read at most :data:`STATUS_MAX_AGE_S` ago. Else None: then :meth:`status` reads
-        it. Touches no file: safe on the event loop."""
+        polled, :data:`POLLED_RECENTLY_S`) or it was read at most :data:`STATUS_MAX_AGE_S`
+        ago. Else None: then :meth:`status` reads it. Touches no file: safe on the event
+        loop."""
         with self._lock:
             document = self._documents.get(job_id)
+            if document is None or document.user != user:  # a stranger's poll leaves no trace
+                return None
             batch = self._batches.get(job_id)
             stale = job_id in self._stale
-            if document is not None and document.user == user:  # no entry for a stranger
-                self._polled[job_id] = self.clock()
-        if document is None or document.user != user:
-            return None
+            self._polled[job_id] = self.clock()
         if batch is not None and batch.driven_here:
             return None if stale else document
         return document if self.clock() - document.read_at <= STATUS_MAX_AGE_S else None

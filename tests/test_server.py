@@ -784,22 +784,30 @@ def test_a_job_not_run_here_is_read_again_once_its_status_document_is_old(tmp_pa
         service.status("bob", job)
 
 
-@pytest.mark.slow
-def test_a_batch_run_here_is_polled_from_memory_and_its_end_is_exact(
-        tmp_path, bundled_tests, dask_client, monkeypatch, request):
-    """While the server runs a batch, every status poll is answered from the document its
-    notices keep current -- however long since the last store read, and without reading
-    the store -- and never says a file is stored before a second connection sees its
-    result. Once the job ends, a poll says so, with every file done."""
+@pytest.fixture
+def copies_service(tmp_path, bundled_tests, dask_client, monkeypatch, request):
+    """A BatchService whose root holds ``many``, a folder of 16 distinct copies of bundled
+    tests, and whose batches run on the test cluster."""
     from cpet_nb.batch import engine
     from cpet_nb.server.config import CpetNb
-    from cpet_nb.server.service import STATUS_MAX_AGE_S, BatchService
+    from cpet_nb.server.service import BatchService
 
     monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", dask_client.scheduler.address)
     request.addfinalizer(engine.shutdown)  # the client the service opens
     (tmp_path / "root").mkdir()
     distinct_copies(bundled_tests, tmp_path / "root" / "many", 16)
-    service = BatchService(CpetNb(store=str(tmp_path / "jobs.sqlite")), tmp_path / "root")
+    return BatchService(CpetNb(store=str(tmp_path / "jobs.sqlite")), tmp_path / "root")
+
+
+@pytest.mark.slow
+def test_a_batch_run_here_is_polled_from_memory_and_its_end_is_exact(copies_service):
+    """While the server runs a batch, every status poll is answered from the document its
+    notices keep current -- however long since the last store read, and without reading
+    the store -- and never says a file is stored before a second connection sees its
+    result. Once the job ends, a poll says so, with every file done."""
+    from cpet_nb.server.service import STATUS_MAX_AGE_S
+
+    service = copies_service
     now = [0.0]
     service.clock = lambda: now[0]
     reads = counting_reads(service.store)
@@ -831,23 +839,15 @@ def test_a_batch_run_here_is_polled_from_memory_and_its_end_is_exact(
 
 
 @pytest.mark.slow
-def test_a_batch_nobody_polls_costs_no_status_reads_until_a_poll(
-        tmp_path, bundled_tests, dask_client, monkeypatch, request):
+def test_a_batch_nobody_polls_costs_no_status_reads_until_a_poll(copies_service,
+                                                                  monkeypatch):
     """A running job's notices rebuild its status document only while someone polls it;
-    unpolled, the document is marked stale, and the next poll reads the store once."""
-    from cpet_nb.batch import engine
+    unpolled, they only mark it stale (a poll then reads the store); its end is read."""
     from cpet_nb.server import service as service_module
-    from cpet_nb.server.config import CpetNb
-    from cpet_nb.server.service import BatchService
 
     # no grace after submitting (its submitter counts as polling for POLLED_RECENTLY_S)
     monkeypatch.setattr(service_module, "POLLED_RECENTLY_S", 0.0)
-
-    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", dask_client.scheduler.address)
-    request.addfinalizer(engine.shutdown)
-    (tmp_path / "root").mkdir()
-    distinct_copies(bundled_tests, tmp_path / "root" / "many", 16)
-    service = BatchService(CpetNb(store=str(tmp_path / "jobs.sqlite")), tmp_path / "root")
+    service = copies_service
     rebuilt, notices = [], []
     remember = service._remember
 

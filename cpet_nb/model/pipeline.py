@@ -18,8 +18,8 @@ from ..findings import Finding
 from ..grid import resample_1s_arrays
 from ..record import MODEL_CHANNELS, CPETRecord, json_number, recorded_at
 from .domains import SMOOTHING_LAMBDA_S2, DomainCurves, domain_curves, threshold_rows
-from .oxynet import DEFAULT_MODEL, N_PAST_POINTS, OxynetModel
-from .preprocess import GRID_CHANNELS, complete_rows, minmax_scale, model_windows
+from .oxynet import DEFAULT_MODEL, N_PAST_POINTS, OxynetModel, sliding_windows
+from .preprocess import GRID_CHANNELS, complete_rows, minmax_scale, model_rows
 from .smoothing import optimal_filter
 
 
@@ -81,8 +81,9 @@ class ModelInput:
         record has), trimmed to the seconds that have every model channel.
     time_s : numpy.ndarray
         Label of each window (s).
-    windows : numpy.ndarray
-        The models' input, ``[n, 40, 5]``.
+    rows : numpy.ndarray
+        The scaled rows the windows are made of, ``[n + 39, 5]``
+        (:func:`~cpet_nb.model.preprocess.model_rows`).
     findings : list of Finding
         About the preparation (``gaps-trimmed``).
     """
@@ -90,8 +91,13 @@ class ModelInput:
     record: CPETRecord
     grid: dict[str, np.ndarray]
     time_s: np.ndarray
-    windows: np.ndarray
+    rows: np.ndarray
     findings: list[Finding]
+
+    @cached_property
+    def windows(self) -> np.ndarray:
+        """The models' input windows, ``[n, 40, 5]`` (made on first use)."""
+        return np.ascontiguousarray(sliding_windows(self.rows))
 
     @cached_property
     def smoothed_values(self) -> dict[str, np.ndarray]:
@@ -118,16 +124,16 @@ def model_input(record: CPETRecord) -> ModelInput:
                           file)
     t = grid["t"]
     time_s = t[1: len(t) - N_PAST_POINTS] + N_PAST_POINTS
-    return ModelInput(record, grid, time_s, model_windows(scaled), findings)
+    return ModelInput(record, grid, time_s, model_rows(scaled), findings)
 
 
 def model_estimate(prepared: ModelInput, model: OxynetModel
                    ) -> tuple[ModelEstimate, list[Finding]]:
-    """Domain curves and VT1/VT2 of one test with one model (all windows in one invoke),
+    """Domain curves and VT1/VT2 of one test with one model (all its windows at once),
     and findings about its output (mapping, crossings, order); those of any model but the
     CNN start with its name (``"ais model: ..."``)."""
     file = prepared.record.name
-    curves, findings = domain_curves(prepared.time_s, model.predict(prepared.windows), file)
+    curves, findings = domain_curves(prepared.time_s, model.predict_rows(prepared.rows), file)
     label = None if model.name == DEFAULT_MODEL else f"{model.name} model"
     return _estimate(prepared, curves, findings, label)
 

@@ -88,6 +88,27 @@ def minmax_scale(values: np.ndarray, names: tuple[str, ...], file: str) -> np.nd
     return (values - low) / span
 
 
+def model_rows(scaled: np.ndarray) -> np.ndarray:
+    """The rows the model's windows are made of, pyoxynet's convention: every row of a
+    scaled 1 s grid but the first and the last.
+
+    Parameters
+    ----------
+    scaled : numpy.ndarray
+        Shape ``[n, 5]``.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``[n - 2, 5]``, float32 (``[0, 5]`` when the grid has no window): window *k*
+        holds its rows ``k ... k+39``, grid rows ``k+1 ... k+40``.
+    """
+    n = len(scaled)
+    if n < N_PAST_POINTS + 2:
+        return np.empty((0, scaled.shape[1]), dtype=np.float32)
+    return np.ascontiguousarray(scaled[1: n - 1], dtype=np.float32)
+
+
 def model_windows(scaled: np.ndarray) -> np.ndarray:
     """The model's input windows over a scaled 1 s grid, pyoxynet's convention.
 
@@ -101,8 +122,8 @@ def model_windows(scaled: np.ndarray) -> np.ndarray:
     numpy.ndarray
         Shape ``[n - 41, 40, 5]``, float32: window *k* holds rows ``k+1 ... k+40``.
     """
-    n = len(scaled)
-    if n < N_PAST_POINTS + 2:
+    rows = model_rows(scaled)
+    if len(rows) == 0:
         return np.empty((0, N_PAST_POINTS, scaled.shape[1]), dtype=np.float32)
-    views = sliding_window_view(scaled.astype(np.float32), N_PAST_POINTS, axis=0)  # [n-39, 5, 40]
-    return np.ascontiguousarray(views[1: n - N_PAST_POINTS].transpose(0, 2, 1))
+    views = sliding_window_view(rows, N_PAST_POINTS, axis=0)  # [n-41, 5, 40]
+    return np.ascontiguousarray(views.transpose(0, 2, 1))

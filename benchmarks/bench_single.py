@@ -16,8 +16,9 @@ Measures, on pyoxynet's bundled real tests:
   classical thresholds, consensus); the end-to-end times per test above are not pinned and
   use the default interpreter (one thread per CPU the process may use);
 * the same for each of pyoxynet's other models (:data:`cpet_nb.model.MODEL_NAMES`; one
-  interpreter per model, loaded once): its model pipeline, its inference alone, and the
-  complete analysis with every model chosen;
+  interpreter per model, loaded once): its model pipeline, its inference alone (shared
+  convolutions for the CNN-type models, :mod:`cpet_nb.model.sliding`), the interpreter's
+  inference on the same windows, and the complete analysis with every model chosen;
 * peak resident memory (``VmHWM``: ``ru_maxrss`` would include the parent's, as Linux keeps
   it across ``exec``) of a fresh process that imports the package and analyses one test.
 
@@ -74,14 +75,18 @@ def _timed(func, *args) -> float:
     return time.perf_counter() - start
 
 
-def model_costs(records: list[cpet_nb.CPETRecord]) -> dict[str, tuple[float, float]]:
-    """Per model: ms per 10-minute test of its pipeline, and of its one invoke alone."""
-    windows = {id(r): model_input(r).windows for r in records}
+def model_costs(records: list[cpet_nb.CPETRecord]) -> dict[str, tuple[float, float, float]]:
+    """Per model: ms per 10-minute test of its pipeline, of its inference alone (as the
+    pipeline runs it: :meth:`~cpet_nb.model.OxynetModel.predict_rows`), and of the
+    interpreter's inference on the same windows (:meth:`~cpet_nb.model.OxynetModel.predict`)."""
+    prepared = {id(r): model_input(r) for r in records}
     costs = {}
     for name in MODEL_NAMES:
         model = get_model(name)
-        costs[name] = (ms_per_10_min(records, lambda r, m=model: model_thresholds(r, m)),
-                       ms_per_10_min(records, lambda r, m=model: m.predict(windows[id(r)])))
+        costs[name] = (
+            ms_per_10_min(records, lambda r, m=model: model_thresholds(r, m)),
+            ms_per_10_min(records, lambda r, m=model: m.predict_rows(prepared[id(r)].rows)),
+            ms_per_10_min(records, lambda r, m=model: m.predict(prepared[id(r)].windows)))
     return costs
 
 
@@ -137,9 +142,12 @@ def main() -> None:
     print(f"cpet_nb.analyze(path) end to end, one core: {end_to_end_ms:.1f} ms per 10-minute "
           f"test (median); reading alone {read_ms:.1f} ms, the model pipeline {pipeline_ms:.1f} "
           f"ms, the rest {analysis_ms - pipeline_ms:.1f} ms")
-    for name, (model_ms, invoke_ms) in costs.items():
+    for name, (model_ms, inference_ms, interpreter_ms) in costs.items():
+        evaluator = ("shared convolutions" if get_model(name).sliding is not None
+                     else "the interpreter")
         print(f"model {name}, one core, per 10-minute test (median): pipeline {model_ms:.1f} ms, "
-              f"of which its one invoke {invoke_ms:.1f} ms")
+              f"of which its inference ({evaluator}) {inference_ms:.1f} ms; the interpreter "
+              f"on the same windows {interpreter_ms:.1f} ms")
     print(f"cpet_nb complete analysis with all {len(MODEL_NAMES)} models and their ensemble, "
           f"one core: {all_models_ms:.1f} ms per 10-minute test (median)")
     print(f"cpet_nb peak memory, one process analysing one test: {peak:.0f} MiB")

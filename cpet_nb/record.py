@@ -109,6 +109,13 @@ class CPETRecord:
     metadata: Metadata
     findings: list[Finding] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        # Where pyarrow is installed, pandas 3 keeps column labels as pyarrow strings, and
+        # every column lookup then converts one back to Python: the physiology's lookups took
+        # 3-5 ms of a 30 ms analysis (docs/performance.md). Plain labels, the same names.
+        if self.data.columns.dtype != object:
+            self.data.columns = pd.Index(list(self.data.columns), dtype=object)
+
     @property
     def name(self) -> str:
         """The source file's name."""

@@ -82,9 +82,10 @@ def test_a_child_that_cannot_start_says_so(monkeypatch, bundled_tests):
 def test_a_file_stopped_at_the_memory_limit_does_not_poison_the_next_files(
         sandbox, bundled_tests, tmp_path):
     long_test = tmp_path / "long.csv"
-    frame = ramp_test()
-    frame["t"] *= 20  # a 4 h test: analysing it needs more than the limit below
-    write_canonical_csv(frame, long_test)
+    # a 4 h test of 48,000 rows (6.5 MB): reading it alone needs more than the limit below,
+    # however much free memory earlier files left in the child's heap
+    write_canonical_csv(ramp_test(duration_s=14400, vt1_s=7200, vt2_s=11200, breath_s=0.3),
+                        long_test)
     good = bundled_tests[5:8]
     expected = results_table([cpet_nb.analyze(p).renamed(f"good-{i}")
                               for i, p in enumerate(good)])

@@ -1,5 +1,7 @@
 """The shared-convolution evaluation of the CNN-type models against their TFLite interpreter."""
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 
@@ -75,3 +77,14 @@ def test_an_evaluator_that_disagrees_with_the_interpreter_is_not_used(monkeypatc
 def test_a_graph_other_than_the_cnn_s_is_not_read(monkeypatch):
     monkeypatch.setattr(sliding_module, "CNN_OPS", sliding_module.CNN_OPS[:-1] + ("TANH",))
     assert OxynetModel("cnn").sliding is None
+
+
+def test_threads_evaluating_at_once_keep_their_own_buffers():
+    model = get_model()
+    inputs = [probe_rows(300 + 97 * i, seed=i) for i in range(6)]
+    expected = [model.predict_rows(rows) for rows in inputs]
+    with ThreadPoolExecutor(3) as pool:
+        for _ in range(3):
+            got = list(pool.map(model.predict_rows, inputs))
+            for a, b in zip(got, expected, strict=True):
+                np.testing.assert_array_equal(a, b)

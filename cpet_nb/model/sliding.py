@@ -59,7 +59,7 @@ EDGE_2 = EDGE_POOLED + KERNEL - 1
 POOLED_2 = 10
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class SlidingCNN:
     """A CNN-type model's weights, arranged for :meth:`scores`.
 
@@ -167,7 +167,8 @@ class SlidingCNN:
             if i < len(self.dense) - 1:
                 np.maximum(h, 0, out=h)
         np.negative(h, out=h)
-        np.exp(h, out=h)
+        with np.errstate(over="ignore"):  # exp(-x) = inf for x < -88: the score is then 0
+            np.exp(h, out=h)
         h += 1
         np.reciprocal(h, out=h)
         return h

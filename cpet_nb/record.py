@@ -110,11 +110,12 @@ class CPETRecord:
     findings: list[Finding] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        # Where pyarrow is installed, pandas 3 keeps column labels as pyarrow strings, and
-        # every column lookup then converts one back to Python: the physiology's lookups took
-        # 3-5 ms of a 30 ms analysis (docs/performance.md). Plain labels, the same names.
+        # pandas 3 keeps column labels in its string dtype (pyarrow-backed where pyarrow is
+        # installed), and each of the physiology's many column lookups then converts a label
+        # back (32 against 16 us per lookup; docs/performance.md). The same names, as plain
+        # labels; the caller's frame is left as it is.
         if self.data.columns.dtype != object:
-            self.data.columns = pd.Index(list(self.data.columns), dtype=object)
+            self.data = self.data.set_axis(self.data.columns.astype(object), axis="columns")
 
     @property
     def name(self) -> str:

@@ -89,7 +89,7 @@ def test_a_file_stopped_at_the_memory_limit_does_not_poison_the_next_files(
     good = bundled_tests[5:8]
     expected = results_table([cpet_nb.analyze(p).renamed(f"good-{i}")
                               for i, p in enumerate(good)])
-    sandbox.analyze(good[0], "warm-up")  # the child's model is sized for the first good file
+    sandbox.analyze(good[0], "warm-up")  # the child has its model and its buffers
     stopped = sandbox.analyze(long_test, "long.csv", memory_mb=5)
     boxed = results_table([sandbox.analyze(p, f"good-{i}") for i, p in enumerate(good)])
     pd.testing.assert_frame_equal(boxed, expected)

@@ -10,7 +10,7 @@ from cpet_nb.model import MODEL_NAMES, OxynetModel, get_model
 from cpet_nb.model import sliding as sliding_module
 from cpet_nb.model.oxynet import probe_rows, sliding_windows
 from cpet_nb.model.pipeline import model_input
-from cpet_nb.model.sliding import PROBE_ATOL, SlidingCNN
+from cpet_nb.model.sliding import CHUNK_WINDOWS, PROBE_ATOL, SlidingCNN
 
 #: The models with the CNN's graph (pyoxynet's regressor, AIS, NSWIS and TCN folders).
 SLIDING = ("cnn", "ais", "nswis", "tcn")
@@ -37,10 +37,12 @@ def test_shared_convolutions_give_the_interpreter_s_scores_on_every_bundled_test
     assert worst < PROBE_ATOL
 
 
-@pytest.mark.parametrize("n_rows", [0, 1, 39, 40, 41, 47, 64 + 39, 200])
+@pytest.mark.parametrize("n_rows", [0, 1, 39, 40, 41, 47, 64 + 39, 200, CHUNK_WINDOWS + 39,
+                                    CHUNK_WINDOWS + 40, 2 * CHUNK_WINDOWS + 39,
+                                    2 * CHUNK_WINDOWS + 40])
 def test_any_number_of_rows_gives_one_score_per_window(n_rows):
     model = get_model()
-    rows = probe_rows(300)[:n_rows]
+    rows = probe_rows(600)[:n_rows]
     expected = model.predict(np.ascontiguousarray(sliding_windows(rows)))
     got = model.predict_rows(rows)
     assert got.shape == (max(n_rows - 39, 0), 3)
@@ -66,7 +68,8 @@ def test_rows_of_the_wrong_shape_are_refused():
 
 def test_an_evaluator_that_disagrees_with_the_interpreter_is_not_used(monkeypatch):
     real = SlidingCNN.scores
-    monkeypatch.setattr(SlidingCNN, "scores", lambda self, rows: real(self, rows) + 1e-3)
+    monkeypatch.setattr(SlidingCNN, "scores",
+                        lambda self, rows, **kwargs: real(self, rows, **kwargs) + 1e-3)
     model = OxynetModel("cnn")
     assert model.sliding is None
     rows = probe_rows(10)
@@ -88,3 +91,33 @@ def test_threads_evaluating_at_once_keep_their_own_buffers():
             got = list(pool.map(model.predict_rows, inputs))
             for a, b in zip(got, expected, strict=True):
                 np.testing.assert_array_equal(a, b)
+
+
+def test_blas_threads_are_bounded_while_scoring_and_restored_after():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+
+    def blas_threads_now():
+        return [lib["num_threads"] for lib in threadpoolctl.threadpool_info()
+                if lib["user_api"] == "blas"]
+
+    before = blas_threads_now()
+    with sliding_module.blas_threads(1):
+        assert set(blas_threads_now()) == {1}
+    assert blas_threads_now() == before
+    with sliding_module.blas_threads(10_000):  # never raised
+        assert blas_threads_now() == before
+
+
+class _UnreadableInterpreter:
+    """An interpreter with the CNN's operators whose constants cannot be read."""
+
+    def _get_ops_details(self):
+        return [{"op_name": name, "inputs": [0, 1, 2]} for name in sliding_module.CNN_OPS]
+
+    def get_tensor(self, index):
+        raise ValueError("Tensor data is null. Run allocate_tensors() first")
+
+
+def test_a_graph_whose_weights_cannot_be_read_is_left_to_the_interpreter():
+    assert SlidingCNN.from_interpreter(_UnreadableInterpreter()) is None
+    assert SlidingCNN.from_interpreter(object()) is None  # no operator details at all

@@ -82,8 +82,8 @@ class ModelInput:
     time_s : numpy.ndarray
         Label of each window (s).
     rows : numpy.ndarray
-        The scaled rows the windows are made of, ``[n + 39, 5]``
-        (:func:`~cpet_nb.model.preprocess.model_rows`).
+        The scaled rows the windows are made of, ``[n + 39, 5]`` (``[0, 5]`` when there is
+        no window; :func:`~cpet_nb.model.preprocess.model_rows`).
     findings : list of Finding
         About the preparation (``gaps-trimmed``).
     """
@@ -106,7 +106,8 @@ class ModelInput:
 
 
 def model_input(record: CPETRecord) -> ModelInput:
-    """The models' input windows of one test and what goes with them.
+    """The models' input of one test (the scaled rows of its windows) and what goes with
+    them.
 
     Raises
     ------

@@ -17,11 +17,11 @@ from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
-from numpy.lib.stride_tricks import sliding_window_view
 
 from ..findings import CPETError, Finding, Severity
 from ..record import MODEL_CHANNELS
 from . import N_PAST_POINTS
+from .oxynet import sliding_windows
 
 #: Channels carried onto the 1 s grid (model channels plus HR for values at thresholds).
 GRID_CHANNELS: tuple[str, ...] = MODEL_CHANNELS + ("HR",)
@@ -122,8 +122,4 @@ def model_windows(scaled: np.ndarray) -> np.ndarray:
     numpy.ndarray
         Shape ``[n - 41, 40, 5]``, float32: window *k* holds rows ``k+1 ... k+40``.
     """
-    rows = model_rows(scaled)
-    if len(rows) == 0:
-        return np.empty((0, N_PAST_POINTS, scaled.shape[1]), dtype=np.float32)
-    views = sliding_window_view(rows, N_PAST_POINTS, axis=0)  # [n-41, 5, 40]
-    return np.ascontiguousarray(views.transpose(0, 2, 1))
+    return np.ascontiguousarray(sliding_windows(model_rows(scaled)))

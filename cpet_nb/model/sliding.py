@@ -24,17 +24,26 @@ order: scores agree with the interpreter's to about 1e-6 (checked at load on pro
 The windows go through in chunks of :data:`CHUNK_WINDOWS`, each in buffers kept per thread
 (:class:`_Workspace`), so memory does not grow with the test's length and the arrays are not
 allocated, and their pages faulted in, anew for every test (which cost as much as the
-arithmetic).
+arithmetic). The matrix products run on numpy's BLAS; :meth:`SlidingCNN.scores` takes a
+number of threads for them (the model's, :func:`~cpet_nb.model.oxynet.model_threads`), so
+that a container's CPU quota or ``CPET_NB_MODEL_THREADS`` bounds them as it bounds the
+interpreter.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
+
+if TYPE_CHECKING:
+    import threadpoolctl
 
 #: The operators of the CNN's flatbuffer, in order; any other graph is not evaluated here.
 CNN_OPS: tuple[str, ...] = (
@@ -45,9 +54,11 @@ CNN_OPS: tuple[str, ...] = (
 #: Largest difference from the interpreter's scores accepted on the probe windows at load
 #: (TFLite and TensorFlow differ by up to 3e-6; docs/model.md).
 PROBE_ATOL = 1e-5
-#: Windows evaluated together: their buffers take about 4 MB.
+#: Windows evaluated together: their buffers take about 3 MiB.
 CHUNK_WINDOWS = 256
 WINDOW = 40
+#: Channels of every input row (VO2, VCO2, VE, PetO2, PetCO2).
+N_INPUTS = 5
 KERNEL = 6
 #: Positions of the first convolution's output (of 40) that see its zero padding: 0 ... 4.
 EDGE_1 = KERNEL - 1
@@ -95,18 +106,26 @@ class SlidingCNN:
     scale2: np.ndarray
     shift2: np.ndarray
     dense: tuple[tuple[np.ndarray, np.ndarray], ...]
-    _local: threading.local = field(default_factory=threading.local, repr=False,
-                                    compare=False)
+    _local: threading.local = field(default_factory=threading.local, init=False,
+                                    repr=False, compare=False)
 
     @classmethod
     def from_interpreter(cls, interpreter: Any) -> SlidingCNN | None:
         """The weights of an allocated TFLite interpreter of a CNN-type model, or None when
-        its graph is not :data:`CNN_OPS` with causal padding (the caller then keeps the
-        interpreter)."""
+        its graph is not :data:`CNN_OPS` with causal padding and the CNN's shapes, or cannot
+        be read (the caller then keeps the interpreter).
+
+        The operators' options (fused activations, strides, pool sizes) are not exposed by
+        the interpreter's Python API; :class:`~cpet_nb.model.oxynet.OxynetModel` checks the
+        result against the interpreter on probe windows before using it."""
         try:
-            ops = interpreter._get_ops_details()  # both runtimes have it; not public API
-        except AttributeError:
-            return None
+            return cls._read(interpreter)
+        except (AttributeError, KeyError, IndexError, TypeError, ValueError, RuntimeError):
+            return None  # another runtime's API, or constants that are not where expected
+
+    @classmethod
+    def _read(cls, interpreter: Any) -> SlidingCNN | None:
+        ops = interpreter._get_ops_details()  # both runtimes have it; not public API
         ops = [op for op in ops if op["op_name"] != "DELEGATE"]
         if tuple(op["op_name"] for op in ops) != CNN_OPS:
             return None
@@ -118,25 +137,38 @@ class SlidingCNN:
         padding = [interpreter.get_tensor(ops[i]["inputs"][1]).tolist() for i in (0, 9)]
         if padding != [[[0, 0], [KERNEL - 1, 0], [0, 0]]] * 2:
             return None
-        # TFLite's convolution weights are [out, 1, k, in]: to [k, in, out]
-        conv1, conv2 = (constant(i, 1)[:, 0].transpose(1, 2, 0) for i in (2, 11))
-        return cls(conv1=np.ascontiguousarray(conv1.reshape(-1, conv1.shape[2])),
+        # TFLite's convolution weights are [out, 1, k, in]
+        conv1, conv2 = constant(2, 1), constant(11, 1)
+        channels = conv1.shape[0]
+        dense = tuple((constant(i, 1).T, constant(i, 2)) for i in range(18, 22))
+        widths = [POOLED_2 * channels] + [bias.shape[0] for _, bias in dense]
+        if (conv1.shape != (channels, 1, KERNEL, N_INPUTS)
+                or conv2.shape != (channels, 1, KERNEL, channels)
+                or any(constant(i, j).shape != (channels,)
+                       for i, j in ((2, 2), (6, 1), (7, 1), (11, 2), (15, 1), (16, 1)))
+                or [w.shape for w, _ in dense] != list(zip(widths[:-1], widths[1:],
+                                                            strict=True))
+                or widths[-1] != 3):
+            return None
+        conv1, conv2 = (w[:, 0].transpose(1, 2, 0) for w in (conv1, conv2))  # [k, in, out]
+        return cls(conv1=np.ascontiguousarray(conv1.reshape(-1, channels)),
                    conv1_edge=_toeplitz(conv1, KERNEL, KERNEL),
                    bias1=constant(2, 2), scale1=constant(6, 1), shift1=constant(7, 1),
-                   conv2=np.ascontiguousarray(conv2.transpose(1, 0, 2).reshape(
-                       conv2.shape[1], -1)),
+                   conv2=np.ascontiguousarray(conv2.transpose(1, 0, 2).reshape(channels, -1)),
                    conv2_edge=_toeplitz(conv2, EDGE_POOLED, EDGE_2),
                    bias2=constant(11, 2), scale2=constant(15, 1), shift2=constant(16, 1),
-                   dense=tuple((np.ascontiguousarray(constant(i, 1).T), constant(i, 2))
-                               for i in range(18, 22)))
+                   dense=tuple((np.ascontiguousarray(w), b) for w, b in dense))
 
-    def scores(self, rows: np.ndarray) -> np.ndarray:
+    def scores(self, rows: np.ndarray, threads: int | None = None) -> np.ndarray:
         """The scores of every window of 40 consecutive rows.
 
         Parameters
         ----------
         rows : numpy.ndarray
             Shape ``[m, 5]``, the scaled 1 s grid; window *s* holds rows ``s ... s+39``.
+        threads : int, optional
+            At most this many BLAS threads for the matrix products (default: BLAS's own
+            setting).
 
         Returns
         -------
@@ -149,9 +181,10 @@ class SlidingCNN:
         workspace = getattr(self._local, "workspace", None)
         if workspace is None:
             workspace = self._local.workspace = _Workspace(self)
-        for start in range(0, n, CHUNK_WINDOWS):
-            stop = min(start + CHUNK_WINDOWS, n)
-            scores[start: stop] = self._chunk(x[start: stop + WINDOW - 1], workspace)
+        with blas_threads(threads):
+            for start in range(0, n, CHUNK_WINDOWS):
+                stop = min(start + CHUNK_WINDOWS, n)
+                scores[start: stop] = self._chunk(x[start: stop + WINDOW - 1], workspace)
         return scores
 
     def _chunk(self, x: np.ndarray, ws: _Workspace) -> np.ndarray:
@@ -244,6 +277,32 @@ class SlidingCNN:
         return z
 
 
+@contextmanager
+def blas_threads(limit: int | None) -> Iterator[None]:
+    """At most ``limit`` threads in numpy's BLAS while the block runs (never more than it
+    has; ``None``: unchanged). BLAS's thread count is one per process: the limit holds for
+    every thread's products meanwhile."""
+    if limit is None:
+        yield
+        return
+    controller = _blas_controller()
+    current = min((lib.num_threads for lib in controller.select(user_api="blas").lib_controllers),
+                  default=limit)
+    if current <= limit:
+        yield
+        return
+    with controller.limit(limits=limit, user_api="blas"):
+        yield
+
+
+@cache
+def _blas_controller() -> threadpoolctl.ThreadpoolController:
+    """The BLAS libraries loaded (found once: numpy's is loaded before any model)."""
+    import threadpoolctl
+
+    return threadpoolctl.ThreadpoolController()
+
+
 def _toeplitz(taps: np.ndarray, n_in: int, n_out: int) -> np.ndarray:
     """The causal convolution of ``n_in`` input rows to ``n_out`` output positions as one
     matrix ``[n_in * c_in, n_out * out]``: block (*j*, *p*) is tap ``j - p + k - 1`` (for
@@ -266,7 +325,7 @@ class _Workspace:
         channels = len(model.bias1)
 
         def empty(*shape: int) -> np.ndarray:
-            return np.zeros(shape, dtype=np.float32)  # zeros: the pages are touched once
+            return np.empty(shape, dtype=np.float32)
 
         self.stacked1 = empty(rows - EDGE_1, model.conv1.shape[0])
         self.full1 = empty(rows, channels)

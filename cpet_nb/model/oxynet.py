@@ -20,7 +20,8 @@ An interpreter whose allocation or invocation failed (e.g. at a memory limit) is
 never used again: TFLite can leave it half-resized, and reusing it then fails or corrupts
 memory on the next test. It is dropped and a new one is made for the next call.
 
-The CNN's scores of a whole test (:meth:`OxynetModel.predict_rows`) come from
+The scores of a whole test (:meth:`OxynetModel.predict_rows`) of the CNN-type models
+(``cnn``, ``ais``, ``nswis``, ``tcn``: one graph) come from
 :class:`~cpet_nb.model.sliding.SlidingCNN`: the same weights, read from the interpreter, with
 the convolutions computed once per second of the test instead of once per window (about a
 quarter of the arithmetic; the scores agree with the interpreter's to about 1e-6, checked on

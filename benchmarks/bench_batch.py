@@ -287,6 +287,8 @@ class MemorySampler(threading.Thread):
     others_cpu_s : float
         CPU time the rest of the machine used meanwhile (busy time of all cores minus
         ``cpu_s``): other users' load on a shared machine.
+    cpu_parts : dict
+        ``cpu_s`` per role (as ``peak_parts``).
     """
 
     def __init__(self, period_s: float = SAMPLE_PERIOD_S) -> None:
@@ -303,6 +305,7 @@ class MemorySampler(threading.Thread):
         self._start_busy = 0.0
         self.cpu_s = 0.0
         self.others_cpu_s = 0.0
+        self.cpu_parts: dict[str, float] = {}
 
     def _role(self, proc: psutil.Process) -> str:
         if proc.pid not in self._roles:
@@ -356,6 +359,11 @@ class MemorySampler(threading.Thread):
         self.join()
         self.sample()
         self.cpu_s = sum(self._cpu.values()) - self._start_cpu
+        self.cpu_parts = {"client": self._cpu[self._me.pid] - self._start_cpu}
+        for pid, seconds in self._cpu.items():
+            if pid != self._me.pid:
+                role = self._roles.get(pid, "other")
+                self.cpu_parts[role] = self.cpu_parts.get(role, 0.0) + seconds
         self.others_cpu_s = _busy_seconds() - self._start_busy - self.cpu_s
 
 
@@ -521,6 +529,7 @@ def run_batch(n: int, workdir: Path, tests: list[Path], exports: list[Path],
         "memory_samples": sampler.samples,
         "cpu_s": sampler.cpu_s,
         "others_cpu_s": sampler.others_cpu_s,
+        "cpu_parts": sampler.cpu_parts,
         "elapsed_s": {
             "median": float(elapsed.median()),
             "p90": float(elapsed.quantile(0.9)),
@@ -644,7 +653,8 @@ def print_run(run: dict[str, Any]) -> None:
           f"wait returned {run['end_to_end_s']:.2f} s")
     print(f"end to end {run['end_to_end_s']:.2f} s = {run['files_per_s']:.1f} files/s; CPU "
           f"meanwhile: this benchmark's processes {run['cpu_s']:.1f} s, the rest of the machine "
-          f"{run['others_cpu_s']:.1f} s, of {os.cpu_count() * run['end_to_end_s']:.1f} core-s")
+          f"{run['others_cpu_s']:.1f} s, of {os.cpu_count() * run['end_to_end_s']:.1f} core-s "
+          f"({', '.join(f'{role} {s:.1f} s' for role, s in run['cpu_parts'].items())})")
     for line in rate_lines(run):
         print(line)
     parts = ", ".join(f"{k} {v:.0f}" for k, v in run["peak_parts_mib"].items())

@@ -428,8 +428,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="demo-output", help="folder for jobs.sqlite, "
                       "results.csv and report.html (default: demo-output)")
     demo.add_argument("--limit", type=int, default=0, help="only the first N tests")
-    demo.add_argument("--workers", type=int, help="local cluster worker processes "
-                      "(default: one per core)")
+    demo.add_argument("--workers", type=int, help="local cluster workers, each "
+                      "with one analysis process (default: one per core)")
     _add_per_test(demo, default="sections")
     _add_csv_dialect(demo)
     demo.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -443,8 +443,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "that still looks running (its process was on another host and is gone)")
     run.add_argument("--scheduler", metavar="ADDR", help="an existing dask scheduler "
                      "(default: $DASK_SCHEDULER_ADDRESS, else a local cluster)")
-    run.add_argument("--workers", type=int, help="local cluster worker processes "
-                     "(default: one per core)")
+    run.add_argument("--workers", type=int, help="local cluster workers, each "
+                     "with one analysis process (default: one per core)")
     run.add_argument("-o", "--output", help=f"export the results table ({formats})")
     run.add_argument("--config", help="settings file (TOML, [cpet_nb] table)")
     run.add_argument("--timeout", type=float, metavar="SECONDS", help="time limit per file")

@@ -300,9 +300,9 @@ class Settings:
         help="Files per dask task; 0 chooses from the batch and cluster size (up to 25 "
              "files, at least 4 tasks per worker thread).")
     workers: int = _setting(
-        0, kind=int, low=0, unit="processes", group="engine",
-        help="Worker processes of the embedded cluster; 0 means one per CPU core (ignored "
-             "with an existing scheduler).")
+        0, kind=int, low=0, unit="workers", group="engine",
+        help="Workers of the embedded cluster, each with one thread and one analysis "
+             "process; 0 means one per CPU core (ignored with an existing scheduler).")
     retries: int = _setting(
         1, kind=int, low=0, group="engine",
         help="Retries of a partition after an unexpected failure; a partition whose worker "

@@ -163,6 +163,38 @@ def test_an_adaptive_embedded_cluster_grows_from_its_minimum():
         engine.shutdown()
 
 
+def test_the_embedded_cluster_s_workers_are_threads_each_with_its_own_analysis_process(
+        bundled_tests, reference_table, tmp_path):
+    """The embedded cluster's workers run in the caller's process (no process of their own
+    to start, no result pickled on its way to the client), but each keeps its own analysis
+    process; its closing logs no traceback (in-process streams close one after another)."""
+    import logging
+
+    from cpet_nb.batch import engine
+
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    engine.shutdown()
+    try:
+        batch = submit(bundled_tests[:12], tmp_path / "jobs.sqlite", workers=2)
+        batch.wait()
+        pd.testing.assert_frame_equal(batch.results(), reference_table.iloc[:12])
+        client = engine.get_client(None, workers=2)
+        assert all(a.startswith("inproc://") for a in client.scheduler_info()["workers"])
+        memory = list(client.run(engine.worker_memory).values())
+        assert {m["pid"] for m in memory} == {os.getpid()}
+        assert all(m["analysis_rss_bytes"] > 30 * 2**20 for m in memory)
+        pids = client.run(lambda dask_worker: dask_worker.plugins[engine.PLUGIN_NAME]
+                          .sandbox.pid).values()
+        assert len(set(pids)) == 2 and os.getpid() not in pids
+        logging.getLogger("distributed").addHandler(handler)
+    finally:
+        engine.shutdown()
+        logging.getLogger("distributed").removeHandler(handler)
+    assert [r.getMessage() for r in records if r.exc_info] == []
+
+
 @pytest.mark.skipif(not can_adopt(), reason="no Unix sockets or pidfds")
 def test_the_embedded_cluster_s_workers_adopt_children_started_before_them():
     """A cold start waits for the workers or for their analysis processes, not for one after

@@ -675,7 +675,9 @@ def test_health_reports_cluster_store_disk_and_memory(server, alice_job):
     assert health["store"]["size_bytes"] >= server.store.stat().st_size
     assert health["disk"]["free_bytes"] > 0 and health["memory"]["available_bytes"] > 0
     cluster = health["cluster"]  # the first batch started the adaptive cluster
-    assert 1 <= cluster["workers"] <= 1 and cluster["memory_limit_bytes"] > 0
+    assert cluster["workers"] == cluster["threads"] == cluster["analysis_processes"] == 1
+    assert 30 * 2**20 < cluster["analysis_memory_bytes"] < cluster["memory_bytes"]
+    assert cluster["memory_limit_bytes"] == 0  # the limit is per file, in the analysis process
     assert (cluster["min_workers"], cluster["max_workers"]) == (1, 1)
 
 

@@ -1,10 +1,14 @@
 """The dask.distributed side of a batch: which cluster, what runs on a worker.
 
-- :func:`get_client` gives the embedded ``LocalCluster`` (worker processes, one thread each,
-  one per core unless told otherwise; started on first use and reused; for a server shared
-  by several users it can instead adapt between a minimum and that many workers), or a
-  client of an existing scheduler (an address, ``DASK_SCHEDULER_ADDRESS``, or a ``Client``
-  passed in) — everything after that is the same code path.
+- :func:`get_client` gives the embedded ``LocalCluster`` (one worker per core unless told
+  otherwise, one thread each; started on first use and reused; for a server shared by
+  several users it can instead adapt between a minimum and that many workers), or a client
+  of an existing scheduler (an address, ``DASK_SCHEDULER_ADDRESS``, or a ``Client`` passed
+  in) — everything after that is the same code path. The embedded cluster's workers are
+  threads of the caller's process, not processes of their own: the analysis runs in their
+  analysis processes (:mod:`~cpet_nb.batch.sandbox`), which isolate it, so a worker only
+  passes files and results, and a worker process would add its start (importing distributed
+  and cpet_nb), ~150 MiB and a pickling of every result on its way to the client.
 - :class:`SandboxPlugin` gives every worker one :class:`~cpet_nb.batch.sandbox.Sandbox` (a child
   process that loads the model once and enforces the per-file time and memory limits). The
   embedded cluster's children are started with the cluster, before its workers
@@ -18,7 +22,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import atexit
+import contextlib
 import ipaddress
 import logging
 import os
@@ -26,13 +32,15 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import dask
 from distributed import Client, Event, LocalCluster, get_worker
 from distributed.diagnostics.plugin import WorkerPlugin
+from distributed.utils import sync
 
 from .sandbox import Prestarted, Sandbox, can_adopt
 from .store import FileEntry, Outcome
@@ -42,6 +50,9 @@ log = logging.getLogger(__name__)
 PLUGIN_NAME = "cpet_nb-sandbox"
 #: How often a running task looks at the cancel event (s).
 CANCEL_POLL_S = 0.2
+#: How long :func:`shutdown` lets the event loop run on after the embedded cluster closed,
+#: while its last stream closings are logged quietly (s).
+CLOSE_DRAIN_S = 0.05
 
 _lock = threading.Lock()
 _clients: dict[str, Client] = {}
@@ -137,8 +148,13 @@ def _embedded_client(workers: int, adapt_minimum: int | None = None) -> Client:
         maximum = workers or os.cpu_count() or 1
         n_workers = maximum if adapt_minimum is None else min(adapt_minimum, maximum)
         _prestart_sandboxes(n_workers)  # they load the model while the workers start
-        _local_cluster = LocalCluster(
-            n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0")
+        # no memory limit on the workers: they share the caller's process (a notebook's
+        # kernel), and the analysis processes have their own per file; no statistical
+        # profile of the workers' threads: they wait on their analysis processes
+        with dask.config.set({"distributed.worker.profile.enabled": False}):
+            _local_cluster = LocalCluster(
+                n_workers=n_workers, threads_per_worker=1, processes=False, memory_limit=0,
+                dashboard_address=":0")
         if adapt_minimum is not None:
             _local_cluster.adapt(minimum=min(adapt_minimum, maximum), maximum=maximum)
         return Client(_local_cluster, set_as_default=False)
@@ -160,15 +176,33 @@ def shutdown() -> None:
     """Close the clients this module opened and the embedded cluster (also at exit)."""
     global _local_cluster, _prestarted
     with _lock:
-        for client in _clients.values():
-            client.close()
-        _clients.clear()
-        if _local_cluster is not None:
-            _local_cluster.close()
-            _local_cluster = None
+        with _closing_quietly():
+            for client in _clients.values():
+                client.close()
+            _clients.clear()
+            if _local_cluster is not None:
+                loop = _local_cluster.loop
+                _local_cluster.close()
+                _local_cluster = None
+                if loop.asyncio_loop.is_running():  # still used by another client
+                    sync(loop, asyncio.sleep, CLOSE_DRAIN_S)
         if _prestarted is not None:
             _prestarted.close()
             _prestarted = None
+
+
+@contextlib.contextmanager
+def _closing_quietly() -> Iterator[None]:
+    """dask's batched streams at WARN while the embedded cluster closes: its in-process
+    streams close one after the other, and one that finds its peer gone logs a traceback at
+    INFO (dask/distributed#7192), after the cluster has set dask's logs back to INFO."""
+    logger = logging.getLogger("distributed.batched")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def workers_share_files(client: Client) -> bool:
@@ -203,6 +237,28 @@ def worker_threads(client: Client) -> int:
     """Total worker threads in the cluster (at least 1)."""
     info = client.scheduler_info(n_workers=-1)["workers"]
     return max(1, sum(w.get("nthreads", 1) for w in info.values()))
+
+
+def worker_memory(dask_worker: Any) -> dict[str, Any]:
+    """Resident memory of a worker's process and of its analysis process (run on the worker,
+    ``Client.run(worker_memory)``).
+
+    Returns
+    -------
+    dict
+        ``host``, ``pid`` and ``rss_bytes`` of the worker's process; ``analysis_rss_bytes``
+        of its analysis process (0 when none is running).
+    """
+    import psutil
+
+    sandbox = dask_worker.plugins.get(PLUGIN_NAME)
+    pid = sandbox.sandbox.pid if sandbox is not None else None
+    try:
+        analysis = psutil.Process(pid).memory_info().rss if pid else 0
+    except psutil.Error:  # ended meanwhile (a replacement is starting)
+        analysis = 0
+    return {"host": socket.gethostname(), "pid": os.getpid(),
+            "rss_bytes": psutil.Process().memory_info().rss, "analysis_rss_bytes": analysis}
 
 
 def run_partition(job_id: str, entries: Sequence[FileEntry], options: dict[str, Any],

@@ -43,6 +43,7 @@ import pandas as pd
 from jupyter_server.utils import url_path_join
 
 from ..batch import Batch, NoCPETFiles, Progress, Upload, submit
+from ..batch.engine import worker_memory
 from ..batch.store import Store
 from ..io.exports import check_table_path, write_table
 from ..settings import Settings
@@ -614,10 +615,17 @@ class BatchService:
         if client is None or client.status != "running":
             return None
         workers = client.scheduler_info(n_workers=-1)["workers"].values()
+        # a worker that leaves meanwhile (the adaptive cluster scales down) is left out
+        memory = [m for m in client.run(worker_memory, on_error="return").values()
+                  if isinstance(m, dict)]
+        processes = {(m["host"], m["pid"]): m["rss_bytes"] for m in memory}
         return {"workers": len(workers),
                 "threads": sum(w.get("nthreads", 0) for w in workers),
-                "memory_bytes": sum(w.get("metrics", {}).get("memory", 0) for w in workers),
-                "memory_limit_bytes": sum(w.get("memory_limit", 0) for w in workers),
+                # each process once: the embedded cluster's workers share this server's
+                "memory_bytes": sum(processes.values()),
+                "analysis_processes": sum(m["analysis_rss_bytes"] > 0 for m in memory),
+                "analysis_memory_bytes": sum(m["analysis_rss_bytes"] for m in memory),
+                "memory_limit_bytes": sum(w.get("memory_limit") or 0 for w in workers),
                 "min_workers": self.config.cluster_min_workers,
                 "max_workers": self.config.cluster_max_workers or None}
 

@@ -170,16 +170,28 @@ def test_the_embedded_cluster_s_workers_are_threads_each_with_its_own_analysis_p
     process; its closing logs no traceback (in-process streams close one after another)."""
     import logging
 
+    import distributed
+
     from cpet_nb.batch import engine
 
     records: list[logging.LogRecord] = []
     handler = logging.Handler()
     handler.emit = records.append
     engine.shutdown()
+
+    def loops() -> int:
+        return sum(t.name == "IO loop" for t in threading.enumerate())
+
+    def profiled(dask_worker) -> list[str]:
+        return sorted(set(engine.PROFILER_CALLBACKS) & set(dask_worker.periodic_callbacks))
+
+    before = loops()
     try:
         batch = submit(bundled_tests[:12], tmp_path / "jobs.sqlite", workers=2)
         batch.wait()
         pd.testing.assert_frame_equal(batch.results(), reference_table.iloc[:12])
+        with pytest.raises(ValueError):  # the tasks made no default client in this process
+            distributed.default_client()
         client = engine.get_client(None, workers=2)
         assert all(a.startswith("inproc://") for a in client.scheduler_info()["workers"])
         memory = list(client.run(engine.worker_memory).values())
@@ -188,11 +200,15 @@ def test_the_embedded_cluster_s_workers_are_threads_each_with_its_own_analysis_p
         pids = client.run(lambda dask_worker: dask_worker.plugins[engine.PLUGIN_NAME]
                           .sandbox.pid).values()
         assert len(set(pids)) == 2 and os.getpid() not in pids
+        engine._local_cluster.scale(3)  # a worker added later (an adaptive cluster's) too
+        client.wait_for_workers(3, timeout=60)
+        assert list(client.run(profiled).values()) == [[], [], []]
         logging.getLogger("distributed").addHandler(handler)
     finally:
         engine.shutdown()
         logging.getLogger("distributed").removeHandler(handler)
     assert [r.getMessage() for r in records if r.exc_info] == []
+    assert loops() == before  # the cluster's event loop ended with it
 
 
 @pytest.mark.skipif(not can_adopt(), reason="no Unix sockets or pidfds")

@@ -5,7 +5,8 @@ from synthetic import ramp_test
 
 from cpet_nb.findings import CPETError
 from cpet_nb.grid import resample_1s
-from cpet_nb.model.preprocess import minmax_scale, model_windows, trim_to_complete
+from cpet_nb.model.oxynet import sliding_windows
+from cpet_nb.model.preprocess import minmax_scale, model_rows, trim_to_complete
 
 
 def test_resample_matches_pandas_resample_mean_interpolate():
@@ -53,8 +54,8 @@ def test_minmax_scale_and_constant_channel():
 def test_windows_follow_pyoxynet_indexing():
     n = 50
     scaled = np.arange(n * 5, dtype=float).reshape(n, 5)
-    windows = model_windows(scaled)
+    windows = sliding_windows(model_rows(scaled))  # as the pipeline makes them
     assert windows.shape == (n - 41, 40, 5) and windows.dtype == np.float32
     for k in (0, 4, n - 42):
         np.testing.assert_array_equal(windows[k], scaled[k + 1: k + 41])
-    assert model_windows(scaled[:41]).shape == (0, 40, 5)
+    assert sliding_windows(model_rows(scaled[:41])).shape == (0, 40, 5)

@@ -17,12 +17,11 @@
 - :func:`run_partition` is the task: it analyses several files in order and returns their
   :class:`~cpet_nb.batch.store.Outcome` objects. Workers read files by path when they share the
   client's file system, else the task carries that partition's bytes (never the batch's).
-  Between files it checks the job's cancel :class:`distributed.Event`.
+  Between files it checks the job's cancel :class:`distributed.Event` (asked of the scheduler).
 """
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import contextlib
 import ipaddress
@@ -37,8 +36,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-import dask
-from distributed import Client, Event, LocalCluster, get_worker
+from distributed import Client, LocalCluster, get_worker
 from distributed.diagnostics.plugin import WorkerPlugin
 from distributed.utils import sync
 
@@ -50,9 +48,12 @@ log = logging.getLogger(__name__)
 PLUGIN_NAME = "cpet_nb-sandbox"
 #: How often a running task looks at the cancel event (s).
 CANCEL_POLL_S = 0.2
-#: How long :func:`shutdown` lets the event loop run on after the embedded cluster closed,
-#: while its last stream closings are logged quietly (s).
+#: How long :func:`shutdown` keeps dask's stream closings quiet after the embedded cluster
+#: closed (s): the event loop's thread may log the last of them just after.
 CLOSE_DRAIN_S = 0.05
+
+#: The worker's periodic callbacks of dask's statistical profiler.
+PROFILER_CALLBACKS = ("profile", "profile-cycle")
 
 _lock = threading.Lock()
 _clients: dict[str, Client] = {}
@@ -81,6 +82,13 @@ class SandboxPlugin(WorkerPlugin):
     def setup(self, worker: Any) -> None:
         self.sandbox = Sandbox(_own_first(self.prestarted, worker.name))
         self.sandbox.start()  # loads the model while the client prepares the batch
+        if worker.address.startswith("inproc://"):
+            # a thread of the caller's process (the embedded cluster): no statistical profile
+            # of its thread every 10 ms, for the dashboard; it waits on its analysis process
+            for name in PROFILER_CALLBACKS:
+                callback = worker.periodic_callbacks.pop(name, None)
+                if callback is not None:
+                    callback.stop()
 
     def teardown(self, worker: Any) -> None:
         self.sandbox.close()
@@ -96,8 +104,8 @@ def get_client(client: Client | str | None = None, workers: int = 0,
         A client, or a scheduler address (``tcp://host:8786``). Default:
         ``$DASK_SCHEDULER_ADDRESS`` if set, else the embedded local cluster.
     workers : int
-        Worker processes of the embedded cluster (0: one per CPU core). Used only when the
-        embedded cluster is started.
+        Workers of the embedded cluster (0: one per CPU core), each a thread of this process
+        with its own analysis process. Used only when the embedded cluster is started.
     adapt_minimum : int, optional
         Make the embedded cluster adaptive (``LocalCluster.adapt``): it holds this many
         workers when idle and grows to ``workers`` under load (for a server that runs
@@ -149,12 +157,10 @@ def _embedded_client(workers: int, adapt_minimum: int | None = None) -> Client:
         n_workers = maximum if adapt_minimum is None else min(adapt_minimum, maximum)
         _prestart_sandboxes(n_workers)  # they load the model while the workers start
         # no memory limit on the workers: they share the caller's process (a notebook's
-        # kernel), and the analysis processes have their own per file; no statistical
-        # profile of the workers' threads: they wait on their analysis processes
-        with dask.config.set({"distributed.worker.profile.enabled": False}):
-            _local_cluster = LocalCluster(
-                n_workers=n_workers, threads_per_worker=1, processes=False, memory_limit=0,
-                dashboard_address=":0")
+        # kernel), and the analysis processes have their own per file
+        _local_cluster = LocalCluster(
+            n_workers=n_workers, threads_per_worker=1, processes=False, memory_limit=0,
+            dashboard_address=":0")
         if adapt_minimum is not None:
             _local_cluster.adapt(minimum=min(adapt_minimum, maximum), maximum=maximum)
         return Client(_local_cluster, set_as_default=False)
@@ -181,11 +187,9 @@ def shutdown() -> None:
                 client.close()
             _clients.clear()
             if _local_cluster is not None:
-                loop = _local_cluster.loop
                 _local_cluster.close()
                 _local_cluster = None
-                if loop.asyncio_loop.is_running():  # still used by another client
-                    sync(loop, asyncio.sleep, CLOSE_DRAIN_S)
+                time.sleep(CLOSE_DRAIN_S)  # the event loop's own thread logs the last closings
         if _prestarted is not None:
             _prestarted.close()
             _prestarted = None
@@ -286,13 +290,13 @@ def run_partition(job_id: str, entries: Sequence[FileEntry], options: dict[str, 
     """
     worker = get_worker()
     sandbox: Sandbox = worker.plugins[PLUGIN_NAME].sandbox
-    cancel = Event(cancel_event_name(job_id))
+    cancel = cancel_event_name(job_id)
     outcomes = []
     checked = 0.0
     with tempfile.TemporaryDirectory(dir=worker.local_directory) as scratch:
         for entry in entries:
             if time.monotonic() - checked > CANCEL_POLL_S:
-                if cancel.is_set():
+                if _is_set(worker, cancel):
                     break
                 checked = time.monotonic()
             path = entry.path
@@ -307,6 +311,14 @@ def run_partition(job_id: str, entries: Sequence[FileEntry], options: dict[str, 
             outcomes.append(Outcome(entry.idx, result, worker.address, started,
                                     time.time() - started))
     return outcomes
+
+
+def _is_set(worker: Any, event: str) -> bool:
+    """Whether the :class:`distributed.Event` named ``event`` is set, asked of the scheduler
+    directly: a ``distributed.Event`` on a worker makes a client, which for the embedded
+    cluster's workers (threads of the caller's process) would become the caller's default
+    dask client and keep the cluster's event loop running after it closed."""
+    return sync(worker.loop, worker.scheduler.event_is_set, name=event)
 
 
 def cancel_event_name(job_id: str) -> str:

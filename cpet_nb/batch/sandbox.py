@@ -222,7 +222,8 @@ class Sandbox:
     @property
     def pid(self) -> int | None:
         """The child's process id (None when not running)."""
-        return self._process.pid if self._process else None
+        process = self._process  # once: the analysing thread may replace it meanwhile
+        return process.pid if process else None
 
     def start(self) -> None:
         """Start the child now (it loads the model while the caller does other work), or

@@ -48,14 +48,13 @@ from numpy.lib.stride_tricks import sliding_window_view
 from .._checks import check_choice
 from .runtime import THREADS_ENV, interpreter_class, without_delegate_notice
 from .sliding import PROBE_ATOL, SlidingCNN
+from .window import N_CHANNELS, N_PAST_POINTS
 
 #: The shipped models, by the name used in settings and result columns (pyoxynet's
 #: ``regressor``, ``AIS``, ``NSWIS``, ``TCN``, ``LSTMGRUModel`` and ``murias_lab``).
 MODEL_NAMES: tuple[str, ...] = ("cnn", "ais", "nswis", "tcn", "lstmgru", "murias_lab")
 #: The model used unless settings choose others: the classic Oxynet CNN.
 DEFAULT_MODEL = "cnn"
-N_PAST_POINTS = 40
-N_CHANNELS = 5
 #: Windows per ``invoke`` (the last batch of a test padded with zeros, their scores dropped).
 #: The interpreter holds about 28 kB per window of the batch (under 2 MB at this size). Per
 #: window, a batch of 64 is as fast as larger ones on one thread and on two, and with a

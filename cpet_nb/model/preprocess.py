@@ -21,7 +21,6 @@ import pandas as pd
 from ..findings import CPETError, Finding, Severity
 from ..record import MODEL_CHANNELS
 from . import N_PAST_POINTS
-from .oxynet import sliding_windows
 
 #: Channels carried onto the 1 s grid (model channels plus HR for values at thresholds).
 GRID_CHANNELS: tuple[str, ...] = MODEL_CHANNELS + ("HR",)
@@ -107,19 +106,3 @@ def model_rows(scaled: np.ndarray) -> np.ndarray:
     if n < N_PAST_POINTS + 2:
         return np.empty((0, scaled.shape[1]), dtype=np.float32)
     return np.ascontiguousarray(scaled[1: n - 1], dtype=np.float32)
-
-
-def model_windows(scaled: np.ndarray) -> np.ndarray:
-    """The model's input windows over a scaled 1 s grid, pyoxynet's convention.
-
-    Parameters
-    ----------
-    scaled : numpy.ndarray
-        Shape ``[n, 5]``.
-
-    Returns
-    -------
-    numpy.ndarray
-        Shape ``[n - 41, 40, 5]``, float32: window *k* holds rows ``k+1 ... k+40``.
-    """
-    return np.ascontiguousarray(sliding_windows(model_rows(scaled)))

@@ -42,6 +42,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from .window import N_CHANNELS, N_PAST_POINTS
+
 if TYPE_CHECKING:
     import threadpoolctl
 
@@ -56,9 +58,6 @@ CNN_OPS: tuple[str, ...] = (
 PROBE_ATOL = 1e-5
 #: Windows evaluated together: their buffers take about 3 MiB.
 CHUNK_WINDOWS = 256
-WINDOW = 40
-#: Channels of every input row (VO2, VCO2, VE, PetO2, PetCO2).
-N_INPUTS = 5
 KERNEL = 6
 #: Positions of the first convolution's output (of 40) that see its zero padding: 0 ... 4.
 EDGE_1 = KERNEL - 1
@@ -142,7 +141,7 @@ class SlidingCNN:
         channels = conv1.shape[0]
         dense = tuple((constant(i, 1).T, constant(i, 2)) for i in range(18, 22))
         widths = [POOLED_2 * channels] + [bias.shape[0] for _, bias in dense]
-        if (conv1.shape != (channels, 1, KERNEL, N_INPUTS)
+        if (conv1.shape != (channels, 1, KERNEL, N_CHANNELS)
                 or conv2.shape != (channels, 1, KERNEL, channels)
                 or any(constant(i, j).shape != (channels,)
                        for i, j in ((2, 2), (6, 1), (7, 1), (11, 2), (15, 1), (16, 1)))
@@ -176,7 +175,7 @@ class SlidingCNN:
             Shape ``[max(m - 39, 0), 3]``, float32, as the interpreter gives for those windows.
         """
         x = np.ascontiguousarray(rows, dtype=np.float32)
-        n = max(len(x) - WINDOW + 1, 0)
+        n = max(len(x) - N_PAST_POINTS + 1, 0)
         scores = np.empty((n, len(self.dense[-1][1])), dtype=np.float32)
         workspace = getattr(self._local, "workspace", None)
         if workspace is None:
@@ -184,13 +183,13 @@ class SlidingCNN:
         with blas_threads(threads):
             for start in range(0, n, CHUNK_WINDOWS):
                 stop = min(start + CHUNK_WINDOWS, n)
-                scores[start: stop] = self._chunk(x[start: stop + WINDOW - 1], workspace)
+                scores[start: stop] = self._chunk(x[start: stop + N_PAST_POINTS - 1], workspace)
         return scores
 
     def _chunk(self, x: np.ndarray, ws: _Workspace) -> np.ndarray:
         """Scores of the ``len(x) - 39`` windows of ``x`` (at most :data:`CHUNK_WINDOWS`), in
         ``ws``'s buffers (the returned array is one of them)."""
-        n = len(x) - WINDOW + 1
+        n = len(x) - N_PAST_POINTS + 1
         pooled, window_pooled = self._first_block(x, n, ws)
         z = self._second_block(pooled, window_pooled, n, ws)
         h = z.reshape(n, -1)
@@ -321,7 +320,7 @@ class _Workspace:
     """The buffers of one chunk of :data:`CHUNK_WINDOWS` windows (one per thread)."""
 
     def __init__(self, model: SlidingCNN) -> None:
-        windows, rows = CHUNK_WINDOWS, CHUNK_WINDOWS + WINDOW - 1
+        windows, rows = CHUNK_WINDOWS, CHUNK_WINDOWS + N_PAST_POINTS - 1
         channels = len(model.bias1)
 
         def empty(*shape: int) -> np.ndarray:

@@ -614,20 +614,27 @@ class BatchService:
         client = self._client
         if client is None or client.status != "running":
             return None
-        workers = client.scheduler_info(n_workers=-1)["workers"].values()
-        # a worker that leaves meanwhile (the adaptive cluster scales down) is left out
-        memory = [m for m in client.run(worker_memory, on_error="return").values()
-                  if isinstance(m, dict)]
-        processes = {(m["host"], m["pid"]): m["rss_bytes"] for m in memory}
-        return {"workers": len(workers),
-                "threads": sum(w.get("nthreads", 0) for w in workers),
-                # each process once: the embedded cluster's workers share this server's
-                "memory_bytes": sum(processes.values()),
-                "analysis_processes": sum(m["analysis_rss_bytes"] > 0 for m in memory),
-                "analysis_memory_bytes": sum(m["analysis_rss_bytes"] for m in memory),
-                "memory_limit_bytes": sum(w.get("memory_limit") or 0 for w in workers),
-                "min_workers": self.config.cluster_min_workers,
-                "max_workers": self.config.cluster_max_workers or None}
+        workers = client.scheduler_info(n_workers=-1)["workers"]
+        summary = {"workers": len(workers),
+                   "threads": sum(w.get("nthreads", 0) for w in workers.values()),
+                   "memory_bytes": sum(w.get("metrics", {}).get("memory", 0)
+                                       for w in workers.values()),
+                   "analysis_processes": None, "analysis_memory_bytes": None,
+                   "memory_limit_bytes": sum(w.get("memory_limit") or 0
+                                             for w in workers.values()),
+                   "min_workers": self.config.cluster_min_workers,
+                   "max_workers": self.config.cluster_max_workers or None}
+        if workers and all(a.startswith("inproc://") for a in workers):
+            # the embedded cluster's workers are threads of this process: asked directly
+            # (never remote workers, which could keep a health check waiting); this process
+            # counted once; a worker that leaves meanwhile (scaling down) is left out
+            memory = [m for m in client.run(worker_memory, on_error="return").values()
+                      if isinstance(m, dict)]
+            summary |= {"memory_bytes": sum({(m["host"], m["pid"]): m["rss_bytes"]
+                                             for m in memory}.values()),
+                        "analysis_processes": sum(m["analysis_rss_bytes"] > 0 for m in memory),
+                        "analysis_memory_bytes": sum(m["analysis_rss_bytes"] for m in memory)}
+        return summary
 
     def cleanup(self) -> None:
         """Remove upload folders of requests that never became jobs and staged uploads

@@ -211,6 +211,20 @@ def test_the_embedded_cluster_s_workers_are_threads_each_with_its_own_analysis_p
     assert loops() == before  # the cluster's event loop ended with it
 
 
+def test_a_cluster_of_the_user_s_own_keeps_its_workers_profiler():
+    """Only the embedded cluster's workers have their profiler stopped (they only wait on
+    their analysis processes); a cluster passed in is the user's, in-process or not."""
+    from distributed import Client, LocalCluster
+
+    from cpet_nb.batch import engine
+
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster, \
+            Client(cluster, set_as_default=False) as client:
+        engine.get_client(client)
+        callbacks = client.run(lambda dask_worker: set(dask_worker.periodic_callbacks))
+        assert all(set(engine.PROFILER_CALLBACKS) <= names for names in callbacks.values())
+
+
 @pytest.mark.skipif(not can_adopt(), reason="no Unix sockets or pidfds")
 def test_the_embedded_cluster_s_workers_adopt_children_started_before_them():
     """A cold start waits for the workers or for their analysis processes, not for one after

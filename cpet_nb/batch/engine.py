@@ -71,20 +71,23 @@ class SandboxPlugin(WorkerPlugin):
         :attr:`Prestarted.addresses` (sockets) of children waiting for the cluster's workers: a
         worker tries the one at its own position first (the embedded cluster names its
         workers 0, 1, ...), then the others, then starts its own.
+    embedded : bool
+        The workers are the embedded cluster's (threads of the client's process, only
+        waiting on their analysis processes): their statistical profiler (a sample of their
+        thread every 10 ms, for the dashboard) is stopped. Other clusters' are left alone.
     """
 
     idempotent = True
     name = PLUGIN_NAME
 
-    def __init__(self, prestarted: Sequence[str] = ()) -> None:
+    def __init__(self, prestarted: Sequence[str] = (), embedded: bool = False) -> None:
         self.prestarted = tuple(prestarted)
+        self.embedded = embedded
 
     def setup(self, worker: Any) -> None:
         self.sandbox = Sandbox(_own_first(self.prestarted, worker.name))
         self.sandbox.start()  # loads the model while the client prepares the batch
-        if worker.address.startswith("inproc://"):
-            # a thread of the caller's process (the embedded cluster): no statistical profile
-            # of its thread every 10 ms, for the dashboard; it waits on its analysis process
+        if self.embedded:
             for name in PROFILER_CALLBACKS:
                 callback = worker.periodic_callbacks.pop(name, None)
                 if callback is not None:
@@ -113,13 +116,15 @@ def get_client(client: Client | str | None = None, workers: int = 0,
         embedded cluster is started.
     """
     prestarted: tuple[str, ...] = ()
+    embedded = False
     if not isinstance(client, Client):
         address = client or os.environ.get("DASK_SCHEDULER_ADDRESS") or None
         client = (_scheduler_client(address) if address
                   else _embedded_client(workers, adapt_minimum))
-        if not address and _prestarted is not None:
+        embedded = not address
+        if embedded and _prestarted is not None:
             prestarted = _prestarted.addresses
-    client.register_plugin(SandboxPlugin(prestarted))
+    client.register_plugin(SandboxPlugin(prestarted, embedded=embedded))
     return client
 
 

@@ -43,7 +43,6 @@ import pandas as pd
 from jupyter_server.utils import url_path_join
 
 from ..batch import Batch, NoCPETFiles, Progress, Upload, submit
-from ..batch.engine import worker_memory
 from ..batch.store import Store
 from ..io.exports import check_table_path, write_table
 from ..settings import Settings
@@ -625,6 +624,8 @@ class BatchService:
                    "min_workers": self.config.cluster_min_workers,
                    "max_workers": self.config.cluster_max_workers or None}
         if workers and all(a.startswith("inproc://") for a in workers):
+            from ..batch.engine import worker_memory  # distributed: imported once needed
+
             # the embedded cluster's workers are threads of this process: asked directly
             # (never remote workers, which could keep a health check waiting); this process
             # counted once; a worker that leaves meanwhile (scaling down) is left out

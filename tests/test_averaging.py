@@ -197,3 +197,23 @@ def test_time_bin_means_skip_missing_values_per_column():
     assert time_bin_means(frame, ["VO2"], 10.0, start_s=100.0).empty
     with pytest.raises(ValueError, match="bin_s must be positive"):
         time_bin_means(frame, ["VO2"], 0.0, 0.0)
+
+
+def test_time_bin_arrays_of_times_out_of_order_are_those_of_the_sorted_times():
+    """Records come in time order (one pass, no sort); samples in any other order give the
+    same bins."""
+    from cpet_nb.physiology.averaging import time_bin_arrays
+
+    rng = np.random.default_rng(7)
+    t_s = np.sort(rng.uniform(0, 300, 200))
+    vo2 = rng.normal(2000, 100, 200)
+    vo2[rng.integers(0, 200, 20)] = np.nan
+    in_order = time_bin_arrays(t_s, {"VO2": vo2}, 10.0, 5.0)
+    shuffled = rng.permutation(200)
+    scrambled = time_bin_arrays(t_s[shuffled], {"VO2": vo2[shuffled]}, 10.0, 5.0)
+    assert len(in_order["t"]) == 30  # every bin from 5 s on holds a sample
+    for name in ("t", "VO2"):
+        np.testing.assert_allclose(scrambled[name], in_order[name], rtol=1e-12)
+    edges = 5.0 + 10.0 * np.arange(31)
+    first = (t_s >= edges[0]) & (t_s < edges[1])
+    assert in_order["VO2"][0] == pytest.approx(np.nanmean(vo2[first]))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +23,8 @@ from ._sniff import utf16_text
 
 #: Channels in which a device writes 0 for "not measured".
 ZERO_MEANS_MISSING = ("HR", "RF")
+#: Canonical columns of text, not numbers.
+TEXT_COLUMNS = ("phase",)
 #: Longest line (characters) of a text file that is parsed. A CPET export's longest line (a
 #: header of a few hundred labels) has a few thousand; Python's ``csv`` module refuses a field
 #: over 131,072 characters, so no line under this limit can hold one.
@@ -125,8 +127,11 @@ def read_csv_text(text: str, file: str, **kwargs) -> pd.DataFrame:
     """``pandas.read_csv`` on text, with parse failures turned into an ``unreadable`` finding.
 
     The text goes to pandas' C parser as UTF-8 bytes, which it tokenises directly (from a
-    text stream it would first encode every chunk itself, which takes longer).
+    text stream it would first encode every chunk itself, which takes longer), in one pass
+    (``low_memory=False``: the text is in memory already, and a column's type is inferred
+    from all its cells, not chunk by chunk; a fifth less time on a 10-minute test).
     """
+    kwargs.setdefault("low_memory", False)
     try:
         return pd.read_csv(io.BytesIO(text.encode("utf-8")), **kwargs)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
@@ -135,56 +140,70 @@ def read_csv_text(text: str, file: str, **kwargs) -> pd.DataFrame:
         ) from None
 
 
-def to_numeric_columns(frame: pd.DataFrame, file: str, source_names: dict[str, str]
-                       ) -> list[Finding]:
-    """Convert every canonical numeric column to float in place, reporting text cells.
+def numeric_columns(columns: dict[str, np.ndarray], file: str, source_names: dict[str, str]
+                    ) -> list[Finding]:
+    """Replace every canonical numeric column of ``columns`` by float values, reporting text
+    cells.
 
     A cell that is not a number becomes missing, and the first such cell of each column is
     reported (never turned into 0).
     """
     findings = []
-    for column, dtype in frame.dtypes.items():
-        if column == "phase" or dtype.kind == "f":
+    for column, values in columns.items():
+        if column in TEXT_COLUMNS or values.dtype.kind == "f":
             continue  # parsed as numbers already: nothing to report or convert
-        if dtype.kind in "iub":  # whole numbers or booleans: every cell is a number
-            frame[column] = frame[column].to_numpy(dtype=float)
+        if values.dtype.kind in "iub":  # whole numbers or booleans: every cell is a number
+            columns[column] = values.astype(float)
             continue
-        values = pd.to_numeric(frame[column], errors="coerce")
-        bad = values.isna() & frame[column].notna()
+        numbers = pd.to_numeric(pd.Series(values), errors="coerce")
+        numbers = numbers.to_numpy(dtype=float, na_value=np.nan)
+        bad = np.isnan(numbers) & pd.notna(values)
         if bad.any():
-            first = int(np.flatnonzero(bad.to_numpy())[0])
+            first = int(np.flatnonzero(bad)[0])
             findings.append(Finding(
                 "non-numeric", Severity.WARNING,
                 f"{int(bad.sum())} cell(s) are not numbers and were left missing; "
-                f"the first is {frame[column].iloc[first]!r}",
+                f"the first is {values[first]!r}",
                 file=file, column=source_names.get(column, column), row=first + 1,
             ))
-        frame[column] = values.astype(float)
+        columns[column] = numbers
     return findings
 
 
-def clean_time(frame: pd.DataFrame, file: str, time_name: str
-               ) -> tuple[pd.DataFrame, list[Finding]]:
-    """Drop rows without time, sort backward steps, drop duplicate times (keep the first).
+def clean_time_rows(t_s: np.ndarray, file: str, time_name: str
+                    ) -> tuple[np.ndarray | None, list[Finding]]:
+    """The rows to keep, in time order: rows without time dropped, backward steps sorted,
+    duplicate times dropped (the first kept).
 
     Policy: a row whose time equals an earlier row's time is dropped, because two samples
     at one instant cannot both be breaths; rows that go back in time are sorted, because
     exports that do this have appended blocks. Both are reported.
+
+    Parameters
+    ----------
+    t_s : numpy.ndarray
+        Each row's time (s) as read, NaN where a row has none.
+    file, time_name : str
+        The file and its time column, named in findings.
+
+    Returns
+    -------
+    (numpy.ndarray or None, list of Finding)
+        The positions of the rows kept, in their new order (None: every row, as they are),
+        and what was done.
     """
     findings = []
-    t = frame["t"].to_numpy(dtype=float)
-    present = ~np.isnan(t)
-    if not present.all():
-        frame, t = frame[present], t[present]
-    if len(t) > 1 and np.any(np.diff(t) < 0):
-        first = int(np.flatnonzero(np.diff(t) < 0)[0]) + 2
+    rows = np.flatnonzero(~np.isnan(t_s))
+    t = t_s[rows]
+    steps = np.diff(t)
+    if np.any(steps < 0):
         findings.append(Finding(
             "non-monotonic-time", Severity.WARNING,
-            f"time goes backwards {int(np.sum(np.diff(t) < 0))} time(s); rows were sorted by time",
-            file=file, column=time_name, row=first,
+            f"time goes backwards {int(np.sum(steps < 0))} time(s); rows were sorted by time",
+            file=file, column=time_name, row=int(np.flatnonzero(steps < 0)[0]) + 2,
         ))
-        frame = frame.sort_values("t", kind="stable")
-        t = frame["t"].to_numpy(dtype=float)
+        order = np.argsort(t, kind="stable")
+        rows, t = rows[order], t[order]
     duplicated = np.zeros(len(t), dtype=bool)
     duplicated[1:] = t[1:] == t[:-1]  # sorted: a repeat follows the row it repeats
     if duplicated.any():
@@ -194,7 +213,19 @@ def clean_time(frame: pd.DataFrame, file: str, time_name: str
             "(the first row at each time was kept)",
             file=file, column=time_name,
         ))
-        frame = frame[~duplicated]
+        rows = rows[~duplicated]
+    if len(rows) == len(t_s) and not findings:
+        return None, findings
+    return rows, findings
+
+
+def clean_time(frame: pd.DataFrame, file: str, time_name: str
+               ) -> tuple[pd.DataFrame, list[Finding]]:
+    """:func:`clean_time_rows` on a frame's ``t`` column: the frame of the rows kept, with a
+    new range index."""
+    rows, findings = clean_time_rows(frame["t"].to_numpy(dtype=float), file, time_name)
+    if rows is not None:
+        frame = frame.iloc[rows]
     return frame.reset_index(drop=True), findings
 
 
@@ -219,34 +250,41 @@ def phases_at(t_s: np.ndarray, starts: Sequence[tuple[float, str]]) -> np.ndarra
     return labels[np.searchsorted([time for time, _ in ordered], t_s, side="right")]
 
 
-def zeros_to_missing(frame: pd.DataFrame, file: str, source_names: dict[str, str],
+def zeros_to_missing(columns: dict[str, np.ndarray], file: str, source_names: dict[str, str],
                      channels: tuple[str, ...] = ZERO_MEANS_MISSING) -> list[Finding]:
-    """Turn device zeros that mean 'not measured' (e.g. HR = 0) into missing values."""
+    """Turn device zeros that mean 'not measured' (e.g. HR = 0) into missing values, in the
+    float ``columns`` named by ``channels``."""
     findings = []
     for column in channels:
-        if column in frame:
-            zero = frame[column] == 0
+        if column in columns:
+            zero = columns[column] == 0
             if zero.any():
-                frame.loc[zero, column] = np.nan
+                columns[column] = values = columns[column].copy()  # may be the reader's
+                values[zero] = np.nan
                 findings.append(Finding(
                     "device-zero-missing", Severity.INFO,
-                    f"{int(zero.sum())} of {len(frame)} value(s) were 0 (not measured) "
+                    f"{int(zero.sum())} of {len(zero)} value(s) were 0 (not measured) "
                     "and are now missing",
                     file=file, column=source_names.get(column, column),
                 ))
     return findings
 
 
-def build_record(frame: pd.DataFrame, metadata: Metadata, source_names: dict[str, str],
-                 findings: list[Finding] | None = None, *, file: str,
-                 zero_means_missing: tuple[str, ...] = ()) -> CPETRecord:
+def build_record(frame: pd.DataFrame | Mapping[str, np.ndarray], metadata: Metadata,
+                 source_names: dict[str, str], findings: list[Finding] | None = None, *,
+                 file: str, zero_means_missing: tuple[str, ...] = ()) -> CPETRecord:
     """Finish a reader's work: numeric columns, length check, clean time, device zeros,
     sampling.
 
+    The columns are worked on as arrays and made into the record's frame once, at the end
+    (a frame's per-column operations cost more than the arithmetic on a test's few hundred
+    rows; docs/performance.md).
+
     Parameters
     ----------
-    frame : pandas.DataFrame
-        Columns already renamed to canonical names and converted to canonical units.
+    frame : pandas.DataFrame or mapping of str to numpy.ndarray
+        Columns already renamed to canonical names and converted to canonical units, all
+        of one length. Left as it is.
     metadata : Metadata
     source_names : dict
         Canonical name -> the column's name in the file, for findings.
@@ -259,23 +297,48 @@ def build_record(frame: pd.DataFrame, metadata: Metadata, source_names: dict[str
         breath-by-breath VO2 of 0).
     """
     findings = list(findings or [])
-    unknown = [c for c in frame.columns if c not in CANONICAL_UNITS and c not in LABEL_COLUMNS]
+    if isinstance(frame, pd.DataFrame):
+        if frame.columns.has_duplicates:
+            raise ValueError(f"reader bug: repeated columns {list(frame.columns)}")
+        columns = {column: frame[column].to_numpy() for column in frame.columns}
+        text_dtypes = {column: frame[column].dtype for column in TEXT_COLUMNS if column in frame}
+    else:
+        columns = {column: np.asarray(values) for column, values in frame.items()}
+        text_dtypes = {}
+    unknown = [c for c in columns if c not in CANONICAL_UNITS and c not in LABEL_COLUMNS]
     if unknown:
         raise ValueError(f"reader bug: non-canonical columns {unknown}")
-    if frame.empty:
+    if not columns or len(columns["t"]) == 0:
         raise CPETError(Finding("empty", Severity.ERROR, "the file has no data rows", file=file))
-    frame = frame.copy()
-    findings += to_numeric_columns(frame, file, source_names)
+    findings += numeric_columns(columns, file, source_names)
     time_name = source_names.get("t", "t")
-    if frame["t"].isna().all():
+    t_s = columns["t"]
+    if np.isnan(t_s).all():
         raise CPETError(Finding("unreadable", Severity.ERROR, "no row has a numeric time",
                                 file=file, column=time_name))
-    too_long = length_problem(frame["t"].to_numpy(), file, time_name)  # before sorting
+    too_long = length_problem(t_s, file, time_name)  # before sorting
     if too_long is not None:
         raise CPETError(too_long)
-    frame, time_findings = clean_time(frame, file, time_name)
+    rows, time_findings = clean_time_rows(t_s, file, time_name)
     findings += time_findings
-    findings += zeros_to_missing(frame, file, source_names,
+    if rows is not None:
+        columns = {column: values[rows] for column, values in columns.items()}
+    findings += zeros_to_missing(columns, file, source_names,
                                  ZERO_MEANS_MISSING + zero_means_missing)
-    metadata.sampling = detect_sampling(frame["t"].to_numpy())
-    return CPETRecord(frame, metadata, findings)
+    metadata.sampling = detect_sampling(columns["t"])
+    return CPETRecord(_frame(columns, text_dtypes), metadata, findings)
+
+
+def _frame(columns: dict[str, np.ndarray], text_dtypes: Mapping[str, object]) -> pd.DataFrame:
+    """The record's frame: the float columns as one block (a sixth of the time of a frame
+    made column by column), the others inserted where they were, text columns with the
+    dtypes ``text_dtypes`` the reader gave them (a missing phase stays None)."""
+    names = list(columns)
+    floats = [name for name in names if columns[name].dtype == np.float64]
+    data = pd.DataFrame(np.vstack([columns[name] for name in floats]).T,
+                        columns=pd.Index(floats, dtype=object))
+    for position, name in enumerate(names):
+        if name not in floats:
+            data.insert(position, name, pd.Series(columns[name], dtype=text_dtypes.get(name),
+                                                  copy=False))
+    return data

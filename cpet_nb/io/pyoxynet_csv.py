@@ -62,23 +62,25 @@ class PyoxynetCSVReader:
                     column=str(c))
             for c in header if c not in COLUMNS and c not in IGNORED
         ]
-        present = {src: dst for src, dst in COLUMNS.items() if src in raw.columns}
-        frame = raw[list(present)].set_axis(list(present.values()), axis="columns")
+        arrays = {column: values.to_numpy() for column, values in raw.items()}
+        present = {src: dst for src, dst in COLUMNS.items() if src in arrays}
+        columns = {dst: arrays[src] for src, dst in present.items()}
         metadata.device = "unknown (pyoxynet CSV)"
-        metadata.weight_kg = _constant(raw, "weight")
-        metadata.height_cm = _height_cm(_constant(raw, "height"))
-        metadata.age_years = _constant(raw, "age")
+        metadata.weight_kg = _constant(arrays.get("weight"))
+        metadata.height_cm = _height_cm(_constant(arrays.get("height")))
+        metadata.age_years = _constant(arrays.get("age"))
         source_names = {dst: src for src, dst in present.items()}
-        return build_record(frame, metadata, source_names, findings, file=file)
+        return build_record(columns, metadata, source_names, findings, file=file)
 
 
-def _constant(raw: pd.DataFrame, column: str) -> float | None:
-    """A subject value repeated on every row, or None when absent or inconsistent."""
-    if column not in raw:
+def _constant(values: np.ndarray | None) -> float | None:
+    """A subject value repeated on every row (the column's values, None when absent), or
+    None when absent or inconsistent."""
+    if values is None:
         return None
-    values = raw[column]
-    values = (values.to_numpy(dtype=float) if values.dtype.kind in "fiub"
-              else pd.to_numeric(values, errors="coerce").to_numpy(dtype=float))
+    values = (values.astype(float) if values.dtype.kind in "fiub"
+              else pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(
+                  dtype=float, na_value=np.nan))
     values = np.unique(values[~np.isnan(values)])
     return float(values[0]) if len(values) == 1 else None
 

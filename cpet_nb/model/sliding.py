@@ -267,9 +267,14 @@ class SlidingCNN:
         out = np.matmul(window_pooled.reshape(n, -1), self.conv2_edge,
                         out=ws.out[:n]).reshape(n, EDGE_2, channels)
         out += self.bias2
-        for r in range(EDGE_POOLED, EDGE_2):
-            for q in range(EDGE_POOLED, r + 1):
-                out[:, r] += taps[q - r + KERNEL - 1, 2 * q: 2 * q + n]
+        # tap k adds shared pooled row q (window s's: taps[k, s + 2q]) to output row
+        # r = q + 5 - k, for 3 <= q <= r < 8: rows 8 - k ... 7 from q = 3 ... k + 2, all in
+        # one strided add per tap (in the order of q for every row, as one add per (q, r))
+        tap_row, tap_column = taps.strides[1:]
+        for k in range(1, KERNEL):
+            out[:, EDGE_2 - k:] += as_strided(taps[k, 2 * EDGE_POOLED:],
+                                              shape=(n, k, channels),
+                                              strides=(tap_row, 2 * tap_row, tap_column))
         edge_z = np.maximum(out[:, 0::2], out[:, 1::2], out=z[:, :first])
         edge_z *= self.scale2
         edge_z += self.shift2

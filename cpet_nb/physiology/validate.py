@@ -42,7 +42,7 @@ def screen_values(record: CPETRecord) -> tuple[CPETRecord, list[Finding]]:
     file = record.name
     findings = []
     data = record.data
-    if "VO2" not in data or data["VO2"].isna().all():
+    if "VO2" not in data or np.isnan(data["VO2"].to_numpy(dtype=float)).all():
         findings.append(Finding("missing-channel", Severity.ERROR,
                                 "no VO2 values: nothing can be computed", file=file,
                                 column="VO2"))
@@ -274,7 +274,8 @@ def check_protocol(record: CPETRecord) -> list[Finding]:
 def threshold_blockers(record: CPETRecord) -> list[Finding]:
     """Why the model's thresholds cannot be computed (warnings; other measures still can)."""
     file = record.name
-    missing = [c for c in MODEL_CHANNELS if c not in record.data or record.data[c].isna().all()]
+    missing = [c for c in MODEL_CHANNELS if c not in record.data
+               or np.isnan(record.data[c].to_numpy(dtype=float)).all()]
     findings = []
     if missing:
         findings.append(Finding(

@@ -211,6 +211,35 @@ def test_the_embedded_cluster_s_workers_are_threads_each_with_its_own_analysis_p
     assert loops() == before  # the cluster's event loop ended with it
 
 
+def test_the_embedded_cluster_has_a_dashboard_only_when_asked():
+    """dask's dashboard imports Bokeh's server into the caller's process as the cluster
+    starts (Settings.dashboard, off by default); the scheduler's HTTP server (health,
+    metrics) runs either way, on a free port."""
+    import urllib.error
+    import urllib.request
+
+    from cpet_nb.batch import engine
+
+    def status_code(client, page: str) -> int:
+        port = client.scheduler_info()["services"]["dashboard"]
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/{page}", timeout=30) as r:
+                return r.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    engine.shutdown()
+    try:
+        for asked in (False, True):
+            client = engine.get_client(None, workers=1, dashboard=asked)
+            assert status_code(client, "health") == 200
+            assert status_code(client, "status") == (200 if asked else 404)
+            assert engine.dashboard_link(client).endswith("/status") is asked
+            engine.shutdown()
+    finally:
+        engine.shutdown()
+
+
 def test_a_cluster_of_the_user_s_own_keeps_its_workers_profiler():
     """Only the embedded cluster's workers have their profiler stopped (they only wait on
     their analysis processes); a cluster passed in is the user's, in-process or not."""

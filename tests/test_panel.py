@@ -334,7 +334,7 @@ def embedded_cluster():
 
 @pytest.mark.slow
 def test_a_small_batch_runs_from_the_panel(tmp_path, bundled_tests, notes, embedded_cluster):
-    panel = Panel(tmp_path / "jobs.sqlite", workers=1)
+    panel = Panel(tmp_path / "jobs.sqlite", workers=1, dashboard=True)
     panel.add_inputs([*bundled_tests[:3], notes])
     drive(panel, lambda: len(panel.intake) == 4)
     panel.run_button.click()

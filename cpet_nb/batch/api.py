@@ -335,7 +335,8 @@ def resume(job_id: str, store: str | os.PathLike | Store, *, client: Any = None,
     store.claim_job(job_id, force=force)  # refuse before starting a cluster
     from .engine import get_client
 
-    return _start(store, job_id, settings, get_client(client, settings.workers))
+    return _start(store, job_id, settings,
+                  get_client(client, settings.workers, dashboard=settings.dashboard))
 
 
 def jobs(store: str | os.PathLike | Store, user: str | None = None) -> pd.DataFrame:
@@ -351,7 +352,7 @@ def _cluster_starting(client: Any, settings: Settings) -> Iterator[Future]:
     from .engine import get_client
 
     with ThreadPoolExecutor(1, thread_name_prefix="cpet_nb-connect") as pool:
-        yield pool.submit(get_client, client, settings.workers)
+        yield pool.submit(get_client, client, settings.workers, dashboard=settings.dashboard)
 
 
 def _start(store: Store, job_id: str, settings: Settings, client: Any) -> Batch:

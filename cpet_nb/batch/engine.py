@@ -58,6 +58,7 @@ PROFILER_CALLBACKS = ("profile", "profile-cycle")
 _lock = threading.Lock()
 _clients: dict[str, Client] = {}
 _local_cluster: LocalCluster | None = None
+_local_dashboard = False  # whether the embedded cluster was started with its dashboard
 _prestarted: Prestarted | None = None
 
 
@@ -98,7 +99,7 @@ class SandboxPlugin(WorkerPlugin):
 
 
 def get_client(client: Client | str | None = None, workers: int = 0,
-               adapt_minimum: int | None = None) -> Client:
+               adapt_minimum: int | None = None, dashboard: bool = False) -> Client:
     """A client for batch work, with :class:`SandboxPlugin` registered.
 
     Parameters
@@ -114,13 +115,16 @@ def get_client(client: Client | str | None = None, workers: int = 0,
         workers when idle and grows to ``workers`` under load (for a server that runs
         several users' batches). Default: a fixed number of workers. Used only when the
         embedded cluster is started.
+    dashboard : bool
+        Start the embedded cluster with dask's dashboard (on a free port). Used only when
+        the embedded cluster is started.
     """
     prestarted: tuple[str, ...] = ()
     embedded = False
     if not isinstance(client, Client):
         address = client or os.environ.get("DASK_SCHEDULER_ADDRESS") or None
         client = (_scheduler_client(address) if address
-                  else _embedded_client(workers, adapt_minimum))
+                  else _embedded_client(workers, adapt_minimum, dashboard))
         embedded = not address
         if embedded and _prestarted is not None:
             prestarted = _prestarted.addresses
@@ -153,9 +157,10 @@ def _scheduler_client(address: str) -> Client:
     return _cached_client(address, lambda: Client(address, set_as_default=False))
 
 
-def _embedded_client(workers: int, adapt_minimum: int | None = None) -> Client:
+def _embedded_client(workers: int, adapt_minimum: int | None = None,
+                     dashboard: bool = False) -> Client:
     def start() -> Client:
-        global _local_cluster
+        global _local_cluster, _local_dashboard
         if _local_cluster is not None:  # its client closed: start afresh, not beside it
             _local_cluster.close()
         maximum = workers or os.cpu_count() or 1
@@ -163,14 +168,28 @@ def _embedded_client(workers: int, adapt_minimum: int | None = None) -> Client:
         _prestart_sandboxes(n_workers)  # they load the model while the workers start
         # no memory limit on the workers: they share the caller's process (a notebook's
         # kernel), and the analysis processes have their own per file
+        # the scheduler's HTTP server (health, metrics) on a free port either way; the
+        # dashboard's Bokeh apps only when asked for
         _local_cluster = LocalCluster(
             n_workers=n_workers, threads_per_worker=1, processes=False, memory_limit=0,
-            dashboard_address=":0")
+            dashboard_address=":0", scheduler_kwargs={"dashboard": dashboard})
+        _local_dashboard = dashboard
         if adapt_minimum is not None:
             _local_cluster.adapt(minimum=min(adapt_minimum, maximum), maximum=maximum)
         return Client(_local_cluster, set_as_default=False)
 
     return _cached_client("embedded", start)
+
+
+def dashboard_link(client: Client) -> str:
+    """The address of the dask dashboard of ``client``'s cluster; empty when it has none (the
+    embedded cluster started without one, or a link template the cluster cannot fill)."""
+    if client is _clients.get("embedded") and not _local_dashboard:
+        return ""
+    try:
+        return client.dashboard_link or ""
+    except (KeyError, AttributeError):  # a dashboard link template without its variable
+        return ""
 
 
 def _cached_client(key: str, connect: Callable[[], Client]) -> Client:

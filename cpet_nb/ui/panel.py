@@ -838,12 +838,9 @@ def _job_label(job: Any) -> str:
 
 def _dashboard_link(client: Any, workers: int) -> str:
     """The dask dashboard's address, empty when the cluster has none."""
-    from ..batch.engine import get_client
+    from ..batch.engine import dashboard_link, get_client
 
-    try:
-        return get_client(client, workers).dashboard_link or ""
-    except (KeyError, AttributeError):  # a dashboard link template without its variable
-        return ""
+    return dashboard_link(get_client(client, workers))
 
 
 def _write_plot_pages(batch: Batch, target: Path) -> None:

@@ -206,9 +206,12 @@ class Sandbox:
     ('test 1', 'ok')
     """
 
-    def __init__(self, prestarted: Sequence[str] = ()) -> None:
+    def __init__(self, prestarted: Sequence[str] = (), cpu: int | None = None) -> None:
         self._process: subprocess.Popen | _Adopted | None = None
         self._prestarted = list(prestarted)  # sockets to try before starting a child
+        self.cpu = cpu
+        """The CPU each child is kept on once its model is loaded (``os.sched_setaffinity``;
+        None: wherever the OS schedules it)."""
         self._fresh = False
         self._lock = threading.Lock()
 
@@ -264,6 +267,7 @@ class Sandbox:
                     raise TimeoutError
                 self._process.attach(self._reader.recv())
             if self._reader.poll(STARTUP_ALLOWANCE_S) and self._reader.recv() == READY:
+                self._pin()
                 return True
         except TimeoutError:
             pass
@@ -274,6 +278,14 @@ class Sandbox:
                 return self._await_ready()
         self.close()
         return False
+
+    def _pin(self) -> None:
+        """Keep the child on :attr:`cpu` (where the system lets a process choose)."""
+        pid = self.pid
+        if self.cpu is None or pid is None or not hasattr(os, "sched_setaffinity"):
+            return
+        with contextlib.suppress(OSError):  # a CPU taken from us since: it runs anywhere
+            os.sched_setaffinity(pid, {self.cpu})
 
     def _release(self) -> None:
         """Forget the child without stopping it."""

@@ -218,3 +218,38 @@ def test_analyze_over_the_samples_folder_gives_a_row_per_export(samples, tmp_pat
     assert table.loc[~no_peak, "vo2peak_ml_min"].between(250, 6000).all()
     assert table.loc[no_peak, "findings"].str.contains("too-short").all()
     assert no_peak.sum() <= 1
+
+
+def test_build_record_takes_frames_and_arrays_of_any_numeric_columns():
+    """A plugin reader's last step: columns as given (float32, integers, text) come out as
+    a record; no rows is the ``empty`` finding, whatever the columns."""
+    from cpet_nb.io._tabular import build_record, read_csv_text
+    from cpet_nb.record import Metadata
+
+    frame = pd.DataFrame({"t": np.float32([2, 0, 1]), "HR": [0, 120, 121],
+                          "phase": ["EXERCISE", "REST", None]})
+    record = build_record(frame, Metadata("p.csv"), {"HR": "Puls"}, file="p.csv")
+    assert record.data["t"].tolist() == [0.0, 1.0, 2.0]  # sorted, reported
+    assert record.data["t"].dtype == np.float32 and record.data["HR"].dtype == np.float64
+    assert record.data["HR"].isna().tolist() == [False, False, True]  # the device's 0
+    assert record.data["phase"].tolist()[::2] == ["REST", "EXERCISE"]
+    assert pd.isna(record.data["phase"][1]) and record.data["phase"].dtype == frame["phase"].dtype
+    assert list(record.data.columns) == ["t", "HR", "phase"]
+    assert frame["HR"].tolist() == [0, 120, 121]  # the reader's frame is left as it is
+    assert {f.code for f in record.findings} == {"non-monotonic-time", "device-zero-missing"}
+    from_arrays = build_record({"t": np.arange(3.0), "VO2": np.array(["1", "x", "3"],
+                                                                     dtype=object)},
+                               Metadata("p.csv"), {"VO2": "V'O2"}, file="p.csv")
+    assert from_arrays.data["VO2"].tolist()[::2] == [1.0, 3.0]
+    (finding,) = from_arrays.findings
+    assert (finding.code, finding.column, finding.row) == ("non-numeric", "V'O2", 2)
+    only_float32 = build_record({"t": np.float32([0, 1]), "phase": np.array(["REST"] * 2)},
+                                Metadata("p.csv"), {}, file="p.csv")
+    assert only_float32.data["t"].dtype == np.float32 and len(only_float32.data) == 2
+    for empty in (pd.DataFrame({"VO2": []}), {"t": np.empty(0)}, {}):
+        with pytest.raises(CPETError) as error:
+            build_record(empty, Metadata("p.csv"), {}, file="p.csv")
+        assert error.value.finding.code == "empty"
+    # options that need pandas' Python parser still parse (no C-parser-only option added)
+    assert read_csv_text("t::VO2\n1::2\n", "p.csv", sep="::", engine="python")["VO2"].tolist() \
+        == [2]

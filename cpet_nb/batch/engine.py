@@ -195,8 +195,9 @@ def _embedded_client(workers: int, adapt_minimum: int | None = None,
 
 def analysis_cpus(n_workers: int) -> tuple[int, ...]:
     """The CPU for each analysis process of an embedded cluster of ``n_workers`` fixed
-    workers: one each, while there are as many CPUs as workers; else none (the OS places
-    them).
+    workers: one each when there are as many workers as CPUs this process may use (the
+    default, one worker per core); else none (the OS places them: with fewer workers it
+    can spread them away from whatever else runs, e.g. another kernel's batch).
 
     Kept on one CPU, an analysis process keeps its caches and is not moved about by the
     scheduler as the client's threads (the store, the scheduler, a kernel) come and go: a
@@ -208,7 +209,7 @@ def analysis_cpus(n_workers: int) -> tuple[int, ...]:
     if not hasattr(os, "sched_getaffinity"):
         return ()
     available = sorted(os.sched_getaffinity(0))
-    return tuple(available[:n_workers]) if n_workers <= len(available) else ()
+    return tuple(available) if n_workers == len(available) else ()
 
 
 def dashboard_link(client: Client) -> str:

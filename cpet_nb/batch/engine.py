@@ -97,8 +97,8 @@ class SandboxPlugin(WorkerPlugin):
         self.sandbox = Sandbox(_own_first(self.prestarted, name), cpu=cpu)
         self.sandbox.start()  # loads the model while the client prepares the batch
         if self.embedded:
-            for name in PROFILER_CALLBACKS:
-                callback = worker.periodic_callbacks.pop(name, None)
+            for callback_name in PROFILER_CALLBACKS:
+                callback = worker.periodic_callbacks.pop(callback_name, None)
                 if callback is not None:
                     callback.stop()
 
@@ -178,9 +178,9 @@ def _embedded_client(workers: int, adapt_minimum: int | None = None,
         n_workers = maximum if adapt_minimum is None else min(adapt_minimum, maximum)
         _prestart_sandboxes(n_workers)  # they load the model while the workers start
         # no memory limit on the workers: they share the caller's process (a notebook's
-        # kernel), and the analysis processes have their own per file
-        # the scheduler's HTTP server (health, metrics) on a free port either way; the
-        # dashboard's Bokeh apps only when asked for
+        # kernel), and the analysis processes have their own per file; the scheduler's
+        # HTTP server (health, metrics) on a free port either way, the dashboard's Bokeh
+        # apps only when asked for
         _local_cluster = LocalCluster(
             n_workers=n_workers, threads_per_worker=1, processes=False, memory_limit=0,
             dashboard_address=":0", scheduler_kwargs={"dashboard": dashboard})
